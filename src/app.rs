@@ -1,0 +1,184 @@
+//! Builds the HTTP application and runs it; `main` and the tests start the
+//! server the same way.
+
+use crate::auth::{AuthLayer, UsageRecorder, Verifier};
+use crate::mcp::FleetMind;
+use crate::store::Db;
+use axum::Router;
+use axum::extract::State;
+use axum::http::StatusCode;
+use axum::response::IntoResponse;
+use axum::routing::get;
+use axum::serve::ListenerExt;
+use rmcp::transport::streamable_http_server::{
+    StreamableHttpServerConfig, StreamableHttpService, session::never::NeverSessionManager,
+};
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+use tokio::net::TcpListener;
+use tokio::task::JoinHandle;
+use tokio_util::sync::CancellationToken;
+
+/// What the HTTP side needs to know.
+#[derive(Debug, Clone)]
+pub struct ServeOptions {
+    /// `Host` values accepted on `/mcp` (DNS-rebinding protection). Empty
+    /// means the loopback names only.
+    pub allowed_hosts: Vec<String>,
+    /// Browser `Origin`s accepted on `/mcp`. Empty: `Origin` is not checked
+    /// (the `Host` check and the API key still apply).
+    pub allowed_origins: Vec<String>,
+    /// How often `last_used_at` is written.
+    pub usage_flush_interval: Duration,
+}
+
+impl Default for ServeOptions {
+    fn default() -> Self {
+        Self {
+            allowed_hosts: Vec::new(),
+            allowed_origins: Vec::new(),
+            usage_flush_interval: Duration::from_secs(60),
+        }
+    }
+}
+
+/// The loopback names accepted when no host is configured.
+pub const LOOPBACK_HOSTS: [&str; 3] = ["localhost", "127.0.0.1", "::1"];
+
+/// The application and the background work it needs.
+pub struct App {
+    pub router: Router,
+    tasks: Vec<JoinHandle<()>>,
+}
+
+/// Assembles routes, the auth layer and the MCP service.
+pub fn build(db: Db, options: &ServeOptions, shutdown: &CancellationToken) -> App {
+    let usage = UsageRecorder::new();
+    let flusher = usage.spawn_flusher(db.clone(), options.usage_flush_interval, shutdown.clone());
+    let verifier = Arc::new(Verifier::new(db.clone(), usage));
+
+    let hosts: Vec<String> = if options.allowed_hosts.is_empty() {
+        LOOPBACK_HOSTS.iter().map(|h| (*h).to_owned()).collect()
+    } else {
+        options.allowed_hosts.clone()
+    };
+    // Stateless with JSON answers: any replica serves any request (no sticky
+    // sessions), and no session outlives its request.
+    let config = StreamableHttpServerConfig::default()
+        .with_legacy_session_mode(false)
+        .with_json_response(true)
+        .with_sse_keep_alive(None)
+        .with_allowed_hosts(hosts)
+        .with_allowed_origins(options.allowed_origins.clone())
+        .with_cancellation_token(shutdown.child_token());
+    let server = FleetMind::new(db.clone());
+    let mcp = StreamableHttpService::new(
+        move || Ok(server.clone()),
+        Arc::new(NeverSessionManager::default()),
+        config,
+    );
+    let mcp = tower::ServiceBuilder::new()
+        .layer(AuthLayer::new(verifier))
+        .service(mcp);
+
+    let router = Router::new()
+        .route("/healthz", get(healthz))
+        .with_state(db)
+        .route_service("/mcp", mcp)
+        .fallback(not_found);
+    App {
+        router,
+        tasks: vec![flusher],
+    }
+}
+
+async fn healthz(State(db): State<Db>) -> impl IntoResponse {
+    match db.ping().await {
+        Ok(()) => (
+            StatusCode::OK,
+            axum::Json(serde_json::json!({"status": "ok", "database": "ok"})),
+        ),
+        Err(err) => {
+            tracing::warn!(error = %err, "health check: database unreachable");
+            (
+                StatusCode::SERVICE_UNAVAILABLE,
+                axum::Json(serde_json::json!({"status": "degraded", "database": "unavailable"})),
+            )
+        }
+    }
+}
+
+async fn not_found() -> impl IntoResponse {
+    (
+        StatusCode::NOT_FOUND,
+        axum::Json(serde_json::json!({
+            "error": "not_found",
+            "message": "FleetMind serves MCP at /mcp and a health check at /healthz.",
+        })),
+    )
+}
+
+/// A server running in this process.
+pub struct RunningServer {
+    pub addr: SocketAddr,
+    shutdown: CancellationToken,
+    serve: JoinHandle<std::io::Result<()>>,
+    tasks: Vec<JoinHandle<()>>,
+}
+
+impl RunningServer {
+    /// The MCP endpoint.
+    pub fn mcp_url(&self) -> String {
+        format!("http://{}/mcp", self.addr)
+    }
+
+    /// Stops accepting, finishes what is in flight, flushes key usage.
+    pub async fn stop(self) {
+        self.shutdown.cancel();
+        let _ = self.serve.await;
+        for task in self.tasks {
+            let _ = task.await;
+        }
+    }
+
+    /// Waits until the server stops on its own (e.g. its token is cancelled).
+    pub async fn wait(self) -> std::io::Result<()> {
+        let result = self
+            .serve
+            .await
+            .unwrap_or_else(|e| Err(std::io::Error::other(e)));
+        for task in self.tasks {
+            let _ = task.await;
+        }
+        result
+    }
+}
+
+/// Serves the application on `listener` until `shutdown` is cancelled.
+pub fn start(
+    listener: TcpListener,
+    db: Db,
+    options: &ServeOptions,
+    shutdown: CancellationToken,
+) -> std::io::Result<RunningServer> {
+    let addr = listener.local_addr()?;
+    let app = build(db, options, &shutdown);
+    // Without TCP_NODELAY, small streamed answers wait ~40 ms for Nagle and
+    // delayed ACKs.
+    let listener = listener.tap_io(|tcp| {
+        let _ = tcp.set_nodelay(true);
+    });
+    let token = shutdown.clone();
+    let serve = tokio::spawn(async move {
+        axum::serve(listener, app.router)
+            .with_graceful_shutdown(async move { token.cancelled_owned().await })
+            .await
+    });
+    Ok(RunningServer {
+        addr,
+        shutdown,
+        serve,
+        tasks: app.tasks,
+    })
+}

@@ -1,0 +1,254 @@
+//! The tower layer in front of the MCP service.
+//!
+//! It reads the key from `Authorization: Bearer …` or `?api_key=…`, verifies
+//! it, removes it from the request (rmcp and every log after this point never
+//! see it), and stores the [`Caller`] in the request extensions.
+
+use super::{AuthFailure, Verifier};
+use axum::body::Body;
+use http::header::{AUTHORIZATION, CONTENT_TYPE, RETRY_AFTER, WWW_AUTHENTICATE};
+use http::{HeaderValue, Request, Response, StatusCode, Uri};
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::task::{Context, Poll};
+use tower::{Layer, Service};
+
+/// The query parameter the predecessor's clients use.
+const QUERY_PARAM: &str = "api_key";
+
+/// Adds authentication to a service.
+#[derive(Clone)]
+pub struct AuthLayer {
+    verifier: Arc<Verifier>,
+}
+
+impl AuthLayer {
+    pub fn new(verifier: Arc<Verifier>) -> Self {
+        Self { verifier }
+    }
+}
+
+impl<S> Layer<S> for AuthLayer {
+    type Service = AuthService<S>;
+
+    fn layer(&self, inner: S) -> Self::Service {
+        AuthService {
+            inner,
+            verifier: self.verifier.clone(),
+        }
+    }
+}
+
+/// The service [`AuthLayer`] produces.
+#[derive(Clone)]
+pub struct AuthService<S> {
+    inner: S,
+    verifier: Arc<Verifier>,
+}
+
+impl<S, B, ResBody> Service<Request<B>> for AuthService<S>
+where
+    S: Service<Request<B>, Response = Response<ResBody>> + Clone + Send + 'static,
+    S::Future: Send + 'static,
+    B: Send + 'static,
+    ResBody: http_body::Body<Data = bytes::Bytes> + Send + 'static,
+    ResBody::Error: Into<axum::BoxError>,
+{
+    type Response = Response<Body>;
+    type Error = S::Error;
+    type Future = Pin<Box<dyn Future<Output = Result<Self::Response, Self::Error>> + Send>>;
+
+    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
+        self.inner.poll_ready(cx)
+    }
+
+    fn call(&mut self, mut req: Request<B>) -> Self::Future {
+        // The clone that was polled ready is the one that serves this request.
+        let clone = self.inner.clone();
+        let mut inner = std::mem::replace(&mut self.inner, clone);
+        let verifier = self.verifier.clone();
+        Box::pin(async move {
+            let outcome = match take_key(&mut req) {
+                Ok(key) => verifier.verify(&key).await,
+                Err(failure) => Err(failure),
+            };
+            match outcome {
+                Ok(caller) => {
+                    tracing::debug!(user.id = %caller.user_id, key.prefix = %caller.key_prefix, "authenticated");
+                    req.extensions_mut().insert(caller);
+                    let response = inner.call(req).await?;
+                    Ok(response.map(Body::new))
+                }
+                Err(failure) => {
+                    tracing::info!(
+                        reason = failure.description(),
+                        path = req.uri().path(),
+                        "request refused"
+                    );
+                    Ok(refusal(failure))
+                }
+            }
+        })
+    }
+}
+
+/// Takes the key out of the request, wherever it was. Both places are
+/// cleared even when the key is refused.
+fn take_key<B>(req: &mut Request<B>) -> Result<String, AuthFailure> {
+    let header = req.headers_mut().remove(AUTHORIZATION);
+    let query = take_query_key(req);
+    let header = match header {
+        None => None,
+        Some(value) => Some(bearer_token(&value).ok_or(AuthFailure::Malformed)?),
+    };
+    match (header, query) {
+        (None, None) => Err(AuthFailure::Missing),
+        (Some(h), Some(q)) if h != q => Err(AuthFailure::Conflicting),
+        (Some(key), _) | (None, Some(key)) => Ok(key),
+    }
+}
+
+/// `Bearer <token>`, the scheme compared case-insensitively.
+fn bearer_token(value: &HeaderValue) -> Option<String> {
+    let value = value.to_str().ok()?.trim();
+    let (scheme, token) = value.split_once(' ')?;
+    if !scheme.eq_ignore_ascii_case("bearer") {
+        return None;
+    }
+    let token = token.trim();
+    (!token.is_empty()).then(|| token.to_owned())
+}
+
+/// Removes `api_key` from the query string and returns its value.
+fn take_query_key<B>(req: &mut Request<B>) -> Option<String> {
+    let query = req.uri().query()?;
+    if !query
+        .split('&')
+        .any(|pair| pair.split('=').next() == Some(QUERY_PARAM))
+    {
+        return None;
+    }
+    let mut key = None;
+    let mut kept = form_urlencoded::Serializer::new(String::new());
+    for (name, value) in form_urlencoded::parse(query.as_bytes()) {
+        if name == QUERY_PARAM {
+            key.get_or_insert_with(|| value.into_owned());
+        } else {
+            kept.append_pair(&name, &value);
+        }
+    }
+    let kept = kept.finish();
+    let mut parts = req.uri().clone().into_parts();
+    let path = req.uri().path();
+    let path_and_query = if kept.is_empty() {
+        path.to_owned()
+    } else {
+        format!("{path}?{kept}")
+    };
+    parts.path_and_query = path_and_query.parse().ok();
+    if let Ok(uri) = Uri::from_parts(parts) {
+        *req.uri_mut() = uri;
+    }
+    key
+}
+
+/// The answer to a request that cannot be authenticated.
+pub(crate) fn refusal(failure: AuthFailure) -> Response<Body> {
+    let (status, challenge, code, message) = match failure {
+        AuthFailure::Missing => (
+            StatusCode::UNAUTHORIZED,
+            r#"Bearer realm="fleetmind""#.to_owned(),
+            "missing_api_key",
+            "This server needs a FleetMind API key. Send it as 'Authorization: Bearer fm_...' \
+             or append '?api_key=fm_...' to the URL. An administrator creates keys with \
+             'fleetmind keys create --email you@example.com'.",
+        ),
+        AuthFailure::Unavailable => (
+            StatusCode::SERVICE_UNAVAILABLE,
+            String::new(),
+            "unavailable",
+            "The key store is unavailable right now; your key was not checked. Try again shortly.",
+        ),
+        other => (
+            StatusCode::UNAUTHORIZED,
+            format!(
+                r#"Bearer realm="fleetmind", error="invalid_token", error_description="{}""#,
+                other.description()
+            ),
+            "invalid_api_key",
+            "The API key was refused. Check that it is copied whole (fm_ and 43 more \
+             characters), and ask an administrator for a new one if it was revoked or expired.",
+        ),
+    };
+    let body = serde_json::json!({
+        "error": code,
+        "error_description": failure.description(),
+        "message": message,
+    });
+    let mut response = Response::new(Body::from(body.to_string()));
+    *response.status_mut() = status;
+    let headers = response.headers_mut();
+    headers.insert(CONTENT_TYPE, HeaderValue::from_static("application/json"));
+    if let Ok(value) = HeaderValue::from_str(&challenge)
+        && !challenge.is_empty()
+    {
+        headers.insert(WWW_AUTHENTICATE, value);
+    }
+    if status == StatusCode::SERVICE_UNAVAILABLE {
+        headers.insert(RETRY_AFTER, HeaderValue::from_static("5"));
+    }
+    response
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn request(uri: &str, auth: Option<&str>) -> Request<()> {
+        let mut builder = Request::builder().uri(uri);
+        if let Some(auth) = auth {
+            builder = builder.header(AUTHORIZATION, auth);
+        }
+        builder.body(()).unwrap()
+    }
+
+    #[test]
+    fn header_key_any_case_and_removed() {
+        for scheme in ["Bearer", "bearer", "BEARER"] {
+            let mut req = request("/mcp", Some(&format!("{scheme} fm_abc")));
+            assert_eq!(take_key(&mut req).unwrap(), "fm_abc");
+            assert!(req.headers().get(AUTHORIZATION).is_none());
+        }
+    }
+
+    #[test]
+    fn query_key_removed_other_params_kept() {
+        let mut req = request("/mcp?x=1&api_key=fm_abc&y=a%20b", None);
+        assert_eq!(take_key(&mut req).unwrap(), "fm_abc");
+        assert_eq!(req.uri().to_string(), "/mcp?x=1&y=a+b");
+        let mut req = request("/mcp?api_key=fm_abc", None);
+        assert_eq!(take_key(&mut req).unwrap(), "fm_abc");
+        assert_eq!(req.uri().to_string(), "/mcp");
+    }
+
+    #[test]
+    fn missing_conflicting_and_other_schemes() {
+        assert_eq!(
+            take_key(&mut request("/mcp", None)),
+            Err(AuthFailure::Missing)
+        );
+        assert_eq!(
+            take_key(&mut request("/mcp?api_key=fm_a", Some("Bearer fm_b"))),
+            Err(AuthFailure::Conflicting)
+        );
+        assert_eq!(
+            take_key(&mut request("/mcp", Some("Basic Zm06eA=="))),
+            Err(AuthFailure::Malformed)
+        );
+        assert_eq!(
+            take_key(&mut request("/mcp", Some("Bearer "))),
+            Err(AuthFailure::Malformed)
+        );
+    }
+}

@@ -1,0 +1,12 @@
+//! Authentication: every request to `/mcp` carries an `fm_` key, verified
+//! once in a tower layer; tools receive the verified [`Caller`].
+
+mod caller;
+mod layer;
+mod usage;
+mod verifier;
+
+pub use caller::{Caller, UserId};
+pub use layer::{AuthLayer, AuthService};
+pub use usage::UsageRecorder;
+pub use verifier::{AuthFailure, Verifier};

@@ -1,0 +1,226 @@
+//! Issuing, rotating and revoking keys: the rules shared by the CLI and the
+//! admin tools, so that both write the same rows and audit events.
+
+use crate::keys::{self, ApiKey};
+use crate::scopes::Scopes;
+use crate::store::{KeyRecord, NewKey, RevokeTarget, Store, StoreError};
+use chrono::{Duration, Utc};
+
+/// Longest lifetime a key may be given.
+pub const MAX_EXPIRES_IN_DAYS: u32 = 3650;
+/// Longest grace period of a rotation: one week.
+pub const MAX_GRACE_MINUTES: u32 = 7 * 24 * 60;
+const MAX_NAME_LEN: usize = 255;
+
+/// Why a key operation was refused.
+#[derive(Debug, thiserror::Error)]
+pub enum KeyAdminError {
+    /// The request itself is wrong; the message names the field.
+    #[error("{0}")]
+    Invalid(String),
+    /// The issuer asked for more than it holds.
+    #[error("cannot grant scopes the issuing key does not hold: {0}")]
+    Escalation(String),
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    #[error(transparent)]
+    KeyGen(#[from] keys::KeyGenError),
+}
+
+/// What a new key should be.
+#[derive(Debug, Clone)]
+pub struct CreateKey {
+    pub email: String,
+    pub name: Option<String>,
+    /// `None`: the predecessor's five default scopes.
+    pub scopes: Option<Scopes>,
+    pub expires_in_days: Option<u32>,
+    /// `cli`, `bootstrap`, or `key:<id>`.
+    pub created_by: String,
+    /// What the issuer holds; `None` for the CLI (the operator holds all).
+    pub issuer_scopes: Option<Scopes>,
+}
+
+/// A key just issued: the plaintext exists only here.
+#[derive(Debug)]
+pub struct IssuedKey {
+    pub api_key: ApiKey,
+    pub record: KeyRecord,
+}
+
+impl IssuedKey {
+    /// The JSON shape shared by `keys create --json` and `admin_create_api_key`.
+    pub fn to_json(&self) -> serde_json::Value {
+        serde_json::json!({
+            "api_key": self.api_key.expose(),
+            "key_id": self.record.key_id,
+            "user_id": self.record.user_id,
+            "email": self.record.email,
+            "name": self.record.name,
+            "key_prefix": self.record.prefix,
+            "scopes": self.record.scopes,
+            "expires_at": self.record.expires_at,
+            "created_at": self.record.created_at,
+        })
+    }
+}
+
+fn check_name(name: Option<&str>) -> Result<Option<String>, KeyAdminError> {
+    let Some(name) = name.map(str::trim).filter(|n| !n.is_empty()) else {
+        return Ok(None);
+    };
+    if name.chars().count() > MAX_NAME_LEN {
+        return Err(KeyAdminError::Invalid(format!(
+            "name is longer than {MAX_NAME_LEN} characters"
+        )));
+    }
+    if name.chars().any(char::is_control) {
+        return Err(KeyAdminError::Invalid(
+            "name contains control characters".into(),
+        ));
+    }
+    Ok(Some(name.to_owned()))
+}
+
+fn check_scopes(req: &CreateKey) -> Result<Scopes, KeyAdminError> {
+    let scopes = req.scopes.unwrap_or(Scopes::PREDECESSOR_DEFAULT);
+    if scopes.is_empty() {
+        return Err(KeyAdminError::Invalid(
+            "scopes is empty: give at least one scope".into(),
+        ));
+    }
+    if let Some(issuer) = req.issuer_scopes
+        && !issuer.covers(scopes)
+    {
+        let missing: Vec<_> = scopes.iter().filter(|s| !issuer.allows(*s)).collect();
+        let names: Vec<_> = missing.iter().map(|s| s.as_str()).collect();
+        return Err(KeyAdminError::Escalation(names.join(", ")));
+    }
+    Ok(scopes)
+}
+
+fn expiry(days: Option<u32>) -> Result<Option<chrono::DateTime<Utc>>, KeyAdminError> {
+    match days {
+        None => Ok(None),
+        Some(d) if (1..=MAX_EXPIRES_IN_DAYS).contains(&d) => {
+            Ok(Some(Utc::now() + Duration::days(i64::from(d))))
+        }
+        Some(_) => Err(KeyAdminError::Invalid(format!(
+            "expires_in_days must be between 1 and {MAX_EXPIRES_IN_DAYS}"
+        ))),
+    }
+}
+
+/// Builds the row for a new key of `email`, reusing the user id the email
+/// already has.
+async fn new_key_for(
+    db: &dyn Store,
+    email: &str,
+    name: Option<String>,
+    scopes: Scopes,
+    expires_at: Option<chrono::DateTime<Utc>>,
+    created_by: String,
+) -> Result<(ApiKey, NewKey), KeyAdminError> {
+    keys::validate_email(email).map_err(|m| KeyAdminError::Invalid(m.into()))?;
+    let email = keys::normalize_email(email);
+    let user_id = match db.user_id_for_email(&email).await? {
+        Some(existing) => existing,
+        None => keys::user_id_for_email(&email),
+    };
+    let api_key = ApiKey::generate()?;
+    let new = NewKey {
+        user_id,
+        email,
+        name,
+        hash: api_key.hash(),
+        prefix: api_key.display_prefix(),
+        scopes,
+        expires_at,
+        created_by,
+    };
+    Ok((api_key, new))
+}
+
+/// Issues a key.
+pub async fn create_key(db: &dyn Store, req: CreateKey) -> Result<IssuedKey, KeyAdminError> {
+    let name = check_name(req.name.as_deref())?;
+    let scopes = check_scopes(&req)?;
+    let expires_at = expiry(req.expires_in_days)?;
+    let (api_key, new) =
+        new_key_for(db, &req.email, name, scopes, expires_at, req.created_by).await?;
+    let record = db.insert_key(&new).await?;
+    Ok(IssuedKey { api_key, record })
+}
+
+/// On a database with no key at all, issues one admin key (once, even with
+/// several replicas starting together).
+pub async fn bootstrap_admin_key(db: &dyn Store) -> Result<Option<IssuedKey>, KeyAdminError> {
+    if db.count_keys().await? > 0 {
+        return Ok(None);
+    }
+    let (api_key, new) = new_key_for(
+        db,
+        "admin@localhost",
+        Some("first admin key".into()),
+        Scopes::admin(),
+        None,
+        "bootstrap".into(),
+    )
+    .await?;
+    Ok(db
+        .insert_first_key(&new)
+        .await?
+        .map(|record| IssuedKey { api_key, record }))
+}
+
+/// Issues a successor to `key_id` with the same owner, name and scopes; the
+/// old key keeps working for `grace_minutes`, then expires.
+pub async fn rotate_key(
+    db: &dyn Store,
+    key_id: i64,
+    grace_minutes: u32,
+    actor: String,
+    issuer_scopes: Option<Scopes>,
+) -> Result<IssuedKey, KeyAdminError> {
+    if grace_minutes > MAX_GRACE_MINUTES {
+        return Err(KeyAdminError::Invalid(format!(
+            "grace_minutes must be between 0 and {MAX_GRACE_MINUTES}"
+        )));
+    }
+    let old = db
+        .key_by_id(key_id)
+        .await?
+        .filter(|k| k.state(Utc::now()) == crate::store::KeyState::Active)
+        .ok_or(StoreError::NotFound("active key"))?;
+    if let Some(issuer) = issuer_scopes
+        && !issuer.covers(old.scopes)
+    {
+        return Err(KeyAdminError::Escalation(old.scopes.to_string()));
+    }
+    let api_key = ApiKey::generate()?;
+    let new = NewKey {
+        user_id: old.user_id.clone(),
+        email: old.email.clone(),
+        name: old.name.clone(),
+        hash: api_key.hash(),
+        prefix: api_key.display_prefix(),
+        scopes: old.scopes,
+        expires_at: old.expires_at,
+        created_by: actor,
+    };
+    let grace_end = Utc::now() + Duration::minutes(i64::from(grace_minutes));
+    let record = db.rotate_key(key_id, grace_end, &new).await?;
+    Ok(IssuedKey { api_key, record })
+}
+
+/// Revokes one key or every key of an email.
+pub async fn revoke(
+    db: &dyn Store,
+    target: RevokeTarget,
+    actor: &str,
+) -> Result<Vec<KeyRecord>, KeyAdminError> {
+    if let RevokeTarget::Email(email) = &target {
+        keys::validate_email(email).map_err(|m| KeyAdminError::Invalid(m.into()))?;
+    }
+    Ok(db.revoke_keys(&target, actor).await?)
+}

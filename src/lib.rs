@@ -1,0 +1,14 @@
+//! FleetMind MCP: a multi-tenant delivery-fleet server for AI assistants.
+//!
+//! Requests reach `/mcp` through [`auth::AuthLayer`], which verifies the
+//! `fm_` key against the [`store`] and hands the [`auth::Caller`] to the MCP
+//! tools in [`mcp`]. [`app::start`] runs it all; `main` is a thin wrapper.
+
+pub mod app;
+pub mod auth;
+pub mod cli;
+pub mod key_admin;
+pub mod keys;
+pub mod mcp;
+pub mod scopes;
+pub mod store;

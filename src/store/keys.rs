@@ -1,0 +1,154 @@
+//! The `api_keys` table and its audit trail, as seen by the rest of the server.
+
+use super::StoreError;
+use crate::keys::KeyHash;
+use crate::scopes::Scopes;
+use async_trait::async_trait;
+use chrono::{DateTime, Utc};
+use serde::Serialize;
+use std::fmt;
+
+/// One row of `api_keys`, without the hash (nothing outside the store needs it).
+#[derive(Clone, Serialize)]
+pub struct KeyRecord {
+    pub key_id: i64,
+    pub user_id: String,
+    #[serde(skip)]
+    pub email: String,
+    pub name: Option<String>,
+    /// The first 12 characters of the key, for display.
+    pub prefix: String,
+    pub scopes: Scopes,
+    pub created_at: Option<DateTime<Utc>>,
+    pub last_used_at: Option<DateTime<Utc>>,
+    pub expires_at: Option<DateTime<Utc>>,
+    pub revoked_at: Option<DateTime<Utc>>,
+    pub is_active: bool,
+    pub created_by: Option<String>,
+}
+
+/// Whether a key may be used right now.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum KeyState {
+    Active,
+    Revoked,
+    Expired,
+}
+
+impl KeyRecord {
+    pub fn state(&self, now: DateTime<Utc>) -> KeyState {
+        if !self.is_active || self.revoked_at.is_some() {
+            KeyState::Revoked
+        } else if self.expires_at.is_some_and(|at| at <= now) {
+            KeyState::Expired
+        } else {
+            KeyState::Active
+        }
+    }
+}
+
+// Emails are personal data and stay out of logs: Debug leaves them out.
+impl fmt::Debug for KeyRecord {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("KeyRecord")
+            .field("key_id", &self.key_id)
+            .field("user_id", &self.user_id)
+            .field("prefix", &self.prefix)
+            .field("scopes", &self.scopes)
+            .field("expires_at", &self.expires_at)
+            .field("is_active", &self.is_active)
+            .finish_non_exhaustive()
+    }
+}
+
+/// A key about to be stored.
+#[derive(Clone)]
+pub struct NewKey {
+    pub user_id: String,
+    pub email: String,
+    pub name: Option<String>,
+    pub hash: KeyHash,
+    pub prefix: String,
+    pub scopes: Scopes,
+    pub expires_at: Option<DateTime<Utc>>,
+    /// Who issued it: `cli`, `bootstrap`, or `key:<id>` for an admin key.
+    pub created_by: String,
+}
+
+/// Which keys to revoke.
+#[derive(Debug, Clone)]
+pub enum RevokeTarget {
+    KeyId(i64),
+    /// Every active key of this email (compared trimmed and lower-cased).
+    Email(String),
+}
+
+/// One entry of the append-only audit trail.
+#[derive(Debug, Clone, Serialize)]
+pub struct KeyEvent {
+    pub key_id: i64,
+    pub user_id: String,
+    /// `created`, `rotated`, `revoked`.
+    pub event: String,
+    /// `cli`, `bootstrap`, or `key:<id>`.
+    pub actor: String,
+    pub detail: Option<String>,
+    pub at: DateTime<Utc>,
+}
+
+/// The key operations each backend provides.
+#[async_trait]
+pub trait KeyStore: Send + Sync + 'static {
+    /// Brings the schema up to date (idempotent; safe with several replicas).
+    async fn migrate(&self) -> Result<(), StoreError>;
+
+    /// A cheap round trip, for health checks.
+    async fn ping(&self) -> Result<(), StoreError>;
+
+    /// The row whose `api_key_hash` matches, whatever its state.
+    async fn key_by_hash(&self, hash: &KeyHash) -> Result<Option<KeyRecord>, StoreError>;
+
+    async fn key_by_id(&self, key_id: i64) -> Result<Option<KeyRecord>, StoreError>;
+
+    /// The `user_id` already used by an email (compared trimmed and
+    /// lower-cased), oldest key first, so existing users keep their id.
+    async fn user_id_for_email(&self, normalized_email: &str)
+    -> Result<Option<String>, StoreError>;
+
+    /// Stores a key and its `created` event in one transaction.
+    async fn insert_key(&self, key: &NewKey) -> Result<KeyRecord, StoreError>;
+
+    /// Stores a key only if the table holds no key at all (the first start).
+    /// Returns `None` when another process got there first.
+    async fn insert_first_key(&self, key: &NewKey) -> Result<Option<KeyRecord>, StoreError>;
+
+    /// Stores `new` and limits the old key's life to `old_expires_at`, with
+    /// a `rotated` event, in one transaction.
+    async fn rotate_key(
+        &self,
+        old_key_id: i64,
+        old_expires_at: DateTime<Utc>,
+        new: &NewKey,
+    ) -> Result<KeyRecord, StoreError>;
+
+    /// Marks matching active keys revoked, with a `revoked` event each, in one
+    /// transaction; returns the keys it revoked.
+    async fn revoke_keys(
+        &self,
+        target: &RevokeTarget,
+        actor: &str,
+    ) -> Result<Vec<KeyRecord>, StoreError>;
+
+    /// Every key, newest first, optionally for one email.
+    async fn list_keys(&self, email: Option<&str>) -> Result<Vec<KeyRecord>, StoreError>;
+
+    /// How many keys exist, in any state.
+    async fn count_keys(&self) -> Result<i64, StoreError>;
+
+    /// Writes `last_used_at` for many keys at once, never moving it back.
+    async fn record_key_use(&self, uses: &[(i64, DateTime<Utc>)]) -> Result<(), StoreError>;
+
+    /// The audit trail of one key, oldest first.
+    async fn key_events(&self, key_id: i64) -> Result<Vec<KeyEvent>, StoreError>;
+}

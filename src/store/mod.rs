@@ -1,0 +1,103 @@
+//! Storage: one interface, two backends chosen by the database URL's scheme.
+//!
+//! `sqlite://PATH` (the default, an embedded file created on first start) and
+//! `postgres://…` (production; replicas share it). Each backend has its own
+//! embedded migrations under `migrations/`.
+
+mod error;
+mod keys;
+pub mod postgres;
+pub mod sqlite;
+
+pub use error::StoreError;
+pub use keys::{KeyEvent, KeyRecord, KeyState, KeyStore, NewKey, RevokeTarget};
+
+use std::sync::Arc;
+use std::time::Duration;
+
+/// Everything the server keeps in a database.
+pub trait Store: KeyStore {}
+
+impl<T: KeyStore> Store for T {}
+
+/// A shared handle to the store.
+pub type Db = Arc<dyn Store>;
+
+/// Which database a URL names.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Backend {
+    Sqlite,
+    Postgres,
+}
+
+impl Backend {
+    /// Reads the scheme; anything but SQLite or Postgres is an error, never
+    /// a silent new file.
+    pub fn from_url(url: &str) -> Result<Self, StoreError> {
+        let scheme = url.split_once(':').map(|(s, _)| s).unwrap_or("");
+        match scheme.to_ascii_lowercase().as_str() {
+            "sqlite" => Ok(Backend::Sqlite),
+            "postgres" | "postgresql" => Ok(Backend::Postgres),
+            _ => Err(StoreError::Config(format!(
+                "unsupported database URL scheme '{}': use sqlite://PATH or postgres://USER@HOST/DB",
+                scheme.chars().take(32).collect::<String>()
+            ))),
+        }
+    }
+}
+
+/// Pool settings.
+#[derive(Debug, Clone)]
+pub struct PoolOptions {
+    pub max_connections: u32,
+    pub acquire_timeout: Duration,
+}
+
+impl Default for PoolOptions {
+    fn default() -> Self {
+        Self {
+            max_connections: 8,
+            acquire_timeout: Duration::from_secs(3),
+        }
+    }
+}
+
+/// Opens the database the URL names (without running migrations).
+pub async fn connect(url: &str, pool: &PoolOptions) -> Result<Db, StoreError> {
+    Ok(match Backend::from_url(url)? {
+        Backend::Sqlite => Arc::new(sqlite::SqliteStore::connect(url, pool).await?),
+        Backend::Postgres => Arc::new(postgres::PgStore::connect(url, pool).await?),
+    })
+}
+
+/// Opens the database and brings its schema up to date.
+pub async fn open(url: &str, pool: &PoolOptions) -> Result<Db, StoreError> {
+    let db = connect(url, pool).await?;
+    db.migrate().await?;
+    Ok(db)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn scheme_picks_the_backend() {
+        assert_eq!(
+            Backend::from_url("sqlite://fleetmind.db").unwrap(),
+            Backend::Sqlite
+        );
+        assert_eq!(
+            Backend::from_url("postgres://u@h/db").unwrap(),
+            Backend::Postgres
+        );
+        assert_eq!(
+            Backend::from_url("postgresql://u@h/db").unwrap(),
+            Backend::Postgres
+        );
+        for bad in ["mysql://x", "fleetmind.db", "", "file:foo"] {
+            let err = Backend::from_url(bad).unwrap_err().to_string();
+            assert!(err.contains("unsupported database URL scheme"), "{err}");
+        }
+    }
+}
