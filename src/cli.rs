@@ -390,8 +390,8 @@ fn print_key_table(keys: &[KeyRecord]) {
     }
     let now = chrono::Utc::now();
     println!(
-        "{:>6}  {:<18}  {:<13}  {:<8}  {:<20}  {:<20}  {}",
-        "KEY_ID", "USER_ID", "PREFIX", "STATE", "LAST_USED", "EXPIRES", "SCOPES"
+        "{:>6}  {:<18}  {:<13}  {:<8}  {:<20}  {:<20}  SCOPES",
+        "KEY_ID", "USER_ID", "PREFIX", "STATE", "LAST_USED", "EXPIRES"
     );
     let when = |t: Option<chrono::DateTime<chrono::Utc>>| {
         t.map(|t| t.format("%Y-%m-%d %H:%M:%S").to_string())

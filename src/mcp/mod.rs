@@ -1,12 +1,21 @@
 //! The MCP server: tools, resources and prompts, each call made as the
 //! verified [`Caller`](crate::auth::Caller).
 
+pub mod policy;
 mod whoami;
 
+use crate::auth::Caller;
 use crate::store::Db;
+use policy::Denied;
 use rmcp::handler::server::router::tool::ToolRouter;
-use rmcp::model::{Implementation, ServerCapabilities, ServerConfig};
-use rmcp::{ServerHandler, tool_handler};
+use rmcp::handler::server::tool::ToolCallContext;
+use rmcp::model::{
+    CacheScope, CallToolRequestParams, CallToolResponse, CallToolResult, Implementation,
+    ListToolsResult, PaginatedRequestParams, ProtocolVersion, ResultType, ServerCapabilities,
+    ServerConfig,
+};
+use rmcp::service::RequestContext;
+use rmcp::{ErrorData, RoleServer, ServerHandler, tool_handler};
 use std::sync::Arc;
 
 /// One instance per MCP connection (rmcp asks a factory for it); everything
@@ -31,10 +40,74 @@ impl FleetMind {
     fn all_tools() -> ToolRouter<Self> {
         Self::whoami_router()
     }
+
+    /// The names of every tool the router serves (for tests of the policy table).
+    pub fn tool_names() -> Vec<String> {
+        Self::all_tools()
+            .list_all()
+            .into_iter()
+            .map(|tool| tool.name.into_owned())
+            .collect()
+    }
 }
 
 #[tool_handler(router = self.tool_router)]
 impl ServerHandler for FleetMind {
+    /// Refuses a tool the key's scopes do not allow, as a tool error that
+    /// names the missing scope; otherwise runs it.
+    async fn call_tool(
+        &self,
+        request: CallToolRequestParams,
+        context: RequestContext<RoleServer>,
+    ) -> Result<CallToolResponse, ErrorData> {
+        let caller = Caller::from_request_context(&context)?;
+        match policy::check(&caller, &request.name) {
+            Ok(()) => {}
+            Err(Denied::UnknownTool) => {
+                return Err(ErrorData::invalid_params(
+                    format!("unknown tool '{}'", truncate(&request.name, 64)),
+                    None,
+                ));
+            }
+            Err(Denied::MissingScope(scope)) => {
+                return Ok(CallToolResult::error(vec![rmcp::model::ContentBlock::text(format!(
+                    "permission denied: the tool '{}' needs the '{scope}' scope, which this API key does not have",
+                    request.name
+                ))])
+                .into());
+            }
+        }
+        let tcc = ToolCallContext::new(self, request, context);
+        self.tool_router.call(tcc).await
+    }
+
+    /// Lists only the tools this key may call.
+    async fn list_tools(
+        &self,
+        _request: Option<PaginatedRequestParams>,
+        context: RequestContext<RoleServer>,
+    ) -> Result<ListToolsResult, ErrorData> {
+        let caller = Caller::from_request_context(&context)?;
+        let tools = self
+            .tool_router
+            .list_all()
+            .into_iter()
+            .filter(|tool| policy::check(&caller, &tool.name).is_ok())
+            .collect();
+        let cache_hints = context
+            .protocol_version()
+            .is_some_and(|version| version >= ProtocolVersion::V_2026_07_28);
+        Ok(ListToolsResult {
+            result_type: Some(ResultType::COMPLETE),
+            tools,
+            meta: None,
+            next_cursor: None,
+            ttl_ms: cache_hints.then_some(0),
+            // The list depends on the key: never share it between callers.
+            cache_scope: cache_hints.then_some(CacheScope::Private),
+        })
+    }
+
     fn get_info(&self) -> ServerConfig {
         ServerConfig::new(ServerCapabilities::builder().enable_tools().build())
             .with_server_info(Implementation::new("fleetmind", env!("CARGO_PKG_VERSION")))
@@ -43,4 +116,9 @@ impl ServerHandler for FleetMind {
                  Every call acts on the data of the API key's owner only.",
             )
     }
+}
+
+/// At most `max` characters of `s`, for echoing untrusted names in errors.
+fn truncate(s: &str, max: usize) -> String {
+    s.chars().take(max).collect()
 }

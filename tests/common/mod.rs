@@ -1,0 +1,236 @@
+//! Shared test support: real databases (a fresh SQLite file or a fresh
+//! Postgres database per test), the real server on 127.0.0.1:0, and the real
+//! rmcp client.
+//!
+//! Postgres: `FLEETMIND_TEST_PG` (default `postgres://postgres@127.0.0.1:5432/postgres`)
+//! names a server where the tests may create databases. Under `CI=true` (or
+//! with `FLEETMIND_REQUIRE_PG=1`) an unreachable Postgres fails the test;
+//! otherwise the Postgres half is skipped with a loud message.
+#![allow(dead_code)]
+
+use fleetmind::app::{self, RunningServer, ServeOptions};
+use fleetmind::key_admin::{self, CreateKey, IssuedKey};
+use fleetmind::scopes::Scopes;
+use fleetmind::store::{self, Backend, Db, PoolOptions};
+use rmcp::model::{CallToolRequestParams, ClientConfig};
+use rmcp::service::RunningService;
+use rmcp::transport::StreamableHttpClientTransport;
+use rmcp::transport::streamable_http_client::StreamableHttpClientTransportConfig;
+use rmcp::{RoleClient, ServiceExt};
+use sqlx::Connection;
+use std::future::Future;
+use tokio_util::sync::CancellationToken;
+
+/// A database for one test; dropped (Postgres) or deleted (SQLite) after.
+pub struct TestDb {
+    pub db: Db,
+    pub url: String,
+    pub backend: Backend,
+    _dir: Option<tempfile::TempDir>,
+    pg_name: Option<String>,
+}
+
+impl Drop for TestDb {
+    fn drop(&mut self) {
+        // Drop the per-test Postgres database. Drop cannot be async, so a
+        // short-lived thread with its own runtime does it (FORCE ends the
+        // pool's connections). Leftovers of killed runs are removed by
+        // `.ci/run` (they are all named fm_test_*).
+        let Some(name) = self.pg_name.take() else {
+            return;
+        };
+        let admin = pg_admin_url();
+        let _ = std::thread::spawn(move || {
+            let Ok(rt) = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+            else {
+                return;
+            };
+            rt.block_on(async move {
+                if let Ok(mut conn) = sqlx::PgConnection::connect(&admin).await {
+                    let _ = sqlx::query(&format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)"))
+                        .execute(&mut conn)
+                        .await;
+                }
+            });
+        })
+        .join();
+    }
+}
+
+pub fn pg_admin_url() -> String {
+    std::env::var("FLEETMIND_TEST_PG")
+        .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/postgres".into())
+}
+
+fn pg_required() -> bool {
+    std::env::var("CI").is_ok_and(|v| v == "true" || v == "1")
+        || std::env::var("FLEETMIND_REQUIRE_PG").is_ok_and(|v| v == "1")
+}
+
+/// A fresh, migrated SQLite file.
+pub async fn sqlite_db() -> TestDb {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let url = format!("sqlite://{}", dir.path().join("fleetmind.db").display());
+    let db = store::open(&url, &PoolOptions::default())
+        .await
+        .expect("open sqlite");
+    TestDb {
+        db,
+        url,
+        backend: Backend::Sqlite,
+        _dir: Some(dir),
+        pg_name: None,
+    }
+}
+
+/// A URL to a fresh, empty Postgres database, or `None` when Postgres is not
+/// reachable and not required.
+pub async fn fresh_pg_url() -> Option<String> {
+    let admin = pg_admin_url();
+    let mut conn = match sqlx::PgConnection::connect(&admin).await {
+        Ok(conn) => conn,
+        Err(err) => {
+            if pg_required() {
+                panic!(
+                    "Postgres is required (CI=true) but unreachable at FLEETMIND_TEST_PG: {err}"
+                );
+            }
+            eprintln!("SKIPPED (Postgres half): Postgres unreachable: {err}");
+            return None;
+        }
+    };
+    let name = format!("fm_test_{}", uuid_like());
+    sqlx::query(&format!("CREATE DATABASE {name}"))
+        .execute(&mut conn)
+        .await
+        .expect("create test database");
+    let base = admin.rsplit_once('/').map(|(b, _)| b).unwrap_or(&admin);
+    Some(format!("{base}/{name}"))
+}
+
+/// A fresh, migrated Postgres database, or `None` (see [`fresh_pg_url`]).
+pub async fn pg_db() -> Option<TestDb> {
+    let url = fresh_pg_url().await?;
+    let db = store::open(&url, &PoolOptions::default())
+        .await
+        .expect("open postgres");
+    let name = url.rsplit('/').next().map(str::to_owned);
+    Some(TestDb {
+        db,
+        url,
+        backend: Backend::Postgres,
+        _dir: None,
+        pg_name: name,
+    })
+}
+
+/// Runs the same test body on SQLite and on Postgres.
+pub async fn on_both_backends<F, Fut>(test: F)
+where
+    F: Fn(TestDb) -> Fut,
+    Fut: Future<Output = ()>,
+{
+    test(sqlite_db().await).await;
+    if let Some(pg) = pg_db().await {
+        test(pg).await;
+    }
+}
+
+fn uuid_like() -> String {
+    use std::sync::atomic::{AtomicU64, Ordering};
+    static COUNTER: AtomicU64 = AtomicU64::new(0);
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_nanos())
+        .unwrap_or(0);
+    format!(
+        "{}_{}_{}",
+        std::process::id(),
+        nanos % 1_000_000_000_000,
+        COUNTER.fetch_add(1, Ordering::Relaxed)
+    )
+}
+
+/// Issues a key through the same path as the CLI.
+pub async fn issue_key(db: &Db, email: &str, scopes: Option<Scopes>) -> IssuedKey {
+    key_admin::create_key(
+        db.as_ref(),
+        CreateKey {
+            email: email.into(),
+            name: None,
+            scopes,
+            expires_in_days: None,
+            created_by: "cli".into(),
+            issuer_scopes: None,
+        },
+    )
+    .await
+    .expect("issue key")
+}
+
+/// The real server on 127.0.0.1:0.
+pub async fn start_server(db: Db) -> RunningServer {
+    start_server_with(db, ServeOptions::default()).await
+}
+
+pub async fn start_server_with(db: Db, options: ServeOptions) -> RunningServer {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind");
+    app::start(listener, db, &options, CancellationToken::new()).expect("start server")
+}
+
+pub type Client = RunningService<RoleClient, ClientConfig>;
+
+/// The real rmcp client, sending `key` as `Authorization: Bearer`.
+pub async fn connect(url: &str, key: &str) -> Result<Client, String> {
+    let transport = StreamableHttpClientTransport::from_config(
+        StreamableHttpClientTransportConfig::with_uri(url.to_owned()).auth_header(key.to_owned()),
+    );
+    ClientConfig::default()
+        .serve(transport)
+        .await
+        .map_err(|e| e.to_string())
+}
+
+/// The real rmcp client, with no key or the key in the URL.
+pub async fn connect_url(url: &str) -> Result<Client, String> {
+    let transport = StreamableHttpClientTransport::from_config(
+        StreamableHttpClientTransportConfig::with_uri(url.to_owned()),
+    );
+    ClientConfig::default()
+        .serve(transport)
+        .await
+        .map_err(|e| e.to_string())
+}
+
+/// Calls a tool and returns its structured content (or the text parsed as
+/// JSON), and whether it was an error.
+pub async fn call(
+    client: &Client,
+    tool: &str,
+    args: serde_json::Value,
+) -> (serde_json::Value, bool) {
+    let args = match args {
+        serde_json::Value::Object(map) => map,
+        serde_json::Value::Null => Default::default(),
+        other => panic!("tool arguments must be an object, got {other}"),
+    };
+    let result = client
+        .call_tool(CallToolRequestParams::new(tool.to_owned()).with_arguments(args))
+        .await
+        .unwrap_or_else(|e| panic!("{tool}: protocol error {e}"));
+    let is_error = result.is_error == Some(true);
+    let value = result.structured_content.clone().unwrap_or_else(|| {
+        let text = result
+            .content
+            .iter()
+            .filter_map(|c| c.as_text().map(|t| t.text.clone()))
+            .collect::<Vec<_>>()
+            .join("\n");
+        serde_json::from_str(&text).unwrap_or(serde_json::Value::String(text))
+    });
+    (value, is_error)
+}
