@@ -1,6 +1,7 @@
 //! The MCP server: tools, resources and prompts, each call made as the
 //! verified [`Caller`](crate::auth::Caller).
 
+mod admin;
 pub mod policy;
 mod whoami;
 
@@ -38,7 +39,7 @@ impl FleetMind {
 
     /// Every tool of the server, built once.
     fn all_tools() -> ToolRouter<Self> {
-        Self::whoami_router()
+        Self::whoami_router() + Self::admin_router()
     }
 
     /// The names of every tool the router serves (for tests of the policy table).

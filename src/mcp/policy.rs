@@ -14,7 +14,14 @@ pub enum Access {
 
 /// Every tool the server offers and what it needs. A tool missing here is
 /// refused to everyone (a test checks that the table and the router agree).
-pub const TOOL_ACCESS: &[(&str, Access)] = &[("whoami", Access::AnyKey)];
+pub const TOOL_ACCESS: &[(&str, Access)] = &[
+    ("whoami", Access::AnyKey),
+    // Key administration.
+    ("admin_create_api_key", Access::Needs(Scope::Admin)),
+    ("admin_list_api_keys", Access::Needs(Scope::Admin)),
+    ("admin_revoke_api_key", Access::Needs(Scope::Admin)),
+    ("admin_rotate_api_key", Access::Needs(Scope::Admin)),
+];
 
 /// What `tool` requires, or `None` if the server has no such tool.
 pub fn access_for(tool: &str) -> Option<Access> {

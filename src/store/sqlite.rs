@@ -204,12 +204,16 @@ impl KeyStore for SqliteStore {
             "UPDATE api_keys SET expires_at = CASE \
                WHEN expires_at IS NOT NULL AND expires_at < $2 THEN expires_at ELSE $2 END \
              WHERE key_id = $1 AND is_active = 1 AND revoked_at IS NULL \
+               AND (expires_at IS NULL OR expires_at > $3) \
              RETURNING ",
             key_columns!(),
             ""
         ))
         .bind(old_key_id)
         .bind(old_expires_at)
+        // An expired key has no successor, even if it expired after the
+        // caller looked at it.
+        .bind(Utc::now())
         .fetch_optional(&mut *tx)
         .await?;
         let Some(old) = old.as_ref().map(key_from_row).transpose()? else {

@@ -1,0 +1,323 @@
+//! The admin tools: issuing, listing, revoking and rotating API keys over
+//! MCP. Only keys with the `admin` scope reach them (see `policy.rs`). They
+//! go through [`key_admin`], like the CLI, so both write the same rows and
+//! the same audit events; the actor of every event is `key:<id>` of the
+//! calling key.
+
+mod args;
+mod views;
+
+use super::FleetMind;
+use crate::auth::Caller;
+use crate::key_admin::{self, CreateKey, KeyAdminError, MAX_EXPIRES_IN_DAYS, MAX_GRACE_MINUTES};
+use crate::keys;
+use crate::store::{RevokeTarget, StoreError};
+use args::Args;
+use chrono::Utc;
+use rmcp::handler::server::tool::{IntoCallToolResult, schema_for_input};
+use rmcp::model::{CallToolResponse, CallToolResult, ContentBlock, JsonObject};
+use rmcp::{ErrorData, Json, schemars, tool, tool_router};
+use std::sync::Arc;
+use views::{CreatedKey, KeyList, KeyView, Revoked, RotatedKey, SECRET_WARNING};
+
+/// Why an admin tool did nothing.
+enum Failure {
+    /// The request is wrong; the text names the field. A tool error, so the
+    /// assistant can read it and correct itself.
+    Input(String),
+    /// The store failed; a protocol error without internal details.
+    Unavailable,
+}
+
+impl From<String> for Failure {
+    fn from(message: String) -> Self {
+        Failure::Input(message)
+    }
+}
+
+impl From<KeyAdminError> for Failure {
+    fn from(err: KeyAdminError) -> Self {
+        match err {
+            KeyAdminError::Invalid(message) => Failure::Input(message),
+            KeyAdminError::Escalation(names) => Failure::Input(format!(
+                "scopes: cannot grant {names}: a key can only grant scopes its issuer holds"
+            )),
+            KeyAdminError::Store(err) => err.into(),
+            KeyAdminError::KeyGen(err) => {
+                tracing::error!(error = %err, "admin tool: key generation failed");
+                Failure::Unavailable
+            }
+        }
+    }
+}
+
+impl From<StoreError> for Failure {
+    fn from(err: StoreError) -> Self {
+        tracing::error!(
+            error = %err,
+            cause = ?std::error::Error::source(&err).map(ToString::to_string),
+            "admin tool: key store failed"
+        );
+        Failure::Unavailable
+    }
+}
+
+impl IntoCallToolResult for Failure {
+    fn into_call_tool_result(self) -> Result<CallToolResponse, ErrorData> {
+        match self {
+            Failure::Input(message) => {
+                Ok(CallToolResult::error(vec![ContentBlock::text(message)]).into())
+            }
+            Failure::Unavailable => Err(ErrorData::internal_error(
+                "the key store is unavailable; nothing was changed, try again shortly",
+                None,
+            )),
+        }
+    }
+}
+
+/// The input schema of a tool, from a type that only describes it: the
+/// fields are read by [`Args`] so that each mistake names its field.
+fn input_schema<T: schemars::JsonSchema + 'static>() -> Arc<JsonObject> {
+    schema_for_input::<T>().unwrap_or_else(|e| {
+        // Built once at start-up from fixed types: a bad schema is a bug.
+        panic!(
+            "invalid input schema for {}: {e}",
+            std::any::type_name::<T>()
+        )
+    })
+}
+
+fn actor(caller: &Caller) -> String {
+    format!("key:{}", caller.key_id)
+}
+
+fn no_active_key(field: &str) -> Failure {
+    Failure::Input(format!(
+        "{field}: no active key matches; nothing was changed"
+    ))
+}
+
+#[allow(dead_code, reason = "describes the input schema only")]
+#[derive(schemars::JsonSchema)]
+#[schemars(deny_unknown_fields)]
+struct CreateKeyInput {
+    /// Email of the key's owner. Keys of one email share one tenant (user_id);
+    /// a new email gets a new tenant.
+    email: String,
+    /// A label for the key, at most 255 characters.
+    #[schemars(length(max = 255))]
+    name: Option<String>,
+    /// Scopes to grant: orders:read, orders:write, drivers:read, drivers:write,
+    /// assignments:read, assignments:manage, admin. Default: orders:read,
+    /// orders:write, drivers:read, drivers:write, assignments:manage. Never
+    /// more than the calling key holds.
+    scopes: Option<Vec<String>>,
+    /// Days until the key stops working (1 to 3650). Default: never.
+    #[schemars(range(min = 1, max = 3650))]
+    expires_in_days: Option<u32>,
+}
+
+#[allow(dead_code, reason = "describes the input schema only")]
+#[derive(schemars::JsonSchema)]
+#[schemars(deny_unknown_fields)]
+struct ListKeysInput {
+    /// Only the keys of this email.
+    email: Option<String>,
+}
+
+#[allow(dead_code, reason = "describes the input schema only")]
+#[derive(schemars::JsonSchema)]
+#[schemars(deny_unknown_fields)]
+struct RevokeKeyInput {
+    /// The key to revoke. Give this or email, not both.
+    key_id: Option<i64>,
+    /// Revoke every active key of this email. Give this or key_id, not both.
+    email: Option<String>,
+}
+
+#[allow(dead_code, reason = "describes the input schema only")]
+#[derive(schemars::JsonSchema)]
+#[schemars(deny_unknown_fields)]
+struct RotateKeyInput {
+    /// The key to replace.
+    key_id: i64,
+    /// Minutes the old key keeps working (0 to 10080); 0 ends it now.
+    #[schemars(range(min = 0, max = 10080))]
+    grace_minutes: u32,
+}
+
+#[tool_router(router = admin_router, vis = "pub(super)")]
+impl FleetMind {
+    #[tool(
+        description = "Admin: issue a new API key for an email. The key is returned once, in \
+                       `api_key`: store it right away, it cannot be shown again. Scopes default \
+                       to the five fleet scopes and can never exceed your own key's.",
+        input_schema = input_schema::<CreateKeyInput>(),
+        annotations(
+            read_only_hint = false,
+            destructive_hint = false,
+            idempotent_hint = false,
+            open_world_hint = false
+        )
+    )]
+    async fn admin_create_api_key(
+        &self,
+        caller: Caller,
+        args: JsonObject,
+    ) -> Result<Json<CreatedKey>, Failure> {
+        let args = Args::new(args, &["email", "name", "scopes", "expires_in_days"])?;
+        let request = CreateKey {
+            email: args.str("email")?,
+            name: args.opt_str("name")?,
+            scopes: args.opt_scopes("scopes")?,
+            expires_in_days: args
+                .opt_int("expires_in_days", 1..=i64::from(MAX_EXPIRES_IN_DAYS))?
+                .and_then(|d| u32::try_from(d).ok()),
+            created_by: actor(&caller),
+            issuer_scopes: Some(caller.scopes),
+        };
+        let issued = key_admin::create_key(self.db.as_ref(), request).await?;
+        tracing::info!(
+            actor.key_id = caller.key_id,
+            key.id = issued.record.key_id,
+            "admin tool: api key created"
+        );
+        Ok(Json(CreatedKey {
+            api_key: issued.api_key.expose().to_owned(),
+            warning: SECRET_WARNING.into(),
+            key: KeyView::of(&issued.record, Utc::now()),
+        }))
+    }
+
+    #[tool(
+        description = "Admin: list API keys (all, or one email's), newest first, with prefix, \
+                       scopes, state (active, revoked, expired), creation, last use and expiry. \
+                       Never shows keys or their hashes.",
+        input_schema = input_schema::<ListKeysInput>(),
+        annotations(read_only_hint = true, open_world_hint = false)
+    )]
+    async fn admin_list_api_keys(&self, args: JsonObject) -> Result<Json<KeyList>, Failure> {
+        let args = Args::new(args, &["email"])?;
+        let email = args.opt_str("email")?;
+        if let Some(email) = &email {
+            keys::validate_email(email).map_err(String::from)?;
+        }
+        let now = Utc::now();
+        let keys: Vec<_> = self
+            .db
+            .list_keys(email.as_deref())
+            .await?
+            .iter()
+            .map(|key| KeyView::of(key, now))
+            .collect();
+        Ok(Json(KeyList {
+            count: keys.len(),
+            keys,
+        }))
+    }
+
+    #[tool(
+        description = "Admin: revoke one API key (key_id) or every active key of an email \
+                       (email); give exactly one. Revoked keys are refused at once. Returns \
+                       the keys revoked.",
+        input_schema = input_schema::<RevokeKeyInput>(),
+        annotations(
+            read_only_hint = false,
+            destructive_hint = true,
+            idempotent_hint = true,
+            open_world_hint = false
+        )
+    )]
+    async fn admin_revoke_api_key(
+        &self,
+        caller: Caller,
+        args: JsonObject,
+    ) -> Result<Json<Revoked>, Failure> {
+        let args = Args::new(args, &["key_id", "email"])?;
+        let (target, field) = match (args.has("key_id"), args.has("email")) {
+            (true, false) => (
+                RevokeTarget::KeyId(args.int("key_id", 1..=i64::MAX)?),
+                "key_id",
+            ),
+            (false, true) => (RevokeTarget::Email(args.str("email")?), "email"),
+            _ => {
+                return Err(Failure::Input("give exactly one of key_id or email".into()));
+            }
+        };
+        let revoked = match key_admin::revoke(self.db.as_ref(), target, &actor(&caller)).await {
+            Err(KeyAdminError::Store(StoreError::NotFound(_))) => Vec::new(),
+            other => other?,
+        };
+        if revoked.is_empty() {
+            return Err(no_active_key(field));
+        }
+        tracing::info!(
+            actor.key_id = caller.key_id,
+            keys = revoked.len(),
+            "admin tool: api keys revoked"
+        );
+        let now = Utc::now();
+        let revoked: Vec<_> = revoked.iter().map(|key| KeyView::of(key, now)).collect();
+        Ok(Json(Revoked {
+            count: revoked.len(),
+            revoked,
+        }))
+    }
+
+    #[tool(
+        description = "Admin: rotate an API key. Issues a successor with the same owner, name, \
+                       scopes and expiry, returned once in `api_key` (store it right away); the \
+                       old key keeps working for grace_minutes (0 ends it now), then is refused.",
+        input_schema = input_schema::<RotateKeyInput>(),
+        annotations(
+            read_only_hint = false,
+            destructive_hint = true,
+            idempotent_hint = false,
+            open_world_hint = false
+        )
+    )]
+    async fn admin_rotate_api_key(
+        &self,
+        caller: Caller,
+        args: JsonObject,
+    ) -> Result<Json<RotatedKey>, Failure> {
+        let args = Args::new(args, &["key_id", "grace_minutes"])?;
+        let key_id = args.int("key_id", 1..=i64::MAX)?;
+        let grace_minutes = args.int("grace_minutes", 0..=i64::from(MAX_GRACE_MINUTES))?;
+        let grace_minutes = u32::try_from(grace_minutes).unwrap_or(MAX_GRACE_MINUTES);
+        let issued = match key_admin::rotate_key(
+            self.db.as_ref(),
+            key_id,
+            grace_minutes,
+            actor(&caller),
+            Some(caller.scopes),
+        )
+        .await
+        {
+            Err(KeyAdminError::Store(StoreError::NotFound(_))) => {
+                return Err(no_active_key("key_id"));
+            }
+            other => other?,
+        };
+        tracing::info!(
+            actor.key_id = caller.key_id,
+            key.id = key_id,
+            new_key.id = issued.record.key_id,
+            "admin tool: api key rotated"
+        );
+        let now = Utc::now();
+        let old = self
+            .db
+            .key_by_id(key_id)
+            .await?
+            .ok_or(StoreError::NotFound("key"))?;
+        Ok(Json(RotatedKey {
+            api_key: issued.api_key.expose().to_owned(),
+            warning: SECRET_WARNING.into(),
+            old_key_valid_until: old.expires_at.map(|at| at.to_rfc3339()),
+            new_key: KeyView::of(&issued.record, now),
+            old_key: KeyView::of(&old, now),
+        }))
+    }
+}
