@@ -12,12 +12,7 @@ use tokio_util::sync::CancellationToken;
 
 /// FleetMind MCP: a delivery-fleet MCP server for many customers at once.
 #[derive(Debug, Parser)]
-#[command(
-    name = "fleetmind",
-    version,
-    about,
-    args_conflicts_with_subcommands = true
-)]
+#[command(name = "fleetmind", version, about)]
 pub struct Cli {
     #[command(flatten)]
     pub global: GlobalArgs,
@@ -197,10 +192,11 @@ async fn serve(global: &GlobalArgs, pool: &PoolOptions, args: ServeArgs) -> Resu
     };
     let shutdown = CancellationToken::new();
     let server = app::start(listener, db, &options, shutdown.clone())?;
+    let signal = shutdown_signal();
     println!("FleetMind MCP listening on {url}");
     tracing::info!(%addr, "serving");
     tokio::spawn(async move {
-        wait_for_signal().await;
+        signal.await;
         tracing::info!("shutting down");
         shutdown.cancel();
     });
@@ -220,19 +216,23 @@ fn client_addr(addr: SocketAddr) -> SocketAddr {
     addr
 }
 
-async fn wait_for_signal() {
+/// Installs the SIGTERM/Ctrl-C handlers now (so a signal that arrives right
+/// after start-up is not fatal) and returns a future that resolves on either.
+fn shutdown_signal() -> impl std::future::Future<Output = ()> {
     #[cfg(unix)]
-    {
-        use tokio::signal::unix::{SignalKind, signal};
-        if let Ok(mut term) = signal(SignalKind::terminate()) {
+    let term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()).ok();
+    let ctrl_c = tokio::signal::ctrl_c();
+    async move {
+        #[cfg(unix)]
+        if let Some(mut term) = term {
             tokio::select! {
-                _ = tokio::signal::ctrl_c() => {}
+                _ = ctrl_c => {}
                 _ = term.recv() => {}
             }
             return;
         }
+        let _ = ctrl_c.await;
     }
-    let _ = tokio::signal::ctrl_c().await;
 }
 
 /// The Claude Desktop entry for a key, in the header form (the key in an
