@@ -243,9 +243,11 @@ fn serve(db_url: &str, stderr: &std::path::Path, log: &str) -> Served {
     });
     let mut lines = Vec::new();
     loop {
-        let line = rx
-            .recv_timeout(Duration::from_secs(20))
-            .expect("server printed its address");
+        let Ok(line) = rx.recv_timeout(Duration::from_secs(20)) else {
+            let _ = child.kill();
+            let _ = child.wait();
+            panic!("the server did not print its address: {lines:?}");
+        };
         if let Some(url) = line.strip_prefix("FleetMind MCP listening on ") {
             let url = url.trim().to_owned();
             lines.push(line);
