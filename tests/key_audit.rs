@@ -1,0 +1,184 @@
+//! The audit trail of key events: written by the CLI (actor `cli`) as by the
+//! admin tools, and append-only in the database itself on both backends.
+
+mod common;
+mod key_support;
+
+use common::*;
+use fleetmind::store::{Backend, RevokeTarget};
+use key_support::leaks_secret;
+use serde_json::Value;
+use sqlx::Connection;
+
+/// Runs the real `fleetmind` binary against the test database.
+async fn fleetmind(database_url: &str, args: &[&str]) -> String {
+    let mut command = std::process::Command::new(env!("CARGO_BIN_EXE_fleetmind"));
+    // The flag goes after the subcommand: before it, clap takes it as a
+    // `serve` flag and refuses the subcommand.
+    command
+        .args(args)
+        .arg("--database-url")
+        .arg(database_url)
+        .env_remove("DATABASE_URL");
+    let what = args.join(" ");
+    let output = tokio::task::spawn_blocking(move || command.output())
+        .await
+        .expect("join")
+        .expect("run fleetmind");
+    assert!(
+        output.status.success(),
+        "fleetmind {what}: {}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    String::from_utf8(output.stdout).expect("utf-8 output")
+}
+
+fn json(out: &str) -> Value {
+    serde_json::from_str(out.trim()).unwrap_or_else(|e| panic!("not JSON ({e}): {out}"))
+}
+
+#[tokio::test]
+async fn cli_key_commands_are_audited_with_actor_cli() {
+    on_both_backends(|t| async move {
+        let created = json(
+            &fleetmind(
+                &t.url,
+                &[
+                    "keys",
+                    "create",
+                    "--email",
+                    "cli@example.com",
+                    "--scopes",
+                    "orders:read",
+                    "--json",
+                ],
+            )
+            .await,
+        );
+        let key_id = created["key_id"].as_i64().expect("key_id");
+        assert_eq!(created["scopes"], serde_json::json!(["orders:read"]));
+        assert!(
+            created["api_key"]
+                .as_str()
+                .is_some_and(|k| k.starts_with("fm_"))
+        );
+
+        let listed = fleetmind(&t.url, &["keys", "list", "--json"]).await;
+        assert_eq!(leaks_secret(&listed), None, "{listed}");
+        let rows = json(&listed);
+        let row = rows
+            .as_array()
+            .expect("array")
+            .iter()
+            .find(|r| r["key_id"] == key_id)
+            .expect("listed");
+        assert_eq!(row["state"], "active");
+
+        let rotated = json(
+            &fleetmind(
+                &t.url,
+                &[
+                    "keys",
+                    "rotate",
+                    "--key-id",
+                    &key_id.to_string(),
+                    "--grace-minutes",
+                    "5",
+                    "--json",
+                ],
+            )
+            .await,
+        );
+        let successor = rotated["key_id"].as_i64().expect("key_id");
+        fleetmind(
+            &t.url,
+            &["keys", "revoke", "--key-id", &successor.to_string()],
+        )
+        .await;
+
+        let trail = |id| {
+            let db = t.db.clone();
+            async move {
+                db.key_events(id)
+                    .await
+                    .expect("events")
+                    .into_iter()
+                    .map(|e| (e.event, e.actor))
+                    .collect::<Vec<_>>()
+            }
+        };
+        let s = |a: &str, b: &str| (a.to_owned(), b.to_owned());
+        assert_eq!(
+            trail(key_id).await,
+            vec![s("created", "cli"), s("rotated", "cli")]
+        );
+        assert_eq!(
+            trail(successor).await,
+            vec![s("created", "cli"), s("revoked", "cli")]
+        );
+        let listed = json(
+            &fleetmind(
+                &t.url,
+                &["keys", "list", "--json", "--email", "cli@example.com"],
+            )
+            .await,
+        );
+        let states: Vec<_> = listed
+            .as_array()
+            .expect("array")
+            .iter()
+            .map(|r| r["state"].as_str().expect("state").to_owned())
+            .collect();
+        assert_eq!(states, ["revoked", "active"]);
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn the_audit_table_refuses_update_delete_and_truncate() {
+    on_both_backends(|t| async move {
+        let key = issue_key(&t.db, "audit@example.com", None).await;
+        fleetmind::key_admin::revoke(t.db.as_ref(), RevokeTarget::KeyId(key.record.key_id), "cli")
+            .await
+            .expect("revoke");
+        let before = t.db.key_events(key.record.key_id).await.expect("events");
+        assert_eq!(before.len(), 2);
+
+        let mut statements = vec![
+            "UPDATE api_key_events SET actor = 'someone else'",
+            "DELETE FROM api_key_events",
+        ];
+        if t.backend == Backend::Postgres {
+            statements.push("TRUNCATE api_key_events");
+        }
+        for statement in statements {
+            let err = match t.backend {
+                Backend::Sqlite => {
+                    let mut conn = sqlx::SqliteConnection::connect(&t.url)
+                        .await
+                        .expect("connect");
+                    sqlx::query(statement).execute(&mut conn).await.err()
+                }
+                Backend::Postgres => {
+                    let mut conn = sqlx::PgConnection::connect(&t.url).await.expect("connect");
+                    sqlx::query(statement).execute(&mut conn).await.err()
+                }
+            };
+            let err = err.unwrap_or_else(|| panic!("{:?}: '{statement}' was allowed", t.backend));
+            assert!(
+                err.to_string().contains("append-only"),
+                "{statement}: {err}"
+            );
+        }
+
+        let after = t.db.key_events(key.record.key_id).await.expect("events");
+        let view = |events: &[fleetmind::store::KeyEvent]| {
+            events
+                .iter()
+                .map(|e| (e.event.clone(), e.actor.clone(), e.at))
+                .collect::<Vec<_>>()
+        };
+        assert_eq!(view(&after), view(&before));
+    })
+    .await;
+}
