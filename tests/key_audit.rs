@@ -13,12 +13,10 @@ use sqlx::Connection;
 /// Runs the real `fleetmind` binary against the test database.
 async fn fleetmind(database_url: &str, args: &[&str]) -> String {
     let mut command = std::process::Command::new(env!("CARGO_BIN_EXE_fleetmind"));
-    // The flag goes after the subcommand: before it, clap takes it as a
-    // `serve` flag and refuses the subcommand.
     command
-        .args(args)
         .arg("--database-url")
         .arg(database_url)
+        .args(args)
         .env_remove("DATABASE_URL");
     let what = args.join(" ");
     let output = tokio::task::spawn_blocking(move || command.output())
