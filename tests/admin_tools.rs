@@ -12,6 +12,7 @@ use fleetmind::key_admin::{self, CreateKey, KeyAdminError};
 use fleetmind::keys::ApiKey;
 use fleetmind::mcp::policy::{Access, TOOL_ACCESS};
 use fleetmind::scopes::{Scope, Scopes};
+use fleetmind::store::NewKey;
 use key_support::*;
 use serde_json::{Value, json};
 
@@ -270,15 +271,73 @@ async fn rotation_keeps_the_old_key_during_the_grace_and_refuses_it_after() {
             events(&t.db.key_events(old.record.key_id).await.expect("events")),
             vec![pair("created", "cli"), pair("rotated", &admin_actor)]
         );
+        let second_trail = t.db.key_events(second_id).await.expect("events");
         assert_eq!(
-            events(&t.db.key_events(second_id).await.expect("events")),
+            events(&second_trail),
             vec![pair("created", &admin_actor), pair("rotated", &admin_actor)]
+        );
+        let successor_of = format!("rotation of key {}", old.record.key_id);
+        assert_eq!(
+            second_trail[0].detail.as_deref(),
+            Some(successor_of.as_str())
+        );
+        let old_trail = t.db.key_events(old.record.key_id).await.expect("events");
+        let replaced_by = format!("replaced by key {second_id};");
+        assert!(
+            old_trail[1]
+                .detail
+                .as_deref()
+                .is_some_and(|d| d.starts_with(&replaced_by)),
+            "{:?}",
+            old_trail[1].detail
         );
         assert_eq!(
             events(&t.db.key_events(third_id).await.expect("events")),
             vec![pair("created", &admin_actor)]
         );
         let _ = ops.cancel().await;
+        server.stop().await;
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn a_rotated_key_is_refused_once_its_grace_has_run_out() {
+    on_both_backends(|t| async move {
+        let old = issue_key(&t.db, "dispatch@example.com", None).await;
+        let server = start_server(t.db.clone()).await;
+        let url = server.mcp_url();
+        // The tools count grace in minutes; the store takes the instant, so a
+        // grace of a few seconds shows its end without a long wait.
+        let successor = ApiKey::generate().expect("key");
+        let grace_end = Utc::now() + chrono::Duration::seconds(4);
+        t.db.rotate_key(
+            old.record.key_id,
+            grace_end,
+            &NewKey {
+                user_id: old.record.user_id.clone(),
+                email: old.record.email.clone(),
+                name: None,
+                hash: successor.hash(),
+                prefix: successor.display_prefix(),
+                scopes: old.record.scopes,
+                expires_at: None,
+                created_by: "cli".into(),
+            },
+        )
+        .await
+        .expect("rotate");
+        // Used during the grace (so any cache of verified keys holds it) ...
+        assert_accepted(&url, old.api_key.expose(), "old key in its grace").await;
+        assert!(
+            Utc::now() < grace_end,
+            "the machine is too slow for this grace"
+        );
+        let wait = (grace_end - Utc::now()).to_std().unwrap_or_default();
+        tokio::time::sleep(wait + std::time::Duration::from_millis(300)).await;
+        // ... and refused once it has run out, with nothing else changed.
+        assert_refused(&url, old.api_key.expose(), "old key after its grace").await;
+        assert_accepted(&url, successor.expose(), "successor").await;
         server.stop().await;
     })
     .await;

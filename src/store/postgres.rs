@@ -228,7 +228,8 @@ impl KeyStore for PgStore {
         let Some(old) = old.as_ref().map(key_from_row).transpose()? else {
             return Err(StoreError::NotFound("active key"));
         };
-        let record = insert_key_tx(&mut tx, new, "created", Some("rotation")).await?;
+        let detail = format!("rotation of key {old_key_id}");
+        let record = insert_key_tx(&mut tx, new, "created", Some(&detail)).await?;
         let detail = format!(
             "replaced by key {}; old key valid until {}",
             record.key_id,
