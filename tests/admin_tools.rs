@@ -777,3 +777,68 @@ async fn bad_admin_input_is_a_tool_error_naming_the_field_and_writes_nothing() {
     })
     .await;
 }
+
+#[tokio::test]
+async fn admin_tools_describe_their_input_and_output() {
+    // The schemas come from types, not from the database: one backend is enough.
+    let t = sqlite_db().await;
+    let admin = issue_key(&t.db, "ops@example.com", Some(Scopes::admin())).await;
+    let server = start_server(t.db.clone()).await;
+    let ops = connect(&server.mcp_url(), admin.api_key.expose())
+        .await
+        .expect("connect");
+    let tools = ops.list_all_tools().await.expect("tools/list");
+    let expect = [
+        (
+            "admin_create_api_key",
+            vec!["email"],
+            vec!["email", "name", "scopes", "expires_in_days"],
+        ),
+        ("admin_list_api_keys", vec![], vec!["email"]),
+        ("admin_revoke_api_key", vec![], vec!["key_id", "email"]),
+        (
+            "admin_rotate_api_key",
+            vec!["key_id", "grace_minutes"],
+            vec!["key_id", "grace_minutes"],
+        ),
+    ];
+    for (name, required, properties) in expect {
+        let tool = tools
+            .iter()
+            .find(|tool| tool.name == name)
+            .unwrap_or_else(|| panic!("{name} not listed to an admin"));
+        assert!(
+            tool.description
+                .as_deref()
+                .is_some_and(|d| d.starts_with("Admin: "))
+        );
+        let input = Value::Object((*tool.input_schema).clone());
+        assert_eq!(input["type"], "object", "{name}");
+        assert_eq!(input["additionalProperties"], false, "{name}");
+        let mut listed: Vec<&str> = input["properties"]
+            .as_object()
+            .expect("properties")
+            .keys()
+            .map(String::as_str)
+            .collect();
+        listed.sort();
+        let mut want = properties.clone();
+        want.sort();
+        assert_eq!(listed, want, "{name}");
+        let mut req: Vec<&str> = input["required"]
+            .as_array()
+            .map(|r| r.iter().filter_map(Value::as_str).collect())
+            .unwrap_or_default();
+        req.sort();
+        let mut want_req = required.clone();
+        want_req.sort();
+        assert_eq!(req, want_req, "{name}");
+        let output = tool
+            .output_schema
+            .as_ref()
+            .unwrap_or_else(|| panic!("{name}: no output schema"));
+        assert_eq!(output.get("type"), Some(&json!("object")), "{name}");
+    }
+    let _ = ops.cancel().await;
+    server.stop().await;
+}
