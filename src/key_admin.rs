@@ -89,14 +89,23 @@ fn check_scopes(req: &CreateKey) -> Result<Scopes, KeyAdminError> {
             "scopes is empty: give at least one scope".into(),
         ));
     }
-    if let Some(issuer) = req.issuer_scopes
-        && !issuer.covers(scopes)
-    {
-        let missing: Vec<_> = scopes.iter().filter(|s| !issuer.allows(*s)).collect();
-        let names: Vec<_> = missing.iter().map(|s| s.as_str()).collect();
-        return Err(KeyAdminError::Escalation(names.join(", ")));
+    if let Some(issuer) = req.issuer_scopes {
+        ungranted(issuer, scopes)?;
     }
     Ok(scopes)
+}
+
+/// Refuses `wanted` unless `issuer` holds all of it, naming what it lacks.
+fn ungranted(issuer: Scopes, wanted: Scopes) -> Result<(), KeyAdminError> {
+    if issuer.covers(wanted) {
+        return Ok(());
+    }
+    let missing: Vec<_> = wanted
+        .iter()
+        .filter(|s| !issuer.allows(*s))
+        .map(|s| s.as_str())
+        .collect();
+    Err(KeyAdminError::Escalation(missing.join(", ")))
 }
 
 fn expiry(days: Option<u32>) -> Result<Option<chrono::DateTime<Utc>>, KeyAdminError> {
@@ -192,10 +201,8 @@ pub async fn rotate_key(
         .await?
         .filter(|k| k.state(Utc::now()) == crate::store::KeyState::Active)
         .ok_or(StoreError::NotFound("active key"))?;
-    if let Some(issuer) = issuer_scopes
-        && !issuer.covers(old.scopes)
-    {
-        return Err(KeyAdminError::Escalation(old.scopes.to_string()));
+    if let Some(issuer) = issuer_scopes {
+        ungranted(issuer, old.scopes)?;
     }
     let api_key = ApiKey::generate()?;
     let new = NewKey {

@@ -432,7 +432,9 @@ async fn an_issuer_cannot_grant_more_than_it_holds() {
         let wide = issue_key(&t.db, "wide@example.com", None).await;
         let before = db.count_keys().await.expect("count");
         match key_admin::rotate_key(db, wide.record.key_id, 0, "key:1".into(), Some(holder)).await {
-            Err(KeyAdminError::Escalation(_)) => {}
+            Err(KeyAdminError::Escalation(names)) => {
+                assert_eq!(names, "orders:write, drivers:read, drivers:write");
+            }
             other => panic!("want an escalation refusal, got {other:?}"),
         }
         assert_eq!(db.count_keys().await.expect("count"), before);
@@ -841,4 +843,44 @@ async fn admin_tools_describe_their_input_and_output() {
     }
     let _ = ops.cancel().await;
     server.stop().await;
+}
+
+#[tokio::test]
+async fn the_admin_list_shows_when_each_key_was_last_used() {
+    on_both_backends(|t| async move {
+        let admin = issue_key(&t.db, "ops@example.com", Some(Scopes::admin())).await;
+        let used = issue_key(&t.db, "used@example.com", None).await;
+        issue_key(&t.db, "idle@example.com", None).await;
+        let server = start_server(t.db.clone()).await;
+        let before = Utc::now();
+        assert_accepted(&server.mcp_url(), used.api_key.expose(), "used key").await;
+        // Uses are written in batches; stopping the server writes the last one.
+        server.stop().await;
+
+        let server = start_server(t.db.clone()).await;
+        let ops = connect(&server.mcp_url(), admin.api_key.expose())
+            .await
+            .expect("connect");
+        let used_row = call_ok(
+            &ops,
+            "admin_list_api_keys",
+            json!({"email": "used@example.com"}),
+        )
+        .await;
+        let last = time(&used_row["keys"][0]["last_used_at"]);
+        assert!(
+            last >= before - chrono::Duration::seconds(1) && last <= Utc::now(),
+            "{last}"
+        );
+        let idle_row = call_ok(
+            &ops,
+            "admin_list_api_keys",
+            json!({"email": "idle@example.com"}),
+        )
+        .await;
+        assert_eq!(idle_row["keys"][0]["last_used_at"], Value::Null);
+        let _ = ops.cancel().await;
+        server.stop().await;
+    })
+    .await;
 }

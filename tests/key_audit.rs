@@ -180,3 +180,27 @@ async fn the_audit_table_refuses_update_delete_and_truncate() {
     })
     .await;
 }
+
+#[tokio::test]
+async fn the_first_admin_key_of_a_fresh_server_is_audited_as_bootstrap() {
+    on_both_backends(|t| async move {
+        let issued = fleetmind::key_admin::bootstrap_admin_key(t.db.as_ref())
+            .await
+            .expect("bootstrap")
+            .expect("a fresh database gets a key");
+        let trail = t.db.key_events(issued.record.key_id).await.expect("events");
+        let trail: Vec<_> = trail
+            .iter()
+            .map(|e| (e.event.as_str(), e.actor.as_str()))
+            .collect();
+        assert_eq!(trail, [("created", "bootstrap")]);
+        // Once only.
+        assert!(
+            fleetmind::key_admin::bootstrap_admin_key(t.db.as_ref())
+                .await
+                .expect("bootstrap")
+                .is_none()
+        );
+    })
+    .await;
+}
