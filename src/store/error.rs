@@ -13,6 +13,10 @@ pub enum StoreError {
     /// The row does not exist (or belongs to another tenant).
     #[error("{0} not found")]
     NotFound(&'static str),
+    /// The request is wrong (a field out of range, too long, …); the
+    /// message names the field.
+    #[error("{0}")]
+    Invalid(String),
     /// A setting is wrong (for example the database URL).
     #[error("{0}")]
     Config(String),

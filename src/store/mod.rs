@@ -5,20 +5,22 @@
 //! embedded migrations under `migrations/`.
 
 mod error;
+pub mod fleet;
 mod keys;
 pub mod postgres;
 pub mod sqlite;
 
 pub use error::StoreError;
+pub use fleet::FleetStore;
 pub use keys::{KeyEvent, KeyRecord, KeyState, KeyStore, NewKey, RevokeTarget};
 
 use std::sync::Arc;
 use std::time::Duration;
 
 /// Everything the server keeps in a database.
-pub trait Store: KeyStore {}
+pub trait Store: KeyStore + FleetStore {}
 
-impl<T: KeyStore> Store for T {}
+impl<T: KeyStore + FleetStore> Store for T {}
 
 /// A shared handle to the store.
 pub type Db = Arc<dyn Store>;

@@ -1,0 +1,410 @@
+//! The fleet's domain values: what the store keeps and the tools show.
+
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+
+/// A closed set of names stored as text: one list gives the Rust enum, its
+/// serde and JSON-schema names, and the parser for stored values.
+macro_rules! text_enum {
+    ($(#[$meta:meta])* $name:ident { $($(#[$vmeta:meta])* $variant:ident = $text:literal),+ $(,)? }) => {
+        $(#[$meta])*
+        #[derive(
+            Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord,
+            Serialize, Deserialize, schemars::JsonSchema,
+        )]
+        pub enum $name {
+            $($(#[$vmeta])* #[serde(rename = $text)] $variant),+
+        }
+
+        impl $name {
+            /// Every value, in declaration order.
+            pub const ALL: &'static [$name] = &[$($name::$variant),+];
+
+            pub fn as_str(self) -> &'static str {
+                match self { $($name::$variant => $text),+ }
+            }
+
+            /// The value a stored name stands for.
+            pub fn parse(text: &str) -> Option<Self> {
+                match text { $($text => Some($name::$variant),)+ _ => None }
+            }
+        }
+
+        impl std::fmt::Display for $name {
+            fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str(self.as_str())
+            }
+        }
+    };
+}
+
+text_enum!(
+    /// Where an order is in its life.
+    OrderStatus {
+        Pending = "pending",
+        Assigned = "assigned",
+        InTransit = "in_transit",
+        Delivered = "delivered",
+        Failed = "failed",
+        Cancelled = "cancelled",
+    }
+);
+
+text_enum!(
+    /// How urgent an order is.
+    Priority {
+        Standard = "standard",
+        Express = "express",
+        Urgent = "urgent",
+    }
+);
+
+text_enum!(
+    /// Whether the order is paid.
+    PaymentStatus {
+        Pending = "pending",
+        Paid = "paid",
+        Cod = "cod",
+    }
+);
+
+text_enum!(
+    /// How a finished order met its promised time.
+    DeliveryStatus {
+        OnTime = "on_time",
+        Late = "late",
+        VeryLate = "very_late",
+        FailedOnTime = "failed_on_time",
+        FailedLate = "failed_late",
+    }
+);
+
+text_enum!(
+    /// Whether a driver can take work.
+    DriverStatus {
+        Active = "active",
+        Busy = "busy",
+        Offline = "offline",
+        Unavailable = "unavailable",
+    }
+);
+
+text_enum!(
+    /// What a driver drives.
+    VehicleType {
+        Van = "van",
+        Truck = "truck",
+        Car = "car",
+        Motorcycle = "motorcycle",
+    }
+);
+
+text_enum!(
+    /// What a driver is qualified for.
+    Skill {
+        Refrigerated = "refrigerated",
+        MedicalCertified = "medical_certified",
+        FragileHandler = "fragile_handler",
+        Overnight = "overnight",
+        ExpressDelivery = "express_delivery",
+    }
+);
+
+text_enum!(
+    /// Where an assignment is in its life.
+    AssignmentStatus {
+        Active = "active",
+        InProgress = "in_progress",
+        Completed = "completed",
+        Cancelled = "cancelled",
+        Failed = "failed",
+    }
+);
+
+text_enum!(
+    /// Why a delivery failed.
+    FailureReason {
+        CustomerNotAvailable = "customer_not_available",
+        WrongAddress = "wrong_address",
+        RefusedDelivery = "refused_delivery",
+        DamagedGoods = "damaged_goods",
+        PaymentIssue = "payment_issue",
+        VehicleBreakdown = "vehicle_breakdown",
+        AccessRestricted = "access_restricted",
+        WeatherConditions = "weather_conditions",
+        Other = "other",
+    }
+);
+
+/// A delivery order of one tenant.
+#[derive(Debug, Clone, PartialEq, Serialize, schemars::JsonSchema)]
+pub struct Order {
+    /// The order's id (`ORD-…`), unique within your data.
+    pub order_id: String,
+    pub customer_name: String,
+    pub customer_phone: Option<String>,
+    pub customer_email: Option<String>,
+    pub delivery_address: String,
+    /// Latitude of the delivery point, -90 to 90.
+    pub delivery_lat: f64,
+    /// Longitude of the delivery point, -180 to 180.
+    pub delivery_lng: f64,
+    /// Earliest delivery time (RFC 3339, UTC).
+    #[schemars(with = "Option<String>")]
+    pub time_window_start: Option<DateTime<Utc>>,
+    /// Latest delivery time (RFC 3339, UTC).
+    #[schemars(with = "Option<String>")]
+    pub time_window_end: Option<DateTime<Utc>>,
+    /// When the customer expects the delivery (RFC 3339, UTC).
+    #[schemars(with = "String")]
+    pub expected_delivery_time: DateTime<Utc>,
+    pub priority: Priority,
+    pub weight_kg: Option<f64>,
+    pub volume_m3: Option<f64>,
+    pub special_instructions: Option<String>,
+    pub order_value: Option<f64>,
+    pub payment_status: PaymentStatus,
+    pub requires_signature: bool,
+    pub is_fragile: bool,
+    pub requires_cold_storage: bool,
+    pub status: OrderStatus,
+    /// The driver of the current (or last completed) assignment.
+    pub assigned_driver_id: Option<String>,
+    /// Set when the order is delivered or fails.
+    pub delivery_status: Option<DeliveryStatus>,
+    /// Minutes after the expected time that still count as on time.
+    pub sla_grace_period_minutes: i64,
+    #[schemars(with = "String")]
+    pub created_at: DateTime<Utc>,
+    #[schemars(with = "String")]
+    pub updated_at: DateTime<Utc>,
+    #[schemars(with = "Option<String>")]
+    pub delivered_at: Option<DateTime<Utc>>,
+}
+
+/// A driver of one tenant.
+#[derive(Debug, Clone, PartialEq, Serialize, schemars::JsonSchema)]
+pub struct Driver {
+    /// The driver's id (`DRV-…`), unique within your data.
+    pub driver_id: String,
+    pub name: String,
+    pub phone: Option<String>,
+    pub email: Option<String>,
+    pub status: DriverStatus,
+    pub vehicle_type: VehicleType,
+    pub vehicle_plate: Option<String>,
+    pub capacity_kg: f64,
+    pub capacity_m3: f64,
+    pub skills: Vec<Skill>,
+    pub current_address: String,
+    pub current_lat: f64,
+    pub current_lng: f64,
+    #[schemars(with = "String")]
+    pub last_location_update: DateTime<Utc>,
+    #[schemars(with = "String")]
+    pub created_at: DateTime<Utc>,
+    #[schemars(with = "String")]
+    pub updated_at: DateTime<Utc>,
+}
+
+/// An order given to a driver.
+#[derive(Debug, Clone, PartialEq, Serialize, schemars::JsonSchema)]
+pub struct Assignment {
+    /// The assignment's id (`ASN-…`), unique within your data.
+    pub assignment_id: String,
+    pub order_id: String,
+    pub driver_id: String,
+    pub status: AssignmentStatus,
+    #[schemars(with = "String")]
+    pub assigned_at: DateTime<Utc>,
+    #[schemars(with = "String")]
+    pub updated_at: DateTime<Utc>,
+    /// Straight-line (haversine) distance from the driver to the delivery point.
+    pub route_distance_meters: f64,
+    /// Estimated driving time for that distance at the vehicle's average speed.
+    pub route_duration_seconds: i64,
+    pub route_summary: String,
+    pub driver_start_lat: f64,
+    pub driver_start_lng: f64,
+    pub delivery_lat: f64,
+    pub delivery_lng: f64,
+    pub delivery_address: String,
+    #[schemars(with = "String")]
+    pub estimated_arrival: DateTime<Utc>,
+    #[schemars(with = "Option<String>")]
+    pub actual_arrival: Option<DateTime<Utc>>,
+    pub actual_distance_meters: Option<f64>,
+    pub vehicle_type: VehicleType,
+    pub notes: Option<String>,
+    pub failure_reason: Option<FailureReason>,
+}
+
+/// A new order, as the caller describes it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct NewOrder {
+    pub customer_name: String,
+    pub customer_phone: Option<String>,
+    pub customer_email: Option<String>,
+    pub delivery_address: String,
+    pub delivery_lat: f64,
+    pub delivery_lng: f64,
+    pub expected_delivery_time: DateTime<Utc>,
+    pub time_window_start: Option<DateTime<Utc>>,
+    pub time_window_end: Option<DateTime<Utc>>,
+    pub priority: Priority,
+    pub weight_kg: Option<f64>,
+    pub volume_m3: Option<f64>,
+    pub special_instructions: Option<String>,
+    pub order_value: Option<f64>,
+    pub payment_status: PaymentStatus,
+    pub requires_signature: bool,
+    pub is_fragile: bool,
+    pub requires_cold_storage: bool,
+    pub sla_grace_period_minutes: i64,
+}
+
+/// Changes to an order; `None` leaves a field as it is.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct OrderPatch {
+    pub customer_name: Option<String>,
+    pub customer_phone: Option<String>,
+    pub customer_email: Option<String>,
+    pub delivery_address: Option<String>,
+    pub delivery_lat: Option<f64>,
+    pub delivery_lng: Option<f64>,
+    pub expected_delivery_time: Option<DateTime<Utc>>,
+    pub time_window_start: Option<DateTime<Utc>>,
+    pub time_window_end: Option<DateTime<Utc>>,
+    pub priority: Option<Priority>,
+    pub weight_kg: Option<f64>,
+    pub volume_m3: Option<f64>,
+    pub special_instructions: Option<String>,
+    pub order_value: Option<f64>,
+    pub payment_status: Option<PaymentStatus>,
+    pub requires_signature: Option<bool>,
+    pub is_fragile: Option<bool>,
+    pub requires_cold_storage: Option<bool>,
+    pub sla_grace_period_minutes: Option<i64>,
+    pub status: Option<OrderStatus>,
+}
+
+/// A new driver, as the caller describes them.
+#[derive(Debug, Clone, PartialEq)]
+pub struct NewDriver {
+    pub name: String,
+    pub phone: Option<String>,
+    pub email: Option<String>,
+    pub status: DriverStatus,
+    pub vehicle_type: VehicleType,
+    pub vehicle_plate: Option<String>,
+    pub capacity_kg: f64,
+    pub capacity_m3: f64,
+    pub skills: Vec<Skill>,
+    pub current_address: String,
+    pub current_lat: f64,
+    pub current_lng: f64,
+}
+
+/// Changes to a driver; `None` leaves a field as it is.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct DriverPatch {
+    pub name: Option<String>,
+    pub phone: Option<String>,
+    pub email: Option<String>,
+    pub status: Option<DriverStatus>,
+    pub vehicle_type: Option<VehicleType>,
+    pub vehicle_plate: Option<String>,
+    pub capacity_kg: Option<f64>,
+    pub capacity_m3: Option<f64>,
+    pub skills: Option<Vec<Skill>>,
+    pub current_address: Option<String>,
+    pub current_lat: Option<f64>,
+    pub current_lng: Option<f64>,
+}
+
+/// How to sort a list of orders.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum OrderSort {
+    #[default]
+    CreatedAt,
+    Priority,
+    TimeWindowStart,
+}
+
+/// Which orders a count or list covers.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct OrderFilter {
+    pub status: Option<OrderStatus>,
+    pub priority: Option<Priority>,
+    pub payment_status: Option<PaymentStatus>,
+    pub assigned_driver_id: Option<String>,
+}
+
+/// A page of orders.
+#[derive(Debug, Clone, PartialEq)]
+pub struct OrderQuery {
+    pub filter: OrderFilter,
+    pub sort: OrderSort,
+    pub descending: bool,
+    pub limit: i64,
+    pub offset: i64,
+}
+
+/// Which drivers a count or list covers.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct DriverFilter {
+    pub status: Option<DriverStatus>,
+    pub vehicle_type: Option<VehicleType>,
+}
+
+/// How to sort a list of drivers.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum DriverSort {
+    #[default]
+    CreatedAt,
+    Name,
+}
+
+/// A page of drivers.
+#[derive(Debug, Clone, PartialEq)]
+pub struct DriverQuery {
+    pub filter: DriverFilter,
+    pub sort: DriverSort,
+    pub descending: bool,
+    pub limit: i64,
+    pub offset: i64,
+}
+
+/// What happens to an assignment (with its cascade to order and driver).
+#[derive(Debug, Clone, PartialEq)]
+pub enum AssignmentStep {
+    /// The driver is on the way: order `in_transit`.
+    Start,
+    /// Delivered: order `delivered`, driver `active` at the delivery point.
+    Complete,
+    /// Not delivered: order `failed`, driver `active` where they are.
+    Fail {
+        reason: FailureReason,
+        address: String,
+        lat: f64,
+        lng: f64,
+    },
+    /// Taken back before it started: order `pending`, driver `active`.
+    Cancel,
+}
+
+/// A change to an assignment; `None` leaves a field as it is.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct AssignmentChange {
+    pub step: Option<AssignmentStep>,
+    pub actual_arrival: Option<DateTime<Utc>>,
+    pub actual_distance_meters: Option<f64>,
+    pub notes: Option<String>,
+}
+
+/// How many rows there are, per status.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct StatusCounts {
+    pub total: i64,
+    pub by_status: Vec<(String, i64)>,
+}
