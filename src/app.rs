@@ -1,14 +1,14 @@
 //! Builds the HTTP application and runs it; `main` and the tests start the
 //! server the same way.
 
-use crate::auth::{AuthLayer, UsageRecorder, Verifier};
+use crate::auth::{AuthLayer, UsageRecorder, Verifier, no_oauth};
 use crate::mcp::FleetMind;
 use crate::store::Db;
 use axum::Router;
 use axum::extract::State;
 use axum::http::StatusCode;
 use axum::response::IntoResponse;
-use axum::routing::get;
+use axum::routing::{any, get};
 use axum::serve::ListenerExt;
 use rmcp::transport::streamable_http_server::{
     StreamableHttpServerConfig, StreamableHttpService, session::never::NeverSessionManager,
@@ -79,13 +79,19 @@ pub fn build(db: Db, options: &ServeOptions, shutdown: &CancellationToken) -> Ap
         config,
     );
     let mcp = tower::ServiceBuilder::new()
-        .layer(AuthLayer::new(verifier))
+        .layer(AuthLayer::new(verifier.clone()))
         .service(mcp);
+    // Where OAuth-minded clients land after a refused key (see no_oauth).
+    let no_oauth = Router::new()
+        .route("/register", any(no_oauth::registration))
+        .with_state(verifier)
+        .route("/.well-known/{*path}", any(no_oauth::no_metadata));
 
     let router = Router::new()
         .route("/healthz", get(healthz))
         .with_state(db)
         .route_service("/mcp", mcp)
+        .merge(no_oauth)
         .fallback(not_found);
     App {
         router,

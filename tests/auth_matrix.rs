@@ -56,7 +56,14 @@ fn assert_invalid_token(answer: &Answer, what: &str) {
         "{what}: challenge {challenge:?}"
     );
     let body: serde_json::Value = serde_json::from_str(&answer.body).expect("JSON body");
-    assert_eq!(body["error"], "invalid_api_key", "{what}");
+    assert_eq!(
+        body["jsonrpc"], "2.0",
+        "{what}: a JSON-RPC error every SDK surfaces"
+    );
+    assert!(body["id"].is_null(), "{what}");
+    assert_eq!(body["error"]["data"]["error"], "invalid_api_key", "{what}");
+    let message = body["error"]["message"].as_str().unwrap_or_default();
+    assert!(message.contains("API key refused"), "{what}: {message}");
 }
 
 #[tokio::test]
@@ -108,8 +115,8 @@ async fn missing_key_gets_401_with_a_plain_challenge_and_instructions() {
             Some(r#"Bearer realm="fleetmind""#)
         );
         let body: serde_json::Value = serde_json::from_str(&answer.body).expect("JSON body");
-        assert_eq!(body["error"], "missing_api_key");
-        let message = body["message"].as_str().unwrap_or_default();
+        assert_eq!(body["error"]["data"]["error"], "missing_api_key");
+        let message = body["error"]["message"].as_str().unwrap_or_default();
         assert!(message.contains("Authorization: Bearer"), "{message}");
         assert!(message.contains("api_key="), "{message}");
 
@@ -221,7 +228,7 @@ async fn key_store_down_gives_503_and_malformed_keys_need_no_query() {
     assert_eq!(answer.retry_after.as_deref(), Some("5"));
     assert!(answer.challenge.is_none(), "503 must not challenge");
     let body: serde_json::Value = serde_json::from_str(&answer.body).unwrap();
-    assert_eq!(body["error"], "unavailable");
+    assert_eq!(body["error"]["data"]["error"], "unavailable");
     for internal in ["sqlx", "database \"", "SQLSTATE", "fm_test_", "pool"] {
         assert!(
             !answer.body.contains(internal),

@@ -110,7 +110,7 @@ fn take_key<B>(req: &mut Request<B>) -> Result<String, AuthFailure> {
 }
 
 /// `Bearer <token>`, the scheme compared case-insensitively.
-fn bearer_token(value: &HeaderValue) -> Option<String> {
+pub(super) fn bearer_token(value: &HeaderValue) -> Option<String> {
     let value = value.to_str().ok()?.trim();
     let (scheme, token) = value.split_once(' ')?;
     if !scheme.eq_ignore_ascii_case("bearer") {
@@ -153,22 +153,38 @@ fn take_query_key<B>(req: &mut Request<B>) -> Option<String> {
     key
 }
 
+/// The JSON-RPC error code of a refusal (the implementation-defined server
+/// error range); the HTTP status carries the meaning.
+const REFUSAL_CODE: i64 = -32001;
+
 /// The answer to a request that cannot be authenticated.
+///
+/// The body is a JSON-RPC error with a null id because that is the one shape
+/// every MCP client surfaces: the Python SDK replaces any other non-2xx body
+/// with "Server returned an error response", the TypeScript SDK prints the body
+/// as it is. The OAuth-style code and description ride in `error.data`; the
+/// `WWW-Authenticate` challenge carries them for HTTP-level tooling. The
+/// message must not contain "404", "405", "Not Found" or "Unauthorized":
+/// mcp-remote matches those substrings to pick a different, slower path.
 pub(crate) fn refusal(failure: AuthFailure) -> Response<Body> {
     let (status, challenge, code, message) = match failure {
         AuthFailure::Missing => (
             StatusCode::UNAUTHORIZED,
             r#"Bearer realm="fleetmind""#.to_owned(),
             "missing_api_key",
-            "This server needs a FleetMind API key. Send it as 'Authorization: Bearer fm_...' \
-             or append '?api_key=fm_...' to the URL. An administrator creates keys with \
-             'fleetmind keys create --email you@example.com'.",
+            "FleetMind API key missing: no API key was sent. Send it as the header \
+             'Authorization: Bearer fm_...' (mcp-remote: --header \"Authorization:${FLEETMIND_AUTH}\" \
+             with FLEETMIND_AUTH=\"Bearer fm_...\") or append '?api_key=fm_...' to the URL. \
+             An administrator creates keys with 'fleetmind keys create --email you@example.com'."
+                .to_owned(),
         ),
         AuthFailure::Unavailable => (
             StatusCode::SERVICE_UNAVAILABLE,
             String::new(),
             "unavailable",
-            "The key store is unavailable right now; your key was not checked. Try again shortly.",
+            "FleetMind cannot check API keys right now (its key store is unavailable); \
+             your key was not checked. Try again shortly."
+                .to_owned(),
         ),
         other => (
             StatusCode::UNAUTHORIZED,
@@ -177,14 +193,26 @@ pub(crate) fn refusal(failure: AuthFailure) -> Response<Body> {
                 other.description()
             ),
             "invalid_api_key",
-            "The API key was refused. Check that it is copied whole (fm_ and 43 more \
-             characters), and ask an administrator for a new one if it was revoked or expired.",
+            format!(
+                "FleetMind API key refused: {}. Check that the key is copied whole \
+                 ('fm_' and 43 more characters, after 'Bearer '); if it was revoked or \
+                 expired, ask an administrator for a new one ('fleetmind keys create' or \
+                 'fleetmind keys rotate').",
+                other.description()
+            ),
         ),
     };
     let body = serde_json::json!({
-        "error": code,
-        "error_description": failure.description(),
-        "message": message,
+        "jsonrpc": "2.0",
+        "id": null,
+        "error": {
+            "code": REFUSAL_CODE,
+            "message": message,
+            "data": {
+                "error": code,
+                "error_description": failure.description(),
+            },
+        },
     });
     let mut response = Response::new(Body::from(body.to_string()));
     *response.status_mut() = status;
@@ -250,5 +278,46 @@ mod tests {
             take_key(&mut request("/mcp", Some("Bearer "))),
             Err(AuthFailure::Malformed)
         );
+    }
+
+    #[test]
+    fn refusals_are_json_rpc_errors_that_name_the_key_and_avoid_client_triggers() {
+        for failure in [
+            AuthFailure::Missing,
+            AuthFailure::Malformed,
+            AuthFailure::Unknown,
+            AuthFailure::Revoked,
+            AuthFailure::Expired,
+            AuthFailure::Conflicting,
+            AuthFailure::Unavailable,
+        ] {
+            let response = refusal(failure);
+            let body = json_body(response);
+            assert_eq!(body["jsonrpc"], "2.0");
+            assert!(body["id"].is_null());
+            let message = body["error"]["message"].as_str().unwrap_or_default();
+            assert!(message.contains("API key"), "{failure:?}: {message}");
+            // mcp-remote retries on another transport (or re-enters OAuth) when
+            // an error message contains these.
+            for trigger in [
+                "404",
+                "405",
+                "Not Found",
+                "Method Not Allowed",
+                "Unauthorized",
+            ] {
+                assert!(!message.contains(trigger), "{failure:?}: {message}");
+            }
+        }
+    }
+
+    fn json_body(response: Response<Body>) -> serde_json::Value {
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .build()
+            .unwrap();
+        let bytes = runtime
+            .block_on(axum::body::to_bytes(response.into_body(), 64 * 1024))
+            .unwrap();
+        serde_json::from_slice(&bytes).unwrap()
     }
 }

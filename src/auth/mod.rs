@@ -3,6 +3,7 @@
 
 mod caller;
 mod layer;
+pub mod no_oauth;
 mod usage;
 mod verifier;
 

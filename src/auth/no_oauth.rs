@@ -1,0 +1,67 @@
+//! Answers for clients that fall back to OAuth after a refused key.
+//!
+//! mcp-remote (Claude Desktop's bridge) and the Inspector treat every 401 as
+//! "sign in with OAuth": they look for metadata under `/.well-known/`, find
+//! none, and try dynamic client registration at `POST /register`, whose
+//! answer is the only text the user then sees. So `/register` says what is
+//! really wrong with the key, and the metadata paths say that FleetMind takes
+//! API keys, not OAuth.
+
+use super::Verifier;
+use super::layer::{bearer_token, refusal};
+use axum::Json;
+use axum::extract::{Request, State};
+use axum::response::{IntoResponse, Response};
+use http::StatusCode;
+use http::header::{AUTHORIZATION, WWW_AUTHENTICATE};
+use std::sync::Arc;
+
+/// `POST /register`: the key the client still sends in its header decides
+/// the message; without one, the key was missing or sent (wrong) in the URL.
+pub async fn registration(State(verifier): State<Arc<Verifier>>, req: Request) -> Response {
+    let key = req.headers().get(AUTHORIZATION).map(bearer_token);
+    match key {
+        Some(Some(key)) => match verifier.verify(&key).await {
+            Err(failure) => refusal(failure),
+            Ok(_) => (
+                StatusCode::FORBIDDEN,
+                Json(serde_json::json!({
+                    "error": "registration_not_supported",
+                    "error_description": "FleetMind does not use OAuth sign-in. This API key is \
+                        valid and is all a client needs: remove the client's OAuth settings and \
+                        send the key as 'Authorization: Bearer fm_...' on every request.",
+                })),
+            )
+                .into_response(),
+        },
+        Some(None) => refusal(super::AuthFailure::Malformed),
+        None => (
+            StatusCode::UNAUTHORIZED,
+            [(WWW_AUTHENTICATE, r#"Bearer realm="fleetmind""#)],
+            Json(serde_json::json!({
+                "error": "api_key_missing_or_wrong",
+                "error_description": "FleetMind does not use OAuth sign-in: your MCP client tried \
+                    it because FleetMind refused its API key. The API key is missing, or it was \
+                    sent in the URL ('?api_key=') and is wrong. Send a valid key as \
+                    'Authorization: Bearer fm_...' (mcp-remote: --header \
+                    \"Authorization:${FLEETMIND_AUTH}\" with FLEETMIND_AUTH=\"Bearer fm_...\") or \
+                    append '?api_key=fm_...' to the URL; an administrator creates keys with \
+                    'fleetmind keys create --email you@example.com'.",
+            })),
+        )
+            .into_response(),
+    }
+}
+
+/// `/.well-known/*`: no OAuth metadata exists; say what to use instead.
+pub async fn no_metadata() -> Response {
+    (
+        StatusCode::NOT_FOUND,
+        Json(serde_json::json!({
+            "error": "not_found",
+            "message": "FleetMind does not use OAuth and publishes no OAuth metadata. \
+                Authenticate with an API key: 'Authorization: Bearer fm_...' or '?api_key=fm_...'.",
+        })),
+    )
+        .into_response()
+}
