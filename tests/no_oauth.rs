@@ -54,7 +54,9 @@ async fn registration_names_the_key_problem() {
             Some(r#"Bearer realm="fleetmind""#)
         );
         assert!(
-            missing.body.contains("API key is missing")
+            missing
+                .body
+                .contains("refused its API key, which is missing, wrong, revoked or expired")
                 && missing.body.contains("Authorization: Bearer fm_")
                 && missing.body.contains("fleetmind keys create"),
             "{}",

@@ -17,7 +17,9 @@ use http::header::{AUTHORIZATION, WWW_AUTHENTICATE};
 use std::sync::Arc;
 
 /// `POST /register`: the key the client still sends in its header decides
-/// the message; without one, the key was missing or sent (wrong) in the URL.
+/// the message. mcp-remote resends its headers here, the Inspector does not,
+/// and a key from the URL's query never arrives: then all that is known is
+/// that the key was refused.
 pub async fn registration(State(verifier): State<Arc<Verifier>>, req: Request) -> Response {
     let key = req.headers().get(AUTHORIZATION).map(bearer_token);
     match key {
@@ -40,13 +42,12 @@ pub async fn registration(State(verifier): State<Arc<Verifier>>, req: Request) -
             [(WWW_AUTHENTICATE, r#"Bearer realm="fleetmind""#)],
             Json(serde_json::json!({
                 "error": "api_key_missing_or_wrong",
-                "error_description": "FleetMind does not use OAuth sign-in: your MCP client tried \
-                    it because FleetMind refused its API key. The API key is missing, or it was \
-                    sent in the URL ('?api_key=') and is wrong. Send a valid key as \
-                    'Authorization: Bearer fm_...' (mcp-remote: --header \
-                    \"Authorization:${FLEETMIND_AUTH}\" with FLEETMIND_AUTH=\"Bearer fm_...\") or \
-                    append '?api_key=fm_...' to the URL; an administrator creates keys with \
-                    'fleetmind keys create --email you@example.com'.",
+                "error_description": "FleetMind does not use OAuth sign-in: your MCP client \
+                    tried it because FleetMind refused its API key, which is missing, wrong, \
+                    revoked or expired. Send a valid key as 'Authorization: Bearer fm_...' \
+                    (mcp-remote: --header \"Authorization:${FLEETMIND_AUTH}\" with \
+                    FLEETMIND_AUTH=\"Bearer fm_...\") or append '?api_key=fm_...' to the URL; \
+                    an administrator creates keys with 'fleetmind keys create --email you@example.com'.",
             })),
         )
             .into_response(),

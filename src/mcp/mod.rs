@@ -3,20 +3,22 @@
 
 mod admin;
 pub mod policy;
+mod prompts;
 mod whoami;
 
 use crate::auth::Caller;
 use crate::store::Db;
 use policy::Denied;
+use rmcp::handler::server::router::prompt::PromptRouter;
 use rmcp::handler::server::router::tool::ToolRouter;
 use rmcp::handler::server::tool::ToolCallContext;
 use rmcp::model::{
-    CacheScope, CallToolRequestParams, CallToolResponse, CallToolResult, Implementation,
-    ListToolsResult, PaginatedRequestParams, ProtocolVersion, ResultType, ServerCapabilities,
-    ServerConfig,
+    CacheScope, CallToolRequestParams, CallToolResponse, CallToolResult, CompleteRequestParams,
+    CompleteResult, Implementation, ListToolsResult, PaginatedRequestParams, ProtocolVersion,
+    ResultType, ServerCapabilities, ServerConfig,
 };
 use rmcp::service::RequestContext;
-use rmcp::{ErrorData, RoleServer, ServerHandler, tool_handler};
+use rmcp::{ErrorData, RoleServer, ServerHandler, prompt_handler, tool_handler};
 use std::sync::Arc;
 
 /// One instance per MCP connection (rmcp asks a factory for it); everything
@@ -27,6 +29,7 @@ pub struct FleetMind {
     #[allow(dead_code, reason = "the fleet tools read it")]
     pub(crate) db: Db,
     tool_router: Arc<ToolRouter<FleetMind>>,
+    prompt_router: Arc<PromptRouter<FleetMind>>,
 }
 
 impl FleetMind {
@@ -34,6 +37,7 @@ impl FleetMind {
         Self {
             db,
             tool_router: Arc::new(Self::all_tools()),
+            prompt_router: Arc::new(Self::prompt_router()),
         }
     }
 
@@ -53,6 +57,7 @@ impl FleetMind {
 }
 
 #[tool_handler(router = self.tool_router)]
+#[prompt_handler(router = self.prompt_router)]
 impl ServerHandler for FleetMind {
     /// Refuses a tool the key's scopes do not allow, as a tool error that
     /// names the missing scope; otherwise runs it.
@@ -109,8 +114,21 @@ impl ServerHandler for FleetMind {
         })
     }
 
+    async fn complete(
+        &self,
+        request: CompleteRequestParams,
+        _context: RequestContext<RoleServer>,
+    ) -> Result<CompleteResult, ErrorData> {
+        prompts::complete(&request)
+    }
+
     fn get_info(&self) -> ServerConfig {
-        ServerConfig::new(ServerCapabilities::builder().enable_tools().build())
+        let capabilities = ServerCapabilities::builder()
+            .enable_tools()
+            .enable_prompts()
+            .enable_completions()
+            .build();
+        ServerConfig::new(capabilities)
             .with_server_info(Implementation::new("fleetmind", env!("CARGO_PKG_VERSION")))
             .with_instructions(
                 "FleetMind runs a delivery fleet: orders, drivers and their assignments. \
