@@ -26,16 +26,14 @@ const MAX_ORDER_ID: usize = 64;
 pub struct BriefingArgs {
     /// The shift to plan: morning (default), afternoon or evening.
     pub shift: Option<String>,
-    /// Put orders of this priority first: standard, express or urgent
-    /// (default: urgent, then express).
+    /// Put orders of this priority first: standard, express or urgent (default: urgent, then express).
     pub priority: Option<String>,
 }
 
 /// Arguments of `assignment_review`.
 #[derive(Debug, Default, Deserialize, schemars::JsonSchema)]
 pub struct ReviewArgs {
-    /// The order whose assignment to review (e.g. ORD-...). Leave it out to
-    /// review every open assignment.
+    /// The order whose assignment to review (e.g. ORD-...); leave it out to review every open assignment.
     pub order_id: Option<String>,
 }
 

@@ -604,6 +604,36 @@ class Suite:
         finally:
             proxy.close()
 
+    # ---- the example config, pasted
+    def desktop_example(self, server: Server) -> None:
+        """Every entry of claude_desktop_config.example.json, as Claude Desktop
+        starts it: only the URL's port and the key placeholder are filled in,
+        and `npx -y mcp-remote@V` becomes the pinned mcp-remote (same V)."""
+        import desktop
+
+        path = HERE.parent.parent / "claude_desktop_config.example.json"
+        pinned = json.loads((self.env.nm / "mcp-remote" / "package.json").read_text())["version"]
+        port = server.base.rsplit(":", 1)[1]
+        for name, entry in json.loads(path.read_text())["mcpServers"].items():
+            fill = lambda v: v.replace("127.0.0.1:8787", f"127.0.0.1:{port}").replace(  # noqa: E731
+                "fm_your_key_here", server.key("good"))
+            args = [fill(a) for a in entry["args"]]
+            problems = []
+            if entry["command"] != "npx" or args[:2] != ["-y", f"mcp-remote@{pinned}"]:
+                problems.append(f"expected npx -y mcp-remote@{pinned}, got {entry['command']} {args[:2]}")
+            workdir = self.env.tmp / f"desktop-{server.backend}-{name}"
+            cmd = [self.env.node, str(self.env.nm / "mcp-remote" / "dist" / "proxy.js"), *args[2:]]
+            out = desktop.converse(cmd, {k: fill(v) for k, v in entry.get("env", {}).items()}, workdir, timeout=30)
+            if (out.get("whoami") or {}).get("user_id") != server.keys["good"]["user_id"]:
+                problems.append(f"whoami: {out.get('whoami')}; {out['stderr'][-200:]}")
+            if set(out.get("prompts") or []) != PROMPTS:
+                problems.append(f"prompts: {out.get('prompts')}")
+            if OAUTH_STARTED.search(out["stderr"]):
+                problems.append("a good key started OAuth")
+            way = "query" if "api_key=" in " ".join(args) else "header ${VAR}"
+            self.row(server, "claude config", way, out.get("protocol", ""), f"example config '{name}' pasted",
+                     not problems, "; ".join(problems) or "whoami + prompts through the pasted entry", out["seconds"])
+
     # ---- raw HTTP: what clients probe before they speak MCP
     def probes(self, server: Server) -> None:
         t0 = time.monotonic()
@@ -638,6 +668,7 @@ class Suite:
         self.remote_refused(server, "header", good_revoked, "revoked key", ["API key", "revoked"])
         self.py_refused(server, good_revoked, False, "revoked key", ["API key", "revoked"])
         if self.full:
+            self.desktop_example(server)
             self.remote_ok(server, "header ${VAR}", "2025-06-18")
             self.remote_ok(server, "header", "2024-11-05")
             self.remote_ok(server, "header", "auto", extra=["--protocol", "auto"])
