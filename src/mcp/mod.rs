@@ -2,6 +2,7 @@
 //! verified [`Caller`](crate::auth::Caller).
 
 mod admin;
+mod fleet;
 pub mod policy;
 mod prompts;
 mod whoami;
@@ -14,8 +15,9 @@ use rmcp::handler::server::router::tool::ToolRouter;
 use rmcp::handler::server::tool::ToolCallContext;
 use rmcp::model::{
     CacheScope, CallToolRequestParams, CallToolResponse, CallToolResult, CompleteRequestParams,
-    CompleteResult, Implementation, ListToolsResult, PaginatedRequestParams, ProtocolVersion,
-    ResultType, ServerCapabilities, ServerConfig,
+    CompleteResult, Implementation, ListResourcesResult, ListToolsResult, PaginatedRequestParams,
+    ProtocolVersion, ReadResourceRequestParams, ReadResourceResponse, ResultType,
+    ServerCapabilities, ServerConfig,
 };
 use rmcp::service::RequestContext;
 use rmcp::{ErrorData, RoleServer, ServerHandler, prompt_handler, tool_handler};
@@ -26,7 +28,6 @@ use std::sync::Arc;
 /// with each request.
 #[derive(Clone)]
 pub struct FleetMind {
-    #[allow(dead_code, reason = "the fleet tools read it")]
     pub(crate) db: Db,
     tool_router: Arc<ToolRouter<FleetMind>>,
     prompt_router: Arc<PromptRouter<FleetMind>>,
@@ -43,7 +44,11 @@ impl FleetMind {
 
     /// Every tool of the server, built once.
     fn all_tools() -> ToolRouter<Self> {
-        Self::whoami_router() + Self::admin_router()
+        Self::whoami_router()
+            + Self::admin_router()
+            + Self::orders_router()
+            + Self::drivers_router()
+            + Self::assignments_router()
     }
 
     /// The names of every tool the router serves (for tests of the policy table).
@@ -122,9 +127,34 @@ impl ServerHandler for FleetMind {
         prompts::complete(&request)
     }
 
+    /// The fleet resources this key may read.
+    async fn list_resources(
+        &self,
+        _request: Option<PaginatedRequestParams>,
+        context: RequestContext<RoleServer>,
+    ) -> Result<ListResourcesResult, ErrorData> {
+        let caller = Caller::from_request_context(&context)?;
+        Ok(ListResourcesResult::with_all_items(
+            self.fleet_resources(&caller),
+        ))
+    }
+
+    async fn read_resource(
+        &self,
+        request: ReadResourceRequestParams,
+        context: RequestContext<RoleServer>,
+    ) -> Result<ReadResourceResponse, ErrorData> {
+        let caller = Caller::from_request_context(&context)?;
+        Ok(self
+            .read_fleet_resource(&caller, &request.uri)
+            .await?
+            .into())
+    }
+
     fn get_info(&self) -> ServerConfig {
         let capabilities = ServerCapabilities::builder()
             .enable_tools()
+            .enable_resources()
             .enable_prompts()
             .enable_completions()
             .build();

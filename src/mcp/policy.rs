@@ -21,6 +21,47 @@ pub const TOOL_ACCESS: &[(&str, Access)] = &[
     ("admin_list_api_keys", Access::Needs(Scope::Admin)),
     ("admin_revoke_api_key", Access::Needs(Scope::Admin)),
     ("admin_rotate_api_key", Access::Needs(Scope::Admin)),
+    // Orders.
+    ("create_order", Access::Needs(Scope::OrdersWrite)),
+    ("count_orders", Access::Needs(Scope::OrdersRead)),
+    ("fetch_orders", Access::Needs(Scope::OrdersRead)),
+    ("get_order_details", Access::Needs(Scope::OrdersRead)),
+    ("search_orders", Access::Needs(Scope::OrdersRead)),
+    ("get_incomplete_orders", Access::Needs(Scope::OrdersRead)),
+    ("update_order", Access::Needs(Scope::OrdersWrite)),
+    ("delete_order", Access::Needs(Scope::OrdersWrite)),
+    ("delete_all_orders", Access::Needs(Scope::OrdersWrite)),
+    // Drivers.
+    ("create_driver", Access::Needs(Scope::DriversWrite)),
+    ("count_drivers", Access::Needs(Scope::DriversRead)),
+    ("fetch_drivers", Access::Needs(Scope::DriversRead)),
+    ("get_driver_details", Access::Needs(Scope::DriversRead)),
+    ("search_drivers", Access::Needs(Scope::DriversRead)),
+    ("get_available_drivers", Access::Needs(Scope::DriversRead)),
+    ("update_driver", Access::Needs(Scope::DriversWrite)),
+    ("delete_driver", Access::Needs(Scope::DriversWrite)),
+    ("delete_all_drivers", Access::Needs(Scope::DriversWrite)),
+    // Assignments.
+    ("create_assignment", Access::Needs(Scope::AssignmentsManage)),
+    ("auto_assign_order", Access::Needs(Scope::AssignmentsManage)),
+    (
+        "intelligent_assign_order",
+        Access::Needs(Scope::AssignmentsManage),
+    ),
+    (
+        "get_assignment_details",
+        Access::Needs(Scope::AssignmentsRead),
+    ),
+    ("update_assignment", Access::Needs(Scope::AssignmentsManage)),
+    ("unassign_order", Access::Needs(Scope::AssignmentsManage)),
+    ("complete_delivery", Access::Needs(Scope::AssignmentsManage)),
+    ("fail_delivery", Access::Needs(Scope::AssignmentsManage)),
+];
+
+/// Every resource and what reading it needs.
+pub const RESOURCE_ACCESS: &[(&str, Access)] = &[
+    ("orders://all", Access::Needs(Scope::OrdersRead)),
+    ("drivers://all", Access::Needs(Scope::DriversRead)),
 ];
 
 /// What `tool` requires, or `None` if the server has no such tool.
@@ -40,7 +81,20 @@ pub enum Denied {
 
 /// The one decision: may `caller` call `tool`?
 pub fn check(caller: &Caller, tool: &str) -> Result<(), Denied> {
-    match access_for(tool) {
+    decide(caller, access_for(tool))
+}
+
+/// May `caller` read the resource `uri`? (`UnknownTool`: no such resource.)
+pub fn check_resource(caller: &Caller, uri: &str) -> Result<(), Denied> {
+    let access = RESOURCE_ACCESS
+        .iter()
+        .find(|(name, _)| *name == uri)
+        .map(|(_, access)| *access);
+    decide(caller, access)
+}
+
+fn decide(caller: &Caller, access: Option<Access>) -> Result<(), Denied> {
+    match access {
         None => Err(Denied::UnknownTool),
         Some(Access::AnyKey) => Ok(()),
         Some(Access::Needs(scope)) if caller.allows(scope) => Ok(()),

@@ -420,18 +420,20 @@ pub fn patch_order(order: &Order, patch: OrderPatch) -> Result<Order, StoreError
         next.sla_grace_period_minutes = grace(v)?;
     }
     if let Some(to) = patch.status
+        && !matches!(to, OrderStatus::Pending | OrderStatus::Cancelled)
+    {
+        return Err(invalid(
+            "status",
+            format!(
+                "'{to}' is set by the assignment tools (create_assignment, update_assignment, complete_delivery, fail_delivery); update_order can set pending or cancelled"
+            ),
+        ));
+    }
+    if let Some(to) = patch.status
         && to != order.status
     {
         let id = &order.order_id;
         let from = order.status;
-        if !matches!(to, OrderStatus::Pending | OrderStatus::Cancelled) {
-            return Err(invalid(
-                "status",
-                format!(
-                    "'{to}' is set by the assignment tools (create_assignment, update_assignment, complete_delivery, fail_delivery); update_order can set pending or cancelled"
-                ),
-            ));
-        }
         if matches!(from, OrderStatus::Assigned | OrderStatus::InTransit) {
             return Err(StoreError::Conflict(format!(
                 "order {id} is {from} with an open assignment; unassign it first"
@@ -487,16 +489,16 @@ pub fn patch_driver(driver: &Driver, patch: DriverPatch) -> Result<Driver, Store
     if let Some(v) = patch.current_lng {
         next.current_lng = longitude("current_lng", v)?;
     }
+    if patch.status == Some(DriverStatus::Busy) {
+        return Err(invalid(
+            "status",
+            "'busy' is set by assignments; update_driver can set active, offline or unavailable",
+        ));
+    }
     if let Some(to) = patch.status
         && to != driver.status
     {
         let id = &driver.driver_id;
-        if to == DriverStatus::Busy {
-            return Err(invalid(
-                "status",
-                "'busy' is set by assignments; update_driver can set active, offline or unavailable",
-            ));
-        }
         if driver.status == DriverStatus::Busy {
             return Err(StoreError::Conflict(format!(
                 "driver {id} is busy with an open assignment; complete, fail or unassign it first"

@@ -1,0 +1,399 @@
+//! The driver tools.
+
+use super::input::{self, SortOrder, input_schema, parse};
+use super::{Counted, Deleted, Failure};
+use crate::auth::Caller;
+use crate::mcp::FleetMind;
+use crate::store::fleet::*;
+use rmcp::model::JsonObject;
+use rmcp::{Json, schemars, tool, tool_router};
+use serde::{Deserialize, Serialize};
+
+/// One driver.
+#[derive(Debug, Serialize, schemars::JsonSchema)]
+pub struct DriverResult {
+    pub success: bool,
+    pub driver: Driver,
+}
+
+/// A list of drivers.
+#[derive(Debug, Serialize, schemars::JsonSchema)]
+pub struct DriverList {
+    pub success: bool,
+    /// How many drivers this answer holds.
+    pub count: usize,
+    pub drivers: Vec<Driver>,
+}
+
+impl DriverList {
+    fn of(drivers: Vec<Driver>) -> Json<Self> {
+        Json(DriverList {
+            success: true,
+            count: drivers.len(),
+            drivers,
+        })
+    }
+}
+
+#[derive(Deserialize, schemars::JsonSchema)]
+#[serde(deny_unknown_fields)]
+struct CreateDriverArgs {
+    /// The driver's name (at most 200 characters).
+    name: String,
+    /// van, truck, car or motorcycle.
+    vehicle_type: VehicleType,
+    /// Where the driver is now (at most 500 characters).
+    current_address: String,
+    /// -90 to 90.
+    #[schemars(range(min = -90, max = 90))]
+    current_lat: f64,
+    /// -180 to 180.
+    #[schemars(range(min = -180, max = 180))]
+    current_lng: f64,
+    phone: Option<String>,
+    email: Option<String>,
+    /// At most 20 characters.
+    vehicle_plate: Option<String>,
+    /// Payload in kg (default 1000).
+    capacity_kg: Option<f64>,
+    /// Cargo space in m³ (default 12).
+    capacity_m3: Option<f64>,
+    /// Any of refrigerated, medical_certified, fragile_handler, overnight, express_delivery.
+    skills: Option<Vec<Skill>>,
+    /// active (default), offline or unavailable ('busy' follows assignments).
+    status: Option<DriverStatus>,
+}
+
+#[derive(Deserialize, schemars::JsonSchema)]
+#[serde(deny_unknown_fields)]
+struct CountDriversArgs {
+    status: Option<DriverStatus>,
+    vehicle_type: Option<VehicleType>,
+}
+
+/// How `fetch_drivers` sorts.
+#[derive(Debug, Clone, Copy, Deserialize, schemars::JsonSchema)]
+#[serde(rename_all = "snake_case")]
+enum DriverSortBy {
+    CreatedAt,
+    Name,
+}
+
+#[derive(Deserialize, schemars::JsonSchema)]
+#[serde(deny_unknown_fields)]
+struct FetchDriversArgs {
+    /// How many drivers (1 to 100, default 10).
+    limit: Option<i64>,
+    /// How many to skip (default 0).
+    offset: Option<i64>,
+    status: Option<DriverStatus>,
+    vehicle_type: Option<VehicleType>,
+    /// created_at (default) or name.
+    sort_by: Option<DriverSortBy>,
+    /// ASC or DESC (default).
+    sort_order: Option<SortOrder>,
+}
+
+#[derive(Deserialize, schemars::JsonSchema)]
+#[serde(deny_unknown_fields)]
+struct DriverIdArgs {
+    /// The driver's id (DRV-…).
+    driver_id: String,
+}
+
+#[derive(Deserialize, schemars::JsonSchema)]
+#[serde(deny_unknown_fields)]
+struct SearchArgs {
+    /// Text to find in the driver id, name, email, phone or plate (case-insensitive).
+    search_term: String,
+    /// At most this many results (1 to 100, default 50).
+    limit: Option<i64>,
+}
+
+#[derive(Deserialize, schemars::JsonSchema)]
+#[serde(deny_unknown_fields)]
+struct LimitArgs {
+    /// At most this many (1 to 100, default 20).
+    limit: Option<i64>,
+}
+
+#[derive(Deserialize, schemars::JsonSchema)]
+#[serde(deny_unknown_fields)]
+struct UpdateDriverArgs {
+    /// The driver to change (DRV-…).
+    driver_id: String,
+    name: Option<String>,
+    phone: Option<String>,
+    email: Option<String>,
+    /// active, offline or unavailable ('busy' follows assignments).
+    status: Option<DriverStatus>,
+    vehicle_type: Option<VehicleType>,
+    vehicle_plate: Option<String>,
+    capacity_kg: Option<f64>,
+    capacity_m3: Option<f64>,
+    /// Replaces the driver's skills.
+    skills: Option<Vec<Skill>>,
+    current_address: Option<String>,
+    #[schemars(range(min = -90, max = 90))]
+    current_lat: Option<f64>,
+    #[schemars(range(min = -180, max = 180))]
+    current_lng: Option<f64>,
+}
+
+#[derive(Deserialize, schemars::JsonSchema)]
+#[serde(deny_unknown_fields)]
+struct DeleteDriverArgs {
+    /// The driver to delete (DRV-…).
+    driver_id: String,
+    /// Must be true.
+    confirm: bool,
+}
+
+#[derive(Deserialize, schemars::JsonSchema)]
+#[serde(deny_unknown_fields)]
+struct DeleteAllDriversArgs {
+    /// Must be true.
+    confirm: bool,
+    /// Only drivers of this status; default all.
+    status: Option<DriverStatus>,
+}
+
+#[tool_router(router = drivers_router, vis = "pub(crate)")]
+impl FleetMind {
+    #[tool(
+        description = "Add a driver. They start 'active' (or the status given) with an id like DRV-1A2B3C4D5E6F.",
+        input_schema = input_schema::<CreateDriverArgs>(),
+        annotations(read_only_hint = false, destructive_hint = false, idempotent_hint = false, open_world_hint = false)
+    )]
+    async fn create_driver(
+        &self,
+        caller: Caller,
+        args: JsonObject,
+    ) -> Result<Json<DriverResult>, Failure> {
+        let a: CreateDriverArgs = parse(args)?;
+        let new = NewDriver {
+            name: a.name,
+            phone: a.phone,
+            email: a.email,
+            status: a.status.unwrap_or(DriverStatus::Active),
+            vehicle_type: a.vehicle_type,
+            vehicle_plate: a.vehicle_plate,
+            capacity_kg: a.capacity_kg.unwrap_or(1000.0),
+            capacity_m3: a.capacity_m3.unwrap_or(12.0),
+            skills: a.skills.unwrap_or_default(),
+            current_address: a.current_address,
+            current_lat: a.current_lat,
+            current_lng: a.current_lng,
+        };
+        let driver = self.db.create_driver(&caller.user_id, new).await?;
+        Ok(Json(DriverResult {
+            success: true,
+            driver,
+        }))
+    }
+
+    #[tool(
+        description = "Count your drivers, in total and per status, optionally filtered by status or vehicle_type.",
+        input_schema = input_schema::<CountDriversArgs>(),
+        annotations(read_only_hint = true, open_world_hint = false)
+    )]
+    async fn count_drivers(
+        &self,
+        caller: Caller,
+        args: JsonObject,
+    ) -> Result<Json<Counted>, Failure> {
+        let a: CountDriversArgs = parse(args)?;
+        let filter = DriverFilter {
+            status: a.status,
+            vehicle_type: a.vehicle_type,
+        };
+        Ok(Json(
+            self.db
+                .count_drivers(&caller.user_id, &filter)
+                .await?
+                .into(),
+        ))
+    }
+
+    #[tool(
+        description = "List your drivers, a page at a time (limit 1-100, default 10; offset), optionally filtered by status and vehicle_type, sorted by created_at (default) or name, ASC or DESC (default).",
+        input_schema = input_schema::<FetchDriversArgs>(),
+        annotations(read_only_hint = true, open_world_hint = false)
+    )]
+    async fn fetch_drivers(
+        &self,
+        caller: Caller,
+        args: JsonObject,
+    ) -> Result<Json<DriverList>, Failure> {
+        let a: FetchDriversArgs = parse(args)?;
+        let query = DriverQuery {
+            filter: DriverFilter {
+                status: a.status,
+                vehicle_type: a.vehicle_type,
+            },
+            sort: match a.sort_by {
+                None | Some(DriverSortBy::CreatedAt) => DriverSort::CreatedAt,
+                Some(DriverSortBy::Name) => DriverSort::Name,
+            },
+            descending: a.sort_order.unwrap_or_default() == SortOrder::Desc,
+            limit: input::limit(a.limit, 10, 100)?,
+            offset: input::offset(a.offset)?,
+        };
+        Ok(DriverList::of(
+            self.db.drivers(&caller.user_id, &query).await?,
+        ))
+    }
+
+    #[tool(
+        description = "Show one driver by their id.",
+        input_schema = input_schema::<DriverIdArgs>(),
+        annotations(read_only_hint = true, open_world_hint = false)
+    )]
+    async fn get_driver_details(
+        &self,
+        caller: Caller,
+        args: JsonObject,
+    ) -> Result<Json<DriverResult>, Failure> {
+        let a: DriverIdArgs = parse(args)?;
+        let id = input::id("driver_id", &a.driver_id)?;
+        let driver = self
+            .db
+            .driver(&caller.user_id, &id)
+            .await
+            .map_err(|e| Failure::store(e, &[("driver", &id)]))?;
+        Ok(Json(DriverResult {
+            success: true,
+            driver,
+        }))
+    }
+
+    #[tool(
+        description = "Find your drivers whose id, name, email, phone or vehicle plate contain the search term (case-insensitive), newest first.",
+        input_schema = input_schema::<SearchArgs>(),
+        annotations(read_only_hint = true, open_world_hint = false)
+    )]
+    async fn search_drivers(
+        &self,
+        caller: Caller,
+        args: JsonObject,
+    ) -> Result<Json<DriverList>, Failure> {
+        let a: SearchArgs = parse(args)?;
+        let term = input::search_term(&a.search_term)?;
+        let limit = input::limit(a.limit, 50, 100)?;
+        Ok(DriverList::of(
+            self.db
+                .search_drivers(&caller.user_id, &term, limit)
+                .await?,
+        ))
+    }
+
+    #[tool(
+        description = "List your drivers who can take an order now (status 'active'), by name.",
+        input_schema = input_schema::<LimitArgs>(),
+        annotations(read_only_hint = true, open_world_hint = false)
+    )]
+    async fn get_available_drivers(
+        &self,
+        caller: Caller,
+        args: JsonObject,
+    ) -> Result<Json<DriverList>, Failure> {
+        let a: LimitArgs = parse(args)?;
+        let query = DriverQuery {
+            filter: DriverFilter {
+                status: Some(DriverStatus::Active),
+                vehicle_type: None,
+            },
+            sort: DriverSort::Name,
+            descending: false,
+            limit: input::limit(a.limit, 20, 100)?,
+            offset: 0,
+        };
+        Ok(DriverList::of(
+            self.db.drivers(&caller.user_id, &query).await?,
+        ))
+    }
+
+    #[tool(
+        description = "Change a driver's fields, location or status (active, offline, unavailable; a busy driver's status follows their assignment).",
+        input_schema = input_schema::<UpdateDriverArgs>(),
+        annotations(read_only_hint = false, destructive_hint = false, idempotent_hint = true, open_world_hint = false)
+    )]
+    async fn update_driver(
+        &self,
+        caller: Caller,
+        args: JsonObject,
+    ) -> Result<Json<DriverResult>, Failure> {
+        let a: UpdateDriverArgs = parse(args)?;
+        let id = input::id("driver_id", &a.driver_id)?;
+        let patch = DriverPatch {
+            name: a.name,
+            phone: a.phone,
+            email: a.email,
+            status: a.status,
+            vehicle_type: a.vehicle_type,
+            vehicle_plate: a.vehicle_plate,
+            capacity_kg: a.capacity_kg,
+            capacity_m3: a.capacity_m3,
+            skills: a.skills,
+            current_address: a.current_address,
+            current_lat: a.current_lat,
+            current_lng: a.current_lng,
+        };
+        let driver = self
+            .db
+            .update_driver(&caller.user_id, &id, patch)
+            .await
+            .map_err(|e| Failure::store(e, &[("driver", &id)]))?;
+        Ok(Json(DriverResult {
+            success: true,
+            driver,
+        }))
+    }
+
+    #[tool(
+        description = "Delete one driver (and their finished assignments). Needs confirm: true. Refused while the driver has an open assignment.",
+        input_schema = input_schema::<DeleteDriverArgs>(),
+        annotations(read_only_hint = false, destructive_hint = true, idempotent_hint = true, open_world_hint = false)
+    )]
+    async fn delete_driver(
+        &self,
+        caller: Caller,
+        args: JsonObject,
+    ) -> Result<Json<Deleted>, Failure> {
+        let a: DeleteDriverArgs = parse(args)?;
+        let id = input::id("driver_id", &a.driver_id)?;
+        input::confirmed(a.confirm, "delete the driver")?;
+        self.db
+            .delete_driver(&caller.user_id, &id)
+            .await
+            .map_err(|e| Failure::store(e, &[("driver", &id)]))?;
+        Ok(Json(Deleted {
+            success: true,
+            deleted: 1,
+            message: format!("driver {id} deleted"),
+        }))
+    }
+
+    #[tool(
+        description = "Delete all your drivers, or all of one status. Needs confirm: true. Refused while any of them has an open assignment. Touches only your own drivers.",
+        input_schema = input_schema::<DeleteAllDriversArgs>(),
+        annotations(read_only_hint = false, destructive_hint = true, idempotent_hint = true, open_world_hint = false)
+    )]
+    async fn delete_all_drivers(
+        &self,
+        caller: Caller,
+        args: JsonObject,
+    ) -> Result<Json<Deleted>, Failure> {
+        let a: DeleteAllDriversArgs = parse(args)?;
+        input::confirmed(a.confirm, "delete drivers")?;
+        let deleted = self
+            .db
+            .delete_all_drivers(&caller.user_id, a.status)
+            .await?;
+        Ok(Json(Deleted {
+            success: true,
+            deleted,
+            message: format!("{deleted} drivers deleted"),
+        }))
+    }
+}

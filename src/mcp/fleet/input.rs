@@ -1,0 +1,165 @@
+//! Reading fleet tool arguments: one struct per tool gives both the input
+//! schema and the parser. A mistake (wrong type, missing or unknown field,
+//! unknown status) is a tool error naming the field, before anything runs.
+
+use super::Failure;
+use crate::store::fleet::rules;
+use chrono::{DateTime, NaiveDate, NaiveDateTime, Utc};
+use rmcp::model::JsonObject;
+use rmcp::schemars;
+use serde::Deserialize;
+use serde::de::DeserializeOwned;
+use std::sync::Arc;
+
+/// The input schema of a tool's argument struct.
+pub(super) fn input_schema<T: schemars::JsonSchema + 'static>() -> Arc<JsonObject> {
+    rmcp::handler::server::tool::schema_for_input::<T>().unwrap_or_else(|e| {
+        // Built once at start-up from fixed types: a bad schema is a bug.
+        panic!(
+            "invalid input schema for {}: {e}",
+            std::any::type_name::<T>()
+        )
+    })
+}
+
+/// Parses the arguments into `T`, naming the field of any mistake.
+pub(super) fn parse<T: DeserializeOwned>(args: JsonObject) -> Result<T, Failure> {
+    serde_path_to_error::deserialize(serde_json::Value::Object(args)).map_err(|err| {
+        let path = err.path().to_string();
+        let inner = err.into_inner().to_string();
+        Failure::Refused(if path == "." {
+            inner
+        } else {
+            format!("{path}: {inner}")
+        })
+    })
+}
+
+/// A page size: `default` when absent, else within 1..=`max`.
+pub(super) fn limit(value: Option<i64>, default: i64, max: i64) -> Result<i64, Failure> {
+    match value {
+        None => Ok(default),
+        Some(v) if (1..=max).contains(&v) => Ok(v),
+        Some(_) => Err(Failure::Refused(format!(
+            "limit: must be between 1 and {max}"
+        ))),
+    }
+}
+
+pub(super) fn offset(value: Option<i64>) -> Result<i64, Failure> {
+    match value {
+        None => Ok(0),
+        Some(v) if (0..=1_000_000).contains(&v) => Ok(v),
+        Some(_) => Err(Failure::Refused(
+            "offset: must be between 0 and 1000000".into(),
+        )),
+    }
+}
+
+/// An id argument (trimmed, non-empty, short, printable).
+pub(super) fn id(field: &str, value: &str) -> Result<String, Failure> {
+    rules::id_arg(field, value).map_err(Failure::from)
+}
+
+/// A search term: non-empty and at most [`rules::SEARCH_MAX`] characters.
+pub(super) fn search_term(value: &str) -> Result<String, Failure> {
+    rules::required_text("search_term", value, rules::SEARCH_MAX).map_err(Failure::from)
+}
+
+/// A point in time: RFC 3339 (`2026-11-26T15:00:00Z`), or a date and time
+/// without offset (taken as UTC), or a plain date (midnight UTC).
+pub(super) fn time(field: &str, value: &str) -> Result<DateTime<Utc>, Failure> {
+    let value = value.trim();
+    if let Ok(t) = DateTime::parse_from_rfc3339(value) {
+        return Ok(t.with_timezone(&Utc));
+    }
+    for format in [
+        "%Y-%m-%dT%H:%M:%S%.f",
+        "%Y-%m-%d %H:%M:%S%.f",
+        "%Y-%m-%dT%H:%M",
+    ] {
+        if let Ok(t) = NaiveDateTime::parse_from_str(value, format) {
+            return Ok(t.and_utc());
+        }
+    }
+    if let Ok(d) = NaiveDate::parse_from_str(value, "%Y-%m-%d")
+        && let Some(t) = d.and_hms_opt(0, 0, 0)
+    {
+        return Ok(t.and_utc());
+    }
+    Err(Failure::Refused(format!(
+        "{field}: '{}' is not an ISO 8601 time (e.g. 2026-11-26T15:00:00Z)",
+        value.chars().take(40).collect::<String>()
+    )))
+}
+
+pub(super) fn opt_time(field: &str, value: Option<&str>) -> Result<Option<DateTime<Utc>>, Failure> {
+    value.map(|v| time(field, v)).transpose()
+}
+
+/// A destructive call must say `confirm: true`.
+pub(super) fn confirmed(confirm: bool, what: &str) -> Result<(), Failure> {
+    if confirm {
+        Ok(())
+    } else {
+        Err(Failure::Refused(format!(
+            "confirm: must be true to {what}; nothing was changed"
+        )))
+    }
+}
+
+/// Sort direction, as the predecessor spelt it (either case accepted).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize, schemars::JsonSchema)]
+pub(super) enum SortOrder {
+    #[serde(rename = "ASC", alias = "asc")]
+    Asc,
+    #[default]
+    #[serde(rename = "DESC", alias = "desc")]
+    Desc,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn times_in_the_usual_shapes() {
+        let t = time("t", "2026-11-26T15:00:00+01:00").unwrap();
+        assert_eq!(t.to_rfc3339(), "2026-11-26T14:00:00+00:00");
+        assert_eq!(
+            time("t", "2026-11-26T15:00:00").unwrap().to_rfc3339(),
+            "2026-11-26T15:00:00+00:00"
+        );
+        assert_eq!(
+            time("t", "2026-11-26").unwrap().to_rfc3339(),
+            "2026-11-26T00:00:00+00:00"
+        );
+        let err = match time("expected_delivery_time", "tomorrow") {
+            Err(Failure::Refused(m)) => m,
+            other => panic!("{other:?}"),
+        };
+        assert!(err.starts_with("expected_delivery_time:"), "{err}");
+    }
+
+    #[test]
+    fn field_errors_name_the_field() {
+        #[derive(Deserialize, Debug)]
+        #[serde(deny_unknown_fields)]
+        #[allow(dead_code)]
+        struct A {
+            lat: f64,
+            name: String,
+        }
+        let msg =
+            |v: serde_json::Value| match parse::<A>(v.as_object().cloned().unwrap_or_default()) {
+                Err(Failure::Refused(m)) => m,
+                other => panic!("{other:?}"),
+            };
+        assert!(msg(serde_json::json!({"lat": "x", "name": "n"})).starts_with("lat: invalid type"));
+        assert!(msg(serde_json::json!({"lat": 1})).contains("missing field `name`"));
+        assert!(
+            msg(serde_json::json!({"lat": 1, "name": "n", "nam": 1}))
+                .contains("unknown field `nam`")
+        );
+    }
+}

@@ -1,0 +1,111 @@
+//! The fleet tools (orders, drivers, assignments) and the `orders://all`
+//! and `drivers://all` resources. Every call acts for the verified caller's
+//! tenant only; the scope each tool needs is in `policy.rs`.
+
+mod assignments;
+mod choose;
+mod drivers;
+mod input;
+mod orders;
+pub(super) mod resources;
+
+use crate::store::StoreError;
+use rmcp::ErrorData;
+use rmcp::handler::server::tool::IntoCallToolResult;
+use rmcp::model::{CallToolResponse, CallToolResult, ContentBlock};
+
+/// Why a fleet tool did nothing.
+#[derive(Debug)]
+pub(crate) enum Failure {
+    /// The request cannot be done as asked (a wrong field, a missing row, a
+    /// refused transition); the text says why. A tool error, so the
+    /// assistant can read it and correct itself.
+    Refused(String),
+    /// The database failed; a protocol error without internal details.
+    Unavailable,
+}
+
+impl Failure {
+    /// Turns a store error into what the caller sees, naming the ids the
+    /// call was about when a row is not found. Another tenant's row reads
+    /// exactly like a row that does not exist.
+    pub(crate) fn store(err: StoreError, ids: &[(&str, &str)]) -> Self {
+        match err {
+            StoreError::NotFound(kind) => {
+                let id = ids
+                    .iter()
+                    .find(|(k, _)| *k == kind)
+                    .map(|(_, id)| id.chars().take(64).collect::<String>());
+                Failure::Refused(match id {
+                    Some(id) => format!("{kind} '{id}' not found"),
+                    None => format!("{kind} not found"),
+                })
+            }
+            StoreError::Invalid(message) | StoreError::Conflict(message) => {
+                Failure::Refused(message)
+            }
+            other => {
+                tracing::error!(
+                    error = %other,
+                    cause = ?std::error::Error::source(&other).map(ToString::to_string),
+                    "fleet tool: store failed"
+                );
+                Failure::Unavailable
+            }
+        }
+    }
+}
+
+impl From<StoreError> for Failure {
+    fn from(err: StoreError) -> Self {
+        Failure::store(err, &[])
+    }
+}
+
+impl From<String> for Failure {
+    fn from(message: String) -> Self {
+        Failure::Refused(message)
+    }
+}
+
+impl IntoCallToolResult for Failure {
+    fn into_call_tool_result(self) -> Result<CallToolResponse, ErrorData> {
+        match self {
+            Failure::Refused(message) => {
+                Ok(CallToolResult::error(vec![ContentBlock::text(message)]).into())
+            }
+            Failure::Unavailable => Err(ErrorData::internal_error(
+                "the database is unavailable; try again shortly",
+                None,
+            )),
+        }
+    }
+}
+
+/// How many rows there are, per status.
+#[derive(Debug, serde::Serialize, rmcp::schemars::JsonSchema)]
+pub struct Counted {
+    pub success: bool,
+    pub total: i64,
+    /// Count per status (statuses with no rows are left out).
+    pub by_status: std::collections::BTreeMap<String, i64>,
+}
+
+impl From<crate::store::fleet::StatusCounts> for Counted {
+    fn from(counts: crate::store::fleet::StatusCounts) -> Self {
+        Counted {
+            success: true,
+            total: counts.total,
+            by_status: counts.by_status.into_iter().collect(),
+        }
+    }
+}
+
+/// What a delete removed.
+#[derive(Debug, serde::Serialize, rmcp::schemars::JsonSchema)]
+pub struct Deleted {
+    pub success: bool,
+    /// How many rows were deleted.
+    pub deleted: u64,
+    pub message: String,
+}

@@ -1,0 +1,444 @@
+//! The order tools.
+
+use super::input::{self, SortOrder, input_schema, parse};
+use super::{Counted, Deleted, Failure};
+use crate::auth::Caller;
+use crate::mcp::FleetMind;
+use crate::store::fleet::*;
+use rmcp::model::JsonObject;
+use rmcp::{Json, schemars, tool, tool_router};
+use serde::{Deserialize, Serialize};
+
+/// One order.
+#[derive(Debug, Serialize, schemars::JsonSchema)]
+pub struct OrderResult {
+    pub success: bool,
+    pub order: Order,
+}
+
+/// A list of orders.
+#[derive(Debug, Serialize, schemars::JsonSchema)]
+pub struct OrderList {
+    pub success: bool,
+    /// How many orders this answer holds.
+    pub count: usize,
+    pub orders: Vec<Order>,
+}
+
+impl OrderList {
+    fn of(orders: Vec<Order>) -> Json<Self> {
+        Json(OrderList {
+            success: true,
+            count: orders.len(),
+            orders,
+        })
+    }
+}
+
+#[derive(Deserialize, schemars::JsonSchema)]
+#[serde(deny_unknown_fields)]
+struct CreateOrderArgs {
+    /// The customer's name (at most 200 characters).
+    customer_name: String,
+    /// Where to deliver (at most 500 characters).
+    delivery_address: String,
+    /// Latitude of the delivery point, -90 to 90.
+    #[schemars(range(min = -90, max = 90))]
+    delivery_lat: f64,
+    /// Longitude of the delivery point, -180 to 180.
+    #[schemars(range(min = -180, max = 180))]
+    delivery_lng: f64,
+    /// When the customer expects the delivery, ISO 8601 (e.g. 2026-11-26T15:00:00Z; no offset means UTC).
+    expected_delivery_time: String,
+    /// The customer's phone (digits, spaces and + - ( ) .).
+    customer_phone: Option<String>,
+    /// The customer's email.
+    customer_email: Option<String>,
+    /// standard (default), express or urgent.
+    priority: Option<Priority>,
+    /// Weight in kg (0 to 100000).
+    weight_kg: Option<f64>,
+    /// Volume in m³ (0 to 1000).
+    volume_m3: Option<f64>,
+    /// Notes for the driver (at most 2000 characters).
+    special_instructions: Option<String>,
+    /// Earliest delivery time, ISO 8601.
+    time_window_start: Option<String>,
+    /// Latest delivery time, ISO 8601.
+    time_window_end: Option<String>,
+    /// The goods' value.
+    order_value: Option<f64>,
+    /// pending (default), paid or cod.
+    payment_status: Option<PaymentStatus>,
+    requires_signature: Option<bool>,
+    is_fragile: Option<bool>,
+    /// Only drivers with the 'refrigerated' skill can take it.
+    requires_cold_storage: Option<bool>,
+    /// Minutes after expected_delivery_time that still count as on time (default 15).
+    sla_grace_period_minutes: Option<i64>,
+}
+
+#[derive(Deserialize, schemars::JsonSchema)]
+#[serde(deny_unknown_fields)]
+struct CountOrdersArgs {
+    status: Option<OrderStatus>,
+    priority: Option<Priority>,
+    payment_status: Option<PaymentStatus>,
+    /// Only orders of this driver.
+    assigned_driver_id: Option<String>,
+}
+
+/// How `fetch_orders` sorts.
+#[derive(Debug, Clone, Copy, Deserialize, schemars::JsonSchema)]
+#[serde(rename_all = "snake_case")]
+enum OrderSortBy {
+    CreatedAt,
+    Priority,
+    TimeWindowStart,
+}
+
+#[derive(Deserialize, schemars::JsonSchema)]
+#[serde(deny_unknown_fields)]
+struct FetchOrdersArgs {
+    /// How many orders (1 to 100, default 10).
+    limit: Option<i64>,
+    /// How many to skip (default 0).
+    offset: Option<i64>,
+    status: Option<OrderStatus>,
+    priority: Option<Priority>,
+    /// created_at (default), priority or time_window_start.
+    sort_by: Option<OrderSortBy>,
+    /// ASC or DESC (default).
+    sort_order: Option<SortOrder>,
+}
+
+#[derive(Deserialize, schemars::JsonSchema)]
+#[serde(deny_unknown_fields)]
+struct OrderIdArgs {
+    /// The order's id (ORD-…).
+    order_id: String,
+}
+
+#[derive(Deserialize, schemars::JsonSchema)]
+#[serde(deny_unknown_fields)]
+struct SearchArgs {
+    /// Text to find in the order id, customer name, email or phone (case-insensitive).
+    search_term: String,
+    /// At most this many results (1 to 100, default 50).
+    limit: Option<i64>,
+}
+
+#[derive(Deserialize, schemars::JsonSchema)]
+#[serde(deny_unknown_fields)]
+struct LimitArgs {
+    /// At most this many (1 to 100, default 20).
+    limit: Option<i64>,
+}
+
+#[derive(Deserialize, schemars::JsonSchema)]
+#[serde(deny_unknown_fields)]
+struct UpdateOrderArgs {
+    /// The order to change (ORD-…).
+    order_id: String,
+    customer_name: Option<String>,
+    customer_phone: Option<String>,
+    customer_email: Option<String>,
+    delivery_address: Option<String>,
+    #[schemars(range(min = -90, max = 90))]
+    delivery_lat: Option<f64>,
+    #[schemars(range(min = -180, max = 180))]
+    delivery_lng: Option<f64>,
+    /// ISO 8601.
+    expected_delivery_time: Option<String>,
+    /// ISO 8601.
+    time_window_start: Option<String>,
+    /// ISO 8601.
+    time_window_end: Option<String>,
+    priority: Option<Priority>,
+    weight_kg: Option<f64>,
+    volume_m3: Option<f64>,
+    special_instructions: Option<String>,
+    order_value: Option<f64>,
+    payment_status: Option<PaymentStatus>,
+    requires_signature: Option<bool>,
+    is_fragile: Option<bool>,
+    requires_cold_storage: Option<bool>,
+    sla_grace_period_minutes: Option<i64>,
+    /// pending or cancelled (the other statuses follow the assignment tools).
+    status: Option<OrderStatus>,
+}
+
+#[derive(Deserialize, schemars::JsonSchema)]
+#[serde(deny_unknown_fields)]
+struct DeleteOrderArgs {
+    /// The order to delete (ORD-…).
+    order_id: String,
+    /// Must be true.
+    confirm: bool,
+}
+
+#[derive(Deserialize, schemars::JsonSchema)]
+#[serde(deny_unknown_fields)]
+struct DeleteAllOrdersArgs {
+    /// Must be true.
+    confirm: bool,
+    /// Only orders of this status; default all.
+    status: Option<OrderStatus>,
+}
+
+#[tool_router(router = orders_router, vis = "pub(crate)")]
+impl FleetMind {
+    #[tool(
+        description = "Create a delivery order. It starts as 'pending' and gets an id like ORD-1A2B3C4D5E6F.",
+        input_schema = input_schema::<CreateOrderArgs>(),
+        annotations(read_only_hint = false, destructive_hint = false, idempotent_hint = false, open_world_hint = false)
+    )]
+    async fn create_order(
+        &self,
+        caller: Caller,
+        args: JsonObject,
+    ) -> Result<Json<OrderResult>, Failure> {
+        let a: CreateOrderArgs = parse(args)?;
+        let new = NewOrder {
+            expected_delivery_time: input::time(
+                "expected_delivery_time",
+                &a.expected_delivery_time,
+            )?,
+            time_window_start: input::opt_time(
+                "time_window_start",
+                a.time_window_start.as_deref(),
+            )?,
+            time_window_end: input::opt_time("time_window_end", a.time_window_end.as_deref())?,
+            customer_name: a.customer_name,
+            customer_phone: a.customer_phone,
+            customer_email: a.customer_email,
+            delivery_address: a.delivery_address,
+            delivery_lat: a.delivery_lat,
+            delivery_lng: a.delivery_lng,
+            priority: a.priority.unwrap_or(Priority::Standard),
+            weight_kg: a.weight_kg,
+            volume_m3: a.volume_m3,
+            special_instructions: a.special_instructions,
+            order_value: a.order_value,
+            payment_status: a.payment_status.unwrap_or(PaymentStatus::Pending),
+            requires_signature: a.requires_signature.unwrap_or(false),
+            is_fragile: a.is_fragile.unwrap_or(false),
+            requires_cold_storage: a.requires_cold_storage.unwrap_or(false),
+            sla_grace_period_minutes: a.sla_grace_period_minutes.unwrap_or(15),
+        };
+        let order = self.db.create_order(&caller.user_id, new).await?;
+        Ok(Json(OrderResult {
+            success: true,
+            order,
+        }))
+    }
+
+    #[tool(
+        description = "Count your orders, in total and per status, optionally filtered by status, priority, payment_status or assigned_driver_id.",
+        input_schema = input_schema::<CountOrdersArgs>(),
+        annotations(read_only_hint = true, open_world_hint = false)
+    )]
+    async fn count_orders(
+        &self,
+        caller: Caller,
+        args: JsonObject,
+    ) -> Result<Json<Counted>, Failure> {
+        let a: CountOrdersArgs = parse(args)?;
+        let filter = OrderFilter {
+            status: a.status,
+            priority: a.priority,
+            payment_status: a.payment_status,
+            assigned_driver_id: a
+                .assigned_driver_id
+                .map(|id| input::id("assigned_driver_id", &id))
+                .transpose()?,
+        };
+        Ok(Json(
+            self.db.count_orders(&caller.user_id, &filter).await?.into(),
+        ))
+    }
+
+    #[tool(
+        description = "List your orders, a page at a time (limit 1-100, default 10; offset), optionally filtered by status and priority, sorted by created_at (default), priority or time_window_start, ASC or DESC (default).",
+        input_schema = input_schema::<FetchOrdersArgs>(),
+        annotations(read_only_hint = true, open_world_hint = false)
+    )]
+    async fn fetch_orders(
+        &self,
+        caller: Caller,
+        args: JsonObject,
+    ) -> Result<Json<OrderList>, Failure> {
+        let a: FetchOrdersArgs = parse(args)?;
+        let query = OrderQuery {
+            filter: OrderFilter {
+                status: a.status,
+                priority: a.priority,
+                ..Default::default()
+            },
+            sort: match a.sort_by {
+                None | Some(OrderSortBy::CreatedAt) => OrderSort::CreatedAt,
+                Some(OrderSortBy::Priority) => OrderSort::Priority,
+                Some(OrderSortBy::TimeWindowStart) => OrderSort::TimeWindowStart,
+            },
+            descending: a.sort_order.unwrap_or_default() == SortOrder::Desc,
+            limit: input::limit(a.limit, 10, 100)?,
+            offset: input::offset(a.offset)?,
+        };
+        Ok(OrderList::of(
+            self.db.orders(&caller.user_id, &query).await?,
+        ))
+    }
+
+    #[tool(
+        description = "Show one order by its id.",
+        input_schema = input_schema::<OrderIdArgs>(),
+        annotations(read_only_hint = true, open_world_hint = false)
+    )]
+    async fn get_order_details(
+        &self,
+        caller: Caller,
+        args: JsonObject,
+    ) -> Result<Json<OrderResult>, Failure> {
+        let a: OrderIdArgs = parse(args)?;
+        let id = input::id("order_id", &a.order_id)?;
+        let order = self
+            .db
+            .order(&caller.user_id, &id)
+            .await
+            .map_err(|e| Failure::store(e, &[("order", &id)]))?;
+        Ok(Json(OrderResult {
+            success: true,
+            order,
+        }))
+    }
+
+    #[tool(
+        description = "Find your orders whose id, customer name, email or phone contain the search term (case-insensitive), newest first.",
+        input_schema = input_schema::<SearchArgs>(),
+        annotations(read_only_hint = true, open_world_hint = false)
+    )]
+    async fn search_orders(
+        &self,
+        caller: Caller,
+        args: JsonObject,
+    ) -> Result<Json<OrderList>, Failure> {
+        let a: SearchArgs = parse(args)?;
+        let term = input::search_term(&a.search_term)?;
+        let limit = input::limit(a.limit, 50, 100)?;
+        Ok(OrderList::of(
+            self.db.search_orders(&caller.user_id, &term, limit).await?,
+        ))
+    }
+
+    #[tool(
+        description = "List your orders that still need delivering (pending, assigned, in_transit), most urgent first, then by expected delivery time.",
+        input_schema = input_schema::<LimitArgs>(),
+        annotations(read_only_hint = true, open_world_hint = false)
+    )]
+    async fn get_incomplete_orders(
+        &self,
+        caller: Caller,
+        args: JsonObject,
+    ) -> Result<Json<OrderList>, Failure> {
+        let a: LimitArgs = parse(args)?;
+        let limit = input::limit(a.limit, 20, 100)?;
+        Ok(OrderList::of(
+            self.db.open_orders(&caller.user_id, limit).await?,
+        ))
+    }
+
+    #[tool(
+        description = "Change an order's fields. status may be set to 'cancelled' (a pending or failed order) or 'pending' (reopen a cancelled or failed one); assigned, in_transit, delivered and failed follow the assignment tools.",
+        input_schema = input_schema::<UpdateOrderArgs>(),
+        annotations(read_only_hint = false, destructive_hint = false, idempotent_hint = true, open_world_hint = false)
+    )]
+    async fn update_order(
+        &self,
+        caller: Caller,
+        args: JsonObject,
+    ) -> Result<Json<OrderResult>, Failure> {
+        let a: UpdateOrderArgs = parse(args)?;
+        let id = input::id("order_id", &a.order_id)?;
+        let patch = OrderPatch {
+            expected_delivery_time: input::opt_time(
+                "expected_delivery_time",
+                a.expected_delivery_time.as_deref(),
+            )?,
+            time_window_start: input::opt_time(
+                "time_window_start",
+                a.time_window_start.as_deref(),
+            )?,
+            time_window_end: input::opt_time("time_window_end", a.time_window_end.as_deref())?,
+            customer_name: a.customer_name,
+            customer_phone: a.customer_phone,
+            customer_email: a.customer_email,
+            delivery_address: a.delivery_address,
+            delivery_lat: a.delivery_lat,
+            delivery_lng: a.delivery_lng,
+            priority: a.priority,
+            weight_kg: a.weight_kg,
+            volume_m3: a.volume_m3,
+            special_instructions: a.special_instructions,
+            order_value: a.order_value,
+            payment_status: a.payment_status,
+            requires_signature: a.requires_signature,
+            is_fragile: a.is_fragile,
+            requires_cold_storage: a.requires_cold_storage,
+            sla_grace_period_minutes: a.sla_grace_period_minutes,
+            status: a.status,
+        };
+        let order = self
+            .db
+            .update_order(&caller.user_id, &id, patch)
+            .await
+            .map_err(|e| Failure::store(e, &[("order", &id)]))?;
+        Ok(Json(OrderResult {
+            success: true,
+            order,
+        }))
+    }
+
+    #[tool(
+        description = "Delete one order (and its finished assignments). Needs confirm: true. Refused while the order has an open assignment.",
+        input_schema = input_schema::<DeleteOrderArgs>(),
+        annotations(read_only_hint = false, destructive_hint = true, idempotent_hint = true, open_world_hint = false)
+    )]
+    async fn delete_order(
+        &self,
+        caller: Caller,
+        args: JsonObject,
+    ) -> Result<Json<Deleted>, Failure> {
+        let a: DeleteOrderArgs = parse(args)?;
+        let id = input::id("order_id", &a.order_id)?;
+        input::confirmed(a.confirm, "delete the order")?;
+        self.db
+            .delete_order(&caller.user_id, &id)
+            .await
+            .map_err(|e| Failure::store(e, &[("order", &id)]))?;
+        Ok(Json(Deleted {
+            success: true,
+            deleted: 1,
+            message: format!("order {id} deleted"),
+        }))
+    }
+
+    #[tool(
+        description = "Delete all your orders, or all of one status. Needs confirm: true. Refused while any of them has an open assignment. Touches only your own orders.",
+        input_schema = input_schema::<DeleteAllOrdersArgs>(),
+        annotations(read_only_hint = false, destructive_hint = true, idempotent_hint = true, open_world_hint = false)
+    )]
+    async fn delete_all_orders(
+        &self,
+        caller: Caller,
+        args: JsonObject,
+    ) -> Result<Json<Deleted>, Failure> {
+        let a: DeleteAllOrdersArgs = parse(args)?;
+        input::confirmed(a.confirm, "delete orders")?;
+        let deleted = self.db.delete_all_orders(&caller.user_id, a.status).await?;
+        Ok(Json(Deleted {
+            success: true,
+            deleted,
+            message: format!("{deleted} orders deleted"),
+        }))
+    }
+}
