@@ -107,7 +107,7 @@ say "node $(node --version) (mcp-remote, inspector-cli), bundled $("$DEST/node_m
 # ---- 2. the real binary ----
 say "cargo build --bin fleetmind"
 (cd "$ROOT" && run_bg 1800 cargo build --quiet --bin fleetmind)
-BINARY="$ROOT/target/debug/fleetmind"
+BINARY="${CARGO_TARGET_DIR:-$ROOT/target}/debug/fleetmind"
 [[ -x $BINARY ]] || die "no binary at $BINARY"
 
 # ---- 3. the suite ----

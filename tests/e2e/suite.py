@@ -720,6 +720,12 @@ def postgres_db(admin_url: str, psql: str) -> tuple[str | None, str]:
     return admin_url.rsplit("/", 1)[0] + "/" + name, name
 
 
+def drop_postgres_db(admin_url: str, name: str) -> None:
+    stop_all()  # the server must let go of the database first
+    run([shutil.which("psql") or "psql", admin_url, "-qAtc", f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'],
+        timeout=30)
+
+
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--home", required=True)
@@ -748,7 +754,6 @@ def main() -> int:
     if rc != 0 or not scenarios:
         results.add(Row("-", "conformance", "-", "-", "list scenarios", "FAIL", f"exit {rc}: {out[-200:]}"))
     t_start = time.monotonic()
-    dropped: list[str] = []
     for i, backend in enumerate(b for b in a.backends.split(",") if b):
         full = not a.quick and i == 0  # the first backend runs every check, the others the core ones
         print(f"== {backend} ({'all checks' if full else 'core checks'})", flush=True)
@@ -763,7 +768,8 @@ def main() -> int:
                 else:
                     print(f"  (Postgres unavailable, skipped: {name})")
                 continue
-            dropped.append(name)
+            # Dropped on any exit, SIGTERM included (sys.exit runs atexit).
+            atexit.register(drop_postgres_db, a.pg_admin_url, name)
         else:
             results.add(Row(backend, "-", "-", "-", "backend", "FAIL", "unknown backend"))
             continue
@@ -776,9 +782,6 @@ def main() -> int:
         finally:
             if server:
                 stop(server.proc, 10)
-    for name in dropped:
-        run([shutil.which("psql") or "psql", a.pg_admin_url, "-qAtc", f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'],
-            timeout=30)
 
     seen = {v for r in results.rows if r.result == "PASS" for v in r.protocol.split(",")}
     missing = [v for v in VERSIONS if v not in seen]
