@@ -92,6 +92,25 @@ async fn an_admin_issues_a_read_only_key_which_is_refused_writes_and_after_revoc
                 assert!(text.contains(&format!("'{scope}'")), "{tool}: {text}");
             }
         }
+        // A write in particular: refused before it runs, so nothing is stored.
+        let text = call_err(
+            &reader,
+            "create_order",
+            json!({
+                "customer_name": "Ada",
+                "delivery_address": "1 Main St",
+                "delivery_lat": 52.52,
+                "delivery_lng": 13.40,
+                "expected_delivery_time": "2026-12-01T15:00:00Z"
+            }),
+        )
+        .await;
+        assert!(
+            text.contains("permission denied") && text.contains("'orders:write'"),
+            "{text}"
+        );
+        let counted = call_ok(&reader, "count_orders", json!({})).await;
+        assert_eq!(counted["total"], 0);
         let keys_before = t.db.count_keys().await.expect("count");
         let text = call_err(
             &reader,

@@ -1,17 +1,18 @@
 //! Tool × scope, driven by the one policy table: for each kind of key,
 //! `tools/list` shows exactly the tools it may call, every other tool is a
 //! tool error naming the missing scope, and allowed tools are never refused
-//! for scope reasons. New tools are covered as soon as they get a row.
+//! for scope reasons; the same for resources (`RESOURCE_ACCESS`). New tools
+//! and resources are covered as soon as they get a row.
 
 mod common;
 
 use common::*;
 use fleetmind::keys::ApiKey;
 use fleetmind::mcp::FleetMind;
-use fleetmind::mcp::policy::{Access, TOOL_ACCESS};
+use fleetmind::mcp::policy::{Access, RESOURCE_ACCESS, TOOL_ACCESS};
 use fleetmind::scopes::{Scope, Scopes};
 use fleetmind::store::NewKey;
-use rmcp::model::CallToolRequestParams;
+use rmcp::model::{CallToolRequestParams, ReadResourceRequestParams};
 use std::collections::BTreeSet;
 
 const REFUSAL: &str = "permission denied";
@@ -174,11 +175,58 @@ async fn each_key_lists_and_calls_exactly_what_its_scopes_allow() {
                     );
                 }
             }
+            check_resources(&client, &kind, &held, t.backend).await;
             let _ = client.cancel().await;
         }
         server.stop().await;
     })
     .await;
+}
+
+/// The same rule for resources: listed exactly when readable, and a read
+/// without the scope is refused naming it.
+async fn check_resources(
+    client: &Client,
+    kind: &str,
+    held: &[Scope],
+    backend: fleetmind::store::Backend,
+) {
+    let listed: BTreeSet<String> = client
+        .list_all_resources()
+        .await
+        .unwrap_or_else(|e| panic!("{kind}: resources/list: {e}"))
+        .into_iter()
+        .map(|resource| resource.uri.clone())
+        .collect();
+    let expected: BTreeSet<String> = RESOURCE_ACCESS
+        .iter()
+        .filter(|(_, access)| may_call(held, *access))
+        .map(|(uri, _)| (*uri).to_owned())
+        .collect();
+    assert_eq!(
+        listed, expected,
+        "{backend:?}: resources/list of a '{kind}' key"
+    );
+    for (uri, access) in RESOURCE_ACCESS {
+        let read = client
+            .read_resource(ReadResourceRequestParams::new(*uri))
+            .await;
+        match (may_call(held, *access), read) {
+            (true, Ok(_)) => {}
+            (true, Err(e)) => panic!("{backend:?}: '{kind}' key cannot read {uri}: {e}"),
+            (false, Ok(_)) => panic!("{backend:?}: '{kind}' key read {uri}"),
+            (false, Err(e)) => {
+                let Access::Needs(scope) = access else {
+                    unreachable!("AnyKey resources are always readable")
+                };
+                let text = e.to_string();
+                assert!(
+                    text.contains(REFUSAL) && text.contains(&format!("'{scope}'")),
+                    "{backend:?}: '{kind}' key reading {uri}: refusal must name '{scope}': {text}"
+                );
+            }
+        }
+    }
 }
 
 #[tokio::test]
