@@ -177,6 +177,15 @@ async fn revoking_by_email_revokes_every_active_key_of_that_email() {
             .collect();
         ids.sort();
         assert_eq!(ids, vec![first.record.key_id, second.record.key_id]);
+        for id in ids {
+            assert_eq!(
+                events(&t.db.key_events(id).await.expect("events")),
+                vec![
+                    pair("created", "cli"),
+                    pair("revoked", &key_actor(admin.record.key_id))
+                ]
+            );
+        }
         assert_refused(&url, first.api_key.expose(), "first").await;
         assert_refused(&url, second.api_key.expose(), "second").await;
         assert_accepted(&url, other.api_key.expose(), "other email").await;
