@@ -411,3 +411,175 @@ async fn the_schema_refuses_a_cross_tenant_assignment() {
     })
     .await;
 }
+
+/// Many calls racing for one driver, or for one assignment: exactly one
+/// wins, the others get a clear conflict, and the cascades stay whole.
+#[tokio::test]
+async fn racing_calls_cannot_break_a_state_machine() {
+    on_both_backends(|t| async move {
+        let user = UserId::new("user_a");
+        let driver =
+            t.db.create_driver(&user, new_driver("Dan", 1.0, 1.0))
+                .await
+                .unwrap();
+        let mut orders = Vec::new();
+        for i in 0..8 {
+            orders.push(
+                t.db.create_order(&user, new_order(&format!("C{i}"), 1.0, 1.0))
+                    .await
+                    .unwrap(),
+            );
+        }
+        let tasks: Vec<_> = orders
+            .iter()
+            .map(|o| {
+                let (db, user, o, d) = (
+                    t.db.clone(),
+                    user.clone(),
+                    o.order_id.clone(),
+                    driver.driver_id.clone(),
+                );
+                tokio::spawn(async move { db.assign(&user, &o, &d).await })
+            })
+            .collect();
+        let mut won = Vec::new();
+        for task in tasks {
+            match task.await.unwrap() {
+                Ok(a) => won.push(a),
+                Err(StoreError::Conflict(_)) => {}
+                Err(other) => panic!(
+                    "{:?}: a race must end in a conflict, got {other:?}",
+                    t.backend
+                ),
+            }
+        }
+        assert_eq!(won.len(), 1, "{:?}: exactly one assignment wins", t.backend);
+        let assigned =
+            t.db.count_orders(
+                &user,
+                &OrderFilter {
+                    status: Some(OrderStatus::Assigned),
+                    ..Default::default()
+                },
+            )
+            .await
+            .unwrap();
+        assert_eq!(assigned.total, 1);
+        assert_eq!(
+            t.db.driver(&user, &driver.driver_id).await.unwrap().status,
+            DriverStatus::Busy
+        );
+
+        // Complete and unassign race on the same assignment.
+        let id = won[0].assignment_id.clone();
+        let steps = [
+            AssignmentStep::Complete,
+            AssignmentStep::Cancel,
+            AssignmentStep::Complete,
+            AssignmentStep::Cancel,
+        ];
+        let tasks: Vec<_> = steps
+            .into_iter()
+            .map(|step| {
+                let (db, user, id) = (t.db.clone(), user.clone(), id.clone());
+                tokio::spawn(async move {
+                    db.change_assignment(
+                        &user,
+                        &id,
+                        AssignmentChange {
+                            step: Some(step),
+                            ..Default::default()
+                        },
+                    )
+                    .await
+                })
+            })
+            .collect();
+        let mut results = Vec::new();
+        for task in tasks {
+            match task.await.unwrap() {
+                Ok(a) => results.push(a.status),
+                Err(StoreError::Conflict(_)) => {}
+                Err(other) => panic!("{:?}: got {other:?}", t.backend),
+            }
+        }
+        assert_eq!(
+            results.len(),
+            1,
+            "{:?}: one step wins: {results:?}",
+            t.backend
+        );
+        let order = t.db.order(&user, &won[0].order_id).await.unwrap();
+        let expected = if results[0] == AssignmentStatus::Completed {
+            OrderStatus::Delivered
+        } else {
+            OrderStatus::Pending
+        };
+        assert_eq!(order.status, expected);
+        assert_eq!(
+            t.db.driver(&user, &driver.driver_id).await.unwrap().status,
+            DriverStatus::Active
+        );
+    })
+    .await;
+}
+
+/// A Postgres database the Python server used already has orders, drivers
+/// and assignments tables (global ids, nullable user_id): they are kept,
+/// renamed `predecessor_*`, and the new tables are created beside them.
+#[tokio::test]
+async fn the_predecessors_fleet_tables_are_kept_aside_on_postgres() {
+    let Some(url) = fresh_pg_url().await else {
+        return;
+    };
+    let pool = sqlx::PgPool::connect(&url).await.unwrap();
+    for sql in [
+        "CREATE TABLE drivers (driver_id VARCHAR(50) PRIMARY KEY, name VARCHAR(255), status VARCHAR(20), user_id VARCHAR(100))",
+        "CREATE TABLE orders (order_id VARCHAR(50) PRIMARY KEY, customer_name VARCHAR(255), status VARCHAR(20), assigned_driver_id VARCHAR(50) REFERENCES drivers(driver_id), user_id VARCHAR(100))",
+        "CREATE INDEX idx_orders_status ON orders(status)",
+        "CREATE TABLE assignments (assignment_id VARCHAR(50) PRIMARY KEY, order_id VARCHAR(50) REFERENCES orders(order_id), driver_id VARCHAR(50) REFERENCES drivers(driver_id), status VARCHAR(20), user_id VARCHAR(100))",
+        "INSERT INTO drivers VALUES ('DRV-20250101120000', 'Old Dan', 'active', NULL)",
+        "INSERT INTO orders VALUES ('ORD-20250101120000', 'Old Customer', 'pending', NULL, 'user_c160f8cc69a4')",
+    ] {
+        sqlx::query(sql).execute(&pool).await.unwrap();
+    }
+    let db = fleetmind::store::open(&url, &fleetmind::store::PoolOptions::default())
+        .await
+        .expect("migrate over the predecessor's tables");
+    let kept: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM predecessor_orders")
+        .fetch_one(&pool)
+        .await
+        .unwrap();
+    assert_eq!(kept, 1);
+    let kept: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM predecessor_drivers")
+        .fetch_one(&pool)
+        .await
+        .unwrap();
+    assert_eq!(kept, 1);
+    let user = UserId::new("user_c160f8cc69a4");
+    assert_eq!(
+        db.count_orders(&user, &OrderFilter::default())
+            .await
+            .unwrap()
+            .total,
+        0
+    );
+    let order = db
+        .create_order(&user, new_order("New", 1.0, 1.0))
+        .await
+        .unwrap();
+    let driver = db
+        .create_driver(&user, new_driver("New", 1.0, 1.0))
+        .await
+        .unwrap();
+    db.assign(&user, &order.order_id, &driver.driver_id)
+        .await
+        .unwrap();
+    pool.close().await;
+    drop(db);
+    let admin = sqlx::PgPool::connect(&pg_admin_url()).await.unwrap();
+    let name = url.rsplit('/').next().unwrap().to_owned();
+    let _ = sqlx::query(&format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)"))
+        .execute(&admin)
+        .await;
+}
