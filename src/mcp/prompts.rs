@@ -53,23 +53,7 @@ impl FleetMind {
             Some(priority) => format!("{priority} orders first"),
             None => "urgent orders first, then express".to_owned(),
         };
-        let text = format!(
-            "You are my dispatch assistant for the {shift} shift. Use the FleetMind tools; \
-             every call only sees my company's data.\n\
-             1. Call `whoami` to confirm the account and note which scopes the key has. If a \
-             tool below is not in your tool list, the key lacks its scope: say so and skip it.\n\
-             2. Call `count_orders` with status \"pending\", then `get_incomplete_orders` \
-             (limit 50) to see what is open; group the orders by priority, {first}.\n\
-             3. Call `get_available_drivers` and `fetch_drivers` with status \"busy\" to see \
-             who can take work and who is on a route.\n\
-             4. For each pending order, {first}, propose a driver. Use \
-             `intelligent_assign_order` for its reasoning when you are unsure, but do not \
-             assign anything yet: show me the plan as a table (order, priority, deadline, \
-             proposed driver, why).\n\
-             5. List orders whose expected delivery time is before the end of the {shift} shift \
-             and that have no driver: these are at risk of running late.\n\
-             Ask me to confirm before calling `create_assignment` or `auto_assign_order`."
-        );
+        let text = briefing_text(shift, &first);
         Ok(
             GetPromptResult::new(vec![PromptMessage::new_text(Role::User, text)])
                 .with_description(format!("Dispatch briefing for the {shift} shift")),
@@ -86,36 +70,62 @@ impl FleetMind {
         Parameters(args): Parameters<ReviewArgs>,
     ) -> Result<GetPromptResult, ErrorData> {
         let order_id = order_id(args.order_id.as_deref())?;
-        let text = match order_id {
-            Some(order_id) => format!(
-                "Review the delivery of order {order_id} with the FleetMind tools.\n\
-                 1. Call `get_order_details` with order_id \"{order_id}\" and \
-                 `get_assignment_details` with the same order_id.\n\
-                 2. If it has no assignment, say so and suggest a driver with \
-                 `intelligent_assign_order` (do not assign without my confirmation).\n\
-                 3. Otherwise check: is the driver suited to the order (vehicle, capacity, \
-                 skills such as refrigerated or fragile handling; `get_driver_details`)? Will \
-                 it arrive before the expected delivery time? Is the status stuck?\n\
-                 4. Recommend one action: keep it, reassign (`unassign_order` then \
-                 `create_assignment`), or close it (`complete_delivery` or `fail_delivery` \
-                 with a reason). Ask me before calling any tool that changes data."
-            ),
-            None => "Review every open delivery with the FleetMind tools.\n\
-                 1. Call `fetch_orders` with status \"assigned\" and again with status \
-                 \"in_transit\", then `get_assignment_details` for each order.\n\
-                 2. Flag assignments that are late against the expected delivery time, stuck \
-                 in the same status, or given to a driver whose vehicle, capacity or skills do \
-                 not fit the order (`get_driver_details`).\n\
-                 3. Show a table: order, driver, status, expected delivery, problem.\n\
-                 4. For each problem recommend one action (reassign with `unassign_order` and \
-                 `create_assignment`, or close with `complete_delivery` / `fail_delivery`), \
-                 and ask me before calling any tool that changes data."
-                .to_owned(),
-        };
+        let text = review_text(order_id);
         Ok(GetPromptResult::new(vec![PromptMessage::new_text(
             Role::User,
             text,
         )]))
+    }
+}
+
+/// The briefing: which tools to call, in which order, and what to show.
+fn briefing_text(shift: &str, first: &str) -> String {
+    format!(
+        "You are my dispatch assistant for the {shift} shift. Use the FleetMind tools; \
+         every call only sees my company's data.\n\
+         1. Call `whoami` to confirm the account and note which scopes the key has. If a \
+         tool below is not in your tool list, the key lacks its scope: say so and skip it.\n\
+         2. Call `count_orders` with status \"pending\", then `get_incomplete_orders` \
+         (limit 50) to see what is open; group the orders by priority, {first}.\n\
+         3. Call `get_available_drivers` and `fetch_drivers` with status \"busy\" to see \
+         who can take work and who is on a route.\n\
+         4. For each pending order, {first}, propose a driver. Use \
+         `intelligent_assign_order` for its reasoning when you are unsure, but do not \
+         assign anything yet: show me the plan as a table (order, priority, deadline, \
+         proposed driver, why).\n\
+         5. List orders whose expected delivery time is before the end of the {shift} shift \
+         and that have no driver: these are at risk of running late.\n\
+         Ask me to confirm before calling `create_assignment` or `auto_assign_order`."
+    )
+}
+
+/// The review, of one order or of every open delivery.
+fn review_text(order_id: Option<&str>) -> String {
+    match order_id {
+        Some(order_id) => format!(
+            "Review the delivery of order {order_id} with the FleetMind tools.\n\
+             1. Call `get_order_details` with order_id \"{order_id}\" and \
+             `get_assignment_details` with the same order_id.\n\
+             2. If it has no assignment, say so and suggest a driver with \
+             `intelligent_assign_order` (do not assign without my confirmation).\n\
+             3. Otherwise check: is the driver suited to the order (vehicle, capacity, \
+             skills such as refrigerated or fragile handling; `get_driver_details`)? Will \
+             it arrive before the expected delivery time? Is the status stuck?\n\
+             4. Recommend one action: keep it, reassign (`unassign_order` then \
+             `create_assignment`), or close it (`complete_delivery` or `fail_delivery` \
+             with a reason). Ask me before calling any tool that changes data."
+        ),
+        None => "Review every open delivery with the FleetMind tools.\n\
+             1. Call `fetch_orders` with status \"assigned\" and again with status \
+             \"in_transit\", then `get_assignment_details` for each order.\n\
+             2. Flag assignments that are late against the expected delivery time, stuck \
+             in the same status, or given to a driver whose vehicle, capacity or skills do \
+             not fit the order (`get_driver_details`).\n\
+             3. Show a table: order, driver, status, expected delivery, problem.\n\
+             4. For each problem recommend one action (reassign with `unassign_order` and \
+             `create_assignment`, or close with `complete_delivery` / `fail_delivery`), \
+             and ask me before calling any tool that changes data."
+            .to_owned(),
     }
 }
 
@@ -249,6 +259,26 @@ mod tests {
         assert!(err.message.contains("unknown prompt"));
         let err = ask("assignment_review", "driver", "").unwrap_err();
         assert!(err.message.contains("no argument 'driver'"));
+    }
+
+    #[test]
+    fn every_tool_a_prompt_names_is_a_real_tool() {
+        let texts = [
+            briefing_text("morning", "urgent orders first"),
+            review_text(Some("ORD-1")),
+            review_text(None),
+        ];
+        let mut named = 0;
+        for text in &texts {
+            for quoted in text.split('`').skip(1).step_by(2) {
+                named += 1;
+                assert!(
+                    crate::mcp::policy::access_for(quoted).is_some(),
+                    "a prompt names `{quoted}`, which is not a FleetMind tool"
+                );
+            }
+        }
+        assert!(named >= 15, "{named}");
     }
 
     #[test]
