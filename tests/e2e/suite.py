@@ -634,6 +634,19 @@ class Suite:
             self.row(server, "claude config", way, out.get("protocol", ""), f"example config '{name}' pasted",
                      not problems, "; ".join(problems) or "whoami + prompts through the pasted entry", out["seconds"])
 
+    # ---- fleet tools through mcp-remote (fleet_session.py starts its own server)
+    def fleet_session(self, server: Server) -> None:
+        t0 = time.monotonic()
+        cmd = [self.env.python, str(HERE / "fleet_session.py"), "--binary", self.env.binary,
+               "--mcp-remote", str(self.env.nm / "mcp-remote" / "dist" / "proxy.js")]
+        rc, out, err = run(cmd, timeout=120)
+        last = (out.strip().splitlines() or [""])[-1]
+        ok = rc == 0 and last.startswith("RESULT: PASS")
+        detail = "create_driver, create_order, auto_assign_order, complete_delivery, get_order_details" if ok \
+            else f"exit {rc}: {(out + err).strip()[-200:]}"
+        self.row(server, "mcp-remote", "header", "-", "fleet session (fleet_session.py, own SQLite server)", ok,
+                 masked_keys(detail), time.monotonic() - t0)
+
     # ---- raw HTTP: what clients probe before they speak MCP
     def probes(self, server: Server) -> None:
         t0 = time.monotonic()
@@ -669,6 +682,7 @@ class Suite:
         self.py_refused(server, good_revoked, False, "revoked key", ["API key", "revoked"])
         if self.full:
             self.desktop_example(server)
+            self.fleet_session(server)
             self.remote_ok(server, "header ${VAR}", "2025-06-18")
             self.remote_ok(server, "header", "2024-11-05")
             self.remote_ok(server, "header", "auto", extra=["--protocol", "auto"])
@@ -689,6 +703,11 @@ class Suite:
             self.conformance(server, CORE_SCENARIOS, "query", baseline)
         else:
             self.conformance(server, CORE_SCENARIOS, "header", baseline)
+
+
+def masked_keys(text: str) -> str:
+    """Masks keys this process never saw (a child created them)."""
+    return re.sub(r"fm_[A-Za-z0-9_-]{43}", "fm_***", text)
 
 
 def _quote_api_key(text: str) -> str:
