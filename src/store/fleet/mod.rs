@@ -5,7 +5,10 @@
 //! (order and driver follow the assignment) happen in one transaction.
 
 #[macro_use]
+mod sql_rows;
+#[macro_use]
 mod sql;
+mod fields;
 mod postgres;
 pub mod rules;
 mod sqlite;

@@ -1,0 +1,243 @@
+//! The limits on what callers may store, field by field: every message
+//! starts with the field's name.
+
+use super::types::*;
+use crate::store::StoreError;
+use chrono::{DateTime, SubsecRound, Utc};
+
+/// Longest accepted values, in characters.
+pub const NAME_MAX: usize = 200;
+pub const ADDRESS_MAX: usize = 500;
+pub const PHONE_MAX: usize = 40;
+pub const EMAIL_MAX: usize = 254;
+pub const PLATE_MAX: usize = 20;
+pub const TEXT_MAX: usize = 2000;
+pub const SEARCH_MAX: usize = 200;
+pub const ID_MAX: usize = 64;
+/// Largest weight, volume and capacity anyone plausibly means.
+pub const WEIGHT_MAX_KG: f64 = 100_000.0;
+pub const VOLUME_MAX_M3: f64 = 1_000.0;
+pub const VALUE_MAX: f64 = 1e12;
+pub const DISTANCE_MAX_M: f64 = 1e8;
+pub const GRACE_MAX_MINUTES: i64 = 7 * 24 * 60;
+
+pub(super) fn invalid(field: &str, problem: impl std::fmt::Display) -> StoreError {
+    StoreError::Invalid(format!("{field}: {problem}"))
+}
+
+/// A required text: trimmed, not empty, at most `max` characters, no
+/// control characters (Postgres cannot store NUL; others are never meant).
+pub fn required_text(field: &str, value: &str, max: usize) -> Result<String, StoreError> {
+    let value = value.trim();
+    if value.is_empty() {
+        return Err(invalid(field, "must not be empty"));
+    }
+    checked_text(field, value, max)
+}
+
+/// An optional text: empty means absent.
+pub fn optional_text(
+    field: &str,
+    value: Option<&str>,
+    max: usize,
+) -> Result<Option<String>, StoreError> {
+    match value.map(str::trim) {
+        None | Some("") => Ok(None),
+        Some(value) => checked_text(field, value, max).map(Some),
+    }
+}
+
+fn checked_text(field: &str, value: &str, max: usize) -> Result<String, StoreError> {
+    let len = value.chars().count();
+    if len > max {
+        return Err(invalid(
+            field,
+            format!("is {len} characters long; at most {max} are allowed"),
+        ));
+    }
+    if value
+        .chars()
+        .any(|c| c.is_control() && !matches!(c, '\n' | '\r' | '\t'))
+    {
+        return Err(invalid(field, "must not contain control characters"));
+    }
+    Ok(value.to_owned())
+}
+
+pub fn optional_email(field: &str, value: Option<&str>) -> Result<Option<String>, StoreError> {
+    let email = optional_text(field, value, EMAIL_MAX)?;
+    if let Some(email) = &email {
+        let ok = email
+            .split_once('@')
+            .is_some_and(|(local, domain)| !local.is_empty() && domain.contains('.'))
+            && !email.chars().any(char::is_whitespace);
+        if !ok {
+            return Err(invalid(field, "is not an email address"));
+        }
+    }
+    Ok(email)
+}
+
+pub fn optional_phone(field: &str, value: Option<&str>) -> Result<Option<String>, StoreError> {
+    let phone = optional_text(field, value, PHONE_MAX)?;
+    if let Some(phone) = &phone {
+        let ok = phone.chars().any(|c| c.is_ascii_digit())
+            && phone
+                .chars()
+                .all(|c| c.is_ascii_digit() || " +-().".contains(c));
+        if !ok {
+            return Err(invalid(field, "may hold only digits, spaces and + - ( ) ."));
+        }
+    }
+    Ok(phone)
+}
+
+pub fn latitude(field: &str, value: f64) -> Result<f64, StoreError> {
+    if value.is_finite() && (-90.0..=90.0).contains(&value) {
+        Ok(value)
+    } else {
+        Err(invalid(field, "must be a latitude between -90 and 90"))
+    }
+}
+
+pub fn longitude(field: &str, value: f64) -> Result<f64, StoreError> {
+    if value.is_finite() && (-180.0..=180.0).contains(&value) {
+        Ok(value)
+    } else {
+        Err(invalid(field, "must be a longitude between -180 and 180"))
+    }
+}
+
+/// A number in `[min, max]` (or `(0, max]` when `positive`).
+pub fn amount(field: &str, value: f64, max: f64, positive: bool) -> Result<f64, StoreError> {
+    let ok = value.is_finite() && value <= max && if positive { value > 0.0 } else { value >= 0.0 };
+    if ok {
+        Ok(value)
+    } else if positive {
+        Err(invalid(field, format!("must be above 0 and at most {max}")))
+    } else {
+        Err(invalid(field, format!("must be between 0 and {max}")))
+    }
+}
+
+fn optional_amount(field: &str, value: Option<f64>, max: f64) -> Result<Option<f64>, StoreError> {
+    value.map(|v| amount(field, v, max, false)).transpose()
+}
+
+pub(super) fn grace(value: i64) -> Result<i64, StoreError> {
+    if (0..=GRACE_MAX_MINUTES).contains(&value) {
+        Ok(value)
+    } else {
+        Err(invalid(
+            "sla_grace_period_minutes",
+            format!("must be between 0 and {GRACE_MAX_MINUTES}"),
+        ))
+    }
+}
+
+pub(super) fn window(
+    start: Option<DateTime<Utc>>,
+    end: Option<DateTime<Utc>>,
+) -> Result<(), StoreError> {
+    match (start, end) {
+        (Some(start), Some(end)) if start > end => Err(invalid(
+            "time_window_end",
+            "must not be before time_window_start",
+        )),
+        _ => Ok(()),
+    }
+}
+
+/// An id as the caller gave it: short and printable, else it names nothing.
+pub fn id_arg(field: &str, value: &str) -> Result<String, StoreError> {
+    let value = value.trim();
+    if value.is_empty() {
+        return Err(invalid(field, "must not be empty"));
+    }
+    checked_text(field, value, ID_MAX)
+}
+
+impl NewOrder {
+    /// The order as it will be stored: trimmed, checked, field by field.
+    pub fn checked(self) -> Result<NewOrder, StoreError> {
+        window(self.time_window_start, self.time_window_end)?;
+        Ok(NewOrder {
+            customer_name: required_text("customer_name", &self.customer_name, NAME_MAX)?,
+            customer_phone: optional_phone("customer_phone", self.customer_phone.as_deref())?,
+            customer_email: optional_email("customer_email", self.customer_email.as_deref())?,
+            delivery_address: required_text(
+                "delivery_address",
+                &self.delivery_address,
+                ADDRESS_MAX,
+            )?,
+            delivery_lat: latitude("delivery_lat", self.delivery_lat)?,
+            delivery_lng: longitude("delivery_lng", self.delivery_lng)?,
+            weight_kg: optional_amount("weight_kg", self.weight_kg, WEIGHT_MAX_KG)?,
+            volume_m3: optional_amount("volume_m3", self.volume_m3, VOLUME_MAX_M3)?,
+            special_instructions: optional_text(
+                "special_instructions",
+                self.special_instructions.as_deref(),
+                TEXT_MAX,
+            )?,
+            order_value: optional_amount("order_value", self.order_value, VALUE_MAX)?,
+            sla_grace_period_minutes: grace(self.sla_grace_period_minutes)?,
+            expected_delivery_time: self.expected_delivery_time.trunc_subsecs(6),
+            time_window_start: self.time_window_start.map(|t| t.trunc_subsecs(6)),
+            time_window_end: self.time_window_end.map(|t| t.trunc_subsecs(6)),
+            ..self
+        })
+    }
+}
+
+impl NewDriver {
+    /// The driver as they will be stored: trimmed, checked, field by field.
+    pub fn checked(self) -> Result<NewDriver, StoreError> {
+        if self.status == DriverStatus::Busy {
+            return Err(invalid(
+                "status",
+                "'busy' is set by assignments; use active, offline or unavailable",
+            ));
+        }
+        Ok(NewDriver {
+            name: required_text("name", &self.name, NAME_MAX)?,
+            phone: optional_phone("phone", self.phone.as_deref())?,
+            email: optional_email("email", self.email.as_deref())?,
+            vehicle_plate: optional_text(
+                "vehicle_plate",
+                self.vehicle_plate.as_deref(),
+                PLATE_MAX,
+            )?,
+            capacity_kg: amount("capacity_kg", self.capacity_kg, WEIGHT_MAX_KG, true)?,
+            capacity_m3: amount("capacity_m3", self.capacity_m3, VOLUME_MAX_M3, true)?,
+            skills: canonical_skills(self.skills),
+            current_address: required_text("current_address", &self.current_address, ADDRESS_MAX)?,
+            current_lat: latitude("current_lat", self.current_lat)?,
+            current_lng: longitude("current_lng", self.current_lng)?,
+            ..self
+        })
+    }
+}
+
+/// Skills sorted and without repeats, so equal sets are stored equally.
+pub fn canonical_skills(mut skills: Vec<Skill>) -> Vec<Skill> {
+    skills.sort();
+    skills.dedup();
+    skills
+}
+
+/// The stored form of a skill list.
+pub fn skills_to_text(skills: &[Skill]) -> String {
+    skills
+        .iter()
+        .map(|s| s.as_str())
+        .collect::<Vec<_>>()
+        .join(",")
+}
+
+/// Reads a stored skill list; an unknown name means a broken row.
+pub fn skills_from_text(text: &str) -> Option<Vec<Skill>> {
+    text.split(',')
+        .filter(|s| !s.is_empty())
+        .map(Skill::parse)
+        .collect()
+}
