@@ -1,7 +1,7 @@
 //! Builds the HTTP application and runs it; `main` and the tests start the
 //! server the same way.
 
-use crate::auth::{AuthLayer, UsageRecorder, Verifier, no_oauth};
+use crate::auth::{AuthLayer, UsageRecorder, Verifier, VerifierOptions, no_oauth};
 use crate::mcp::FleetMind;
 use crate::store::Db;
 use axum::Router;
@@ -31,6 +31,8 @@ pub struct ServeOptions {
     pub allowed_origins: Vec<String>,
     /// How often `last_used_at` is written.
     pub usage_flush_interval: Duration,
+    /// Verification cache and failed-attempt limit.
+    pub auth: VerifierOptions,
 }
 
 impl Default for ServeOptions {
@@ -39,6 +41,7 @@ impl Default for ServeOptions {
             allowed_hosts: Vec::new(),
             allowed_origins: Vec::new(),
             usage_flush_interval: Duration::from_secs(60),
+            auth: VerifierOptions::default(),
         }
     }
 }
@@ -56,8 +59,32 @@ pub struct App {
 pub fn build(db: Db, options: &ServeOptions, shutdown: &CancellationToken) -> App {
     let usage = UsageRecorder::new();
     let flusher = usage.spawn_flusher(db.clone(), options.usage_flush_interval, shutdown.clone());
-    let verifier = Arc::new(Verifier::new(db.clone(), usage));
+    let verifier = Arc::new(Verifier::with_options(db.clone(), usage, options.auth));
+    let watch = verifier.spawn_watch(shutdown.clone());
+    // Where OAuth-minded clients land after a refused key (see no_oauth).
+    let no_oauth = Router::new()
+        .route("/register", any(no_oauth::registration))
+        .with_state(verifier.clone())
+        .route("/.well-known/{*path}", any(no_oauth::no_metadata));
+    App {
+        router: routes(db, options, shutdown, AuthLayer::new(verifier)).merge(no_oauth),
+        tasks: vec![flusher, watch],
+    }
+}
 
+/// The routes, with `gate` in front of the MCP service: the auth layer, or
+/// (only in the `bench-noauth` benchmark build) a fixed caller.
+fn routes<L>(db: Db, options: &ServeOptions, shutdown: &CancellationToken, gate: L) -> Router
+where
+    L: tower::Layer<StreamableHttpService<FleetMind, NeverSessionManager>>,
+    L::Service: tower::Service<http::Request<axum::body::Body>, Error = std::convert::Infallible>
+        + Clone
+        + Send
+        + Sync
+        + 'static,
+    <L::Service as tower::Service<http::Request<axum::body::Body>>>::Response: IntoResponse,
+    <L::Service as tower::Service<http::Request<axum::body::Body>>>::Future: Send + 'static,
+{
     let hosts: Vec<String> = if options.allowed_hosts.is_empty() {
         LOOPBACK_HOSTS.iter().map(|h| (*h).to_owned()).collect()
     } else {
@@ -78,25 +105,33 @@ pub fn build(db: Db, options: &ServeOptions, shutdown: &CancellationToken) -> Ap
         Arc::new(NeverSessionManager::default()),
         config,
     );
-    let mcp = tower::ServiceBuilder::new()
-        .layer(AuthLayer::new(verifier.clone()))
-        .service(mcp);
-    // Where OAuth-minded clients land after a refused key (see no_oauth).
-    let no_oauth = Router::new()
-        .route("/register", any(no_oauth::registration))
-        .with_state(verifier)
-        .route("/.well-known/{*path}", any(no_oauth::no_metadata));
+    let mcp = tower::ServiceBuilder::new().layer(gate).service(mcp);
 
-    let router = Router::new()
+    Router::new()
         .route("/healthz", get(healthz))
         .with_state(db)
         .route_service("/mcp", mcp)
-        .merge(no_oauth)
-        .fallback(not_found);
-    App {
-        router,
-        tasks: vec![flusher],
-    }
+        .fallback(not_found)
+}
+
+/// The same application with a fixed caller and no key check, for measuring
+/// what authentication costs. Exists only with the `bench-noauth` feature,
+/// which the `fleetmind` binary refuses to be built with.
+#[cfg(feature = "bench-noauth")]
+pub fn start_without_auth_for_benchmarks(
+    listener: TcpListener,
+    db: Db,
+    options: &ServeOptions,
+    shutdown: CancellationToken,
+    caller: crate::auth::Caller,
+) -> std::io::Result<RunningServer> {
+    let router = routes(
+        db,
+        options,
+        &shutdown,
+        crate::auth::FixedCallerLayer::new(caller),
+    );
+    serve(listener, router, shutdown, Vec::new())
 }
 
 async fn healthz(State(db): State<Db>) -> impl IntoResponse {
@@ -168,16 +203,27 @@ pub fn start(
     options: &ServeOptions,
     shutdown: CancellationToken,
 ) -> std::io::Result<RunningServer> {
-    let addr = listener.local_addr()?;
     let app = build(db, options, &shutdown);
+    serve(listener, app.router, shutdown, app.tasks)
+}
+
+fn serve(
+    listener: TcpListener,
+    router: Router,
+    shutdown: CancellationToken,
+    tasks: Vec<JoinHandle<()>>,
+) -> std::io::Result<RunningServer> {
+    let addr = listener.local_addr()?;
     // Without TCP_NODELAY, small streamed answers wait ~40 ms for Nagle and
     // delayed ACKs.
     let listener = listener.tap_io(|tcp| {
         let _ = tcp.set_nodelay(true);
     });
     let token = shutdown.clone();
+    // The peer address lets the auth layer limit failed attempts per client.
+    let service = router.into_make_service_with_connect_info::<SocketAddr>();
     let serve = tokio::spawn(async move {
-        axum::serve(listener, app.router)
+        axum::serve(listener, service)
             .with_graceful_shutdown(async move { token.cancelled_owned().await })
             .await
     });
@@ -185,6 +231,6 @@ pub fn start(
         addr,
         shutdown,
         serve,
-        tasks: app.tasks,
+        tasks,
     })
 }

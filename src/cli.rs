@@ -189,6 +189,7 @@ async fn serve(global: &GlobalArgs, pool: &PoolOptions, args: ServeArgs) -> Resu
         allowed_hosts: args.allowed_hosts,
         allowed_origins: args.allowed_origins,
         usage_flush_interval: Duration::from_secs(args.usage_flush_secs.max(1)),
+        ..ServeOptions::default()
     };
     let shutdown = CancellationToken::new();
     let server = app::start(listener, db, &options, shutdown.clone())?;

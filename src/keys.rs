@@ -102,6 +102,13 @@ impl KeyHash {
     pub fn as_hex(&self) -> &str {
         &self.0
     }
+
+    /// A hash as the database stores it (64 lowercase hex digits), e.g. from
+    /// a change notification; anything else is `None`.
+    pub fn from_stored(hex: &str) -> Option<Self> {
+        (hex.len() == 64 && hex.bytes().all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'f')))
+            .then(|| Self(hex.to_owned()))
+    }
 }
 
 impl fmt::Debug for KeyHash {

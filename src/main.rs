@@ -2,6 +2,16 @@ use clap::Parser;
 use fleetmind::cli::{self, Cli};
 use tracing_subscriber::EnvFilter;
 
+// The release binary must never be able to skip the key check: the
+// benchmark-only no-auth build lives in examples/bench_noauth.rs.
+#[cfg(feature = "bench-noauth")]
+compile_error!("the fleetmind binary cannot be built with the bench-noauth feature");
+
+// malloc/free are about a third of the CPU of a tool call; mimalloc makes
+// them cheaper (measured in BENCHMARKS.md).
+#[global_allocator]
+static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 #[tokio::main]
 async fn main() -> std::process::ExitCode {
     let cli = Cli::parse();

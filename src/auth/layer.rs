@@ -6,9 +6,11 @@
 
 use super::{AuthFailure, Verifier};
 use axum::body::Body;
+use axum::extract::ConnectInfo;
 use http::header::{AUTHORIZATION, CONTENT_TYPE, RETRY_AFTER, WWW_AUTHENTICATE};
 use http::{HeaderValue, Request, Response, StatusCode, Uri};
 use std::future::Future;
+use std::net::SocketAddr;
 use std::pin::Pin;
 use std::sync::Arc;
 use std::task::{Context, Poll};
@@ -69,8 +71,12 @@ where
         let mut inner = std::mem::replace(&mut self.inner, clone);
         let verifier = self.verifier.clone();
         Box::pin(async move {
+            let client = req
+                .extensions()
+                .get::<ConnectInfo<SocketAddr>>()
+                .map(|info| info.0.ip());
             let outcome = match take_key(&mut req) {
-                Ok(key) => verifier.verify(&key).await,
+                Ok(key) => verifier.verify_from(&key, client).await,
                 Err(failure) => Err(failure),
             };
             match outcome {
@@ -79,6 +85,10 @@ where
                     req.extensions_mut().insert(caller);
                     let response = inner.call(req).await?;
                     Ok(response.map(Body::new))
+                }
+                Err(AuthFailure::Throttled { retry_after_secs }) => {
+                    tracing::debug!(path = req.uri().path(), "request throttled");
+                    Ok(too_many_attempts(retry_after_secs))
                 }
                 Err(failure) => {
                     tracing::info!(
@@ -151,6 +161,28 @@ fn take_query_key<B>(req: &mut Request<B>) -> Option<String> {
         *req.uri_mut() = uri;
     }
     key
+}
+
+/// The answer to a client that sent too many unknown keys: no lookup was
+/// made, and none will be until `Retry-After` has passed (a key this server
+/// already verified keeps working meanwhile).
+pub(crate) fn too_many_attempts(retry_after_secs: u64) -> Response<Body> {
+    let failure = AuthFailure::Throttled { retry_after_secs };
+    let body = serde_json::json!({
+        "error": "too_many_attempts",
+        "error_description": failure.description(),
+        "message": format!(
+            "Too many requests with unknown API keys came from your address. \
+             Try again in {retry_after_secs} seconds with a valid key."
+        ),
+        "retry_after": retry_after_secs,
+    });
+    let mut response = Response::new(Body::from(body.to_string()));
+    *response.status_mut() = StatusCode::TOO_MANY_REQUESTS;
+    let headers = response.headers_mut();
+    headers.insert(CONTENT_TYPE, HeaderValue::from_static("application/json"));
+    headers.insert(RETRY_AFTER, HeaderValue::from(retry_after_secs));
+    response
 }
 
 /// The JSON-RPC error code of a refusal (the implementation-defined server

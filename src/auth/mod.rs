@@ -1,13 +1,21 @@
 //! Authentication: every request to `/mcp` carries an `fm_` key, verified
 //! once in a tower layer; tools receive the verified [`Caller`].
 
+mod cache;
 mod caller;
+#[cfg(feature = "bench-noauth")]
+mod fixed;
 mod layer;
+mod limiter;
 pub mod no_oauth;
 mod usage;
 mod verifier;
 
+pub use cache::{BLIND_MAX_AGE, CacheOptions, CachedKey, KeyCache};
 pub use caller::{Caller, UserId};
+#[cfg(feature = "bench-noauth")]
+pub use fixed::FixedCallerLayer;
 pub use layer::{AuthLayer, AuthService};
-pub use usage::UsageRecorder;
-pub use verifier::{AuthFailure, Verifier};
+pub use limiter::LimiterOptions;
+pub use usage::{UsageRecorder, UsageSlot};
+pub use verifier::{AuthFailure, Verifier, VerifierOptions};

@@ -1,12 +1,21 @@
 //! Turns a presented key into a [`Caller`], or says why not.
 
-use super::{Caller, UsageRecorder, UserId};
-use crate::keys::ApiKey;
-use crate::store::{Db, KeyState};
-use chrono::Utc;
+use super::cache::{CacheOptions, CachedKey, KeyCache};
+use super::limiter::{FailureLimiter, LimiterOptions};
+use super::{Caller, UsageRecorder};
+use crate::keys::{ApiKey, KeyHash};
+use crate::store::{Db, KeyChange, KeyState};
+use chrono::{DateTime, Utc};
+use std::net::IpAddr;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Duration;
+use tokio::task::JoinHandle;
+use tokio_util::sync::CancellationToken;
 
-/// Why a request was not authenticated. The first five are the caller's
-/// fault (401); `Unavailable` is ours (503), so clients keep good keys.
+/// Why a request was not authenticated. `Unavailable` is ours (503), so
+/// clients keep good keys; `Throttled` (429) stops a client guessing keys;
+/// the rest are the caller's fault (401).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum AuthFailure {
     Missing,
@@ -17,6 +26,10 @@ pub enum AuthFailure {
     /// A header key and a query key that differ.
     Conflicting,
     Unavailable,
+    /// Too many unknown keys from this client; retry after this many seconds.
+    Throttled {
+        retry_after_secs: u64,
+    },
 }
 
 impl AuthFailure {
@@ -32,48 +45,142 @@ impl AuthFailure {
                 "two different API keys were sent (header and query string)"
             }
             AuthFailure::Unavailable => "the key store is unavailable",
+            AuthFailure::Throttled { .. } => "too many unknown API keys from this client",
         }
     }
 }
 
-/// Verifies keys against the store.
+/// Verifier settings.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct VerifierOptions {
+    pub cache: CacheOptions,
+    pub limiter: LimiterOptions,
+}
+
+/// Verifies keys: from the cache when it knows the key, else from the store.
 pub struct Verifier {
     db: Db,
     usage: UsageRecorder,
+    cache: Arc<KeyCache>,
+    limiter: FailureLimiter,
+    /// Keys found active lately: a throttled client may still have these
+    /// looked up (never a reason to accept a key, only to look it up).
+    recently_good: moka::sync::Cache<KeyHash, ()>,
+    /// Key lookups made in the database (cache misses).
+    lookups: AtomicU64,
 }
 
 impl Verifier {
     pub fn new(db: Db, usage: UsageRecorder) -> Self {
-        Self { db, usage }
+        Self::with_options(db, usage, VerifierOptions::default())
+    }
+
+    pub fn with_options(db: Db, usage: UsageRecorder, options: VerifierOptions) -> Self {
+        Self {
+            db,
+            usage,
+            cache: Arc::new(KeyCache::new(options.cache)),
+            limiter: FailureLimiter::new(options.limiter),
+            recently_good: moka::sync::Cache::builder()
+                .max_capacity(options.cache.capacity)
+                .time_to_live(Duration::from_secs(3600))
+                .build(),
+            lookups: AtomicU64::new(0),
+        }
+    }
+
+    /// Starts the store's change watch, which keeps the cache honest. Until
+    /// it reports in, cached keys are trusted for one second only.
+    pub fn spawn_watch(&self, shutdown: CancellationToken) -> JoinHandle<()> {
+        let cache = self.cache.clone();
+        self.db.watch_key_changes(
+            Arc::new(move |change: KeyChange| cache.apply(change)),
+            shutdown,
+        )
+    }
+
+    /// The cache, for tests and benchmarks.
+    pub fn cache(&self) -> &KeyCache {
+        &self.cache
+    }
+
+    /// How many keys were looked up in the database so far.
+    pub fn lookups(&self) -> u64 {
+        self.lookups.load(Ordering::Relaxed)
+    }
+
+    /// Verifies a key with no client address (no per-client limit).
+    pub async fn verify(&self, presented: &str) -> Result<Caller, AuthFailure> {
+        self.verify_from(presented, None).await
     }
 
     /// The shape check first (no query for anything that is not a key), then
-    /// the lookup by hash, then state and expiry.
-    #[tracing::instrument(level = "debug", skip_all)]
-    pub async fn verify(&self, presented: &str) -> Result<Caller, AuthFailure> {
+    /// the cache, then — within the client's budget of failures — the lookup
+    /// by hash; state and expiry are checked on every request.
+    pub async fn verify_from(
+        &self,
+        presented: &str,
+        client: Option<IpAddr>,
+    ) -> Result<Caller, AuthFailure> {
         let key = ApiKey::parse(presented).map_err(|_| AuthFailure::Malformed)?;
-        let record = self
-            .db
-            .key_by_hash(&key.hash())
-            .await
-            .map_err(|err| {
-                tracing::error!(error = %err, cause = ?std::error::Error::source(&err).map(ToString::to_string), "key lookup failed");
-                AuthFailure::Unavailable
-            })?
-            .ok_or(AuthFailure::Unknown)?;
+        let hash = key.hash();
         let now = Utc::now();
-        match record.state(now) {
+        if let Some(entry) = self.cache.get(&hash) {
+            return self.admit(&entry, now);
+        }
+        if let Some(wait) = client.and_then(|ip| self.limiter.check(ip))
+            && !self.recently_good.contains_key(&hash)
+        {
+            return Err(AuthFailure::Throttled {
+                retry_after_secs: retry_after(wait),
+            });
+        }
+        let epoch = self.cache.epoch();
+        self.lookups.fetch_add(1, Ordering::Relaxed);
+        let record = self.db.key_by_hash(&hash).await.map_err(|err| {
+            tracing::error!(error = %err, cause = ?std::error::Error::source(&err).map(ToString::to_string), "key lookup failed");
+            AuthFailure::Unavailable
+        })?;
+        let Some(record) = record else {
+            if let Some(ip) = client {
+                self.limiter.failed(ip);
+            }
+            return Err(AuthFailure::Unknown);
+        };
+        let entry = Arc::new(CachedKey::from_record(record));
+        if entry.state(Utc::now()) == KeyState::Active {
+            self.recently_good.insert(hash.clone(), ());
+        }
+        self.cache.insert(hash, entry.clone(), epoch);
+        self.admit(&entry, Utc::now())
+    }
+
+    /// The cache-only half of [`Verifier::verify_from`]: `None` when the key
+    /// is not cached (or malformed). For benchmarks.
+    pub fn verify_cached(&self, presented: &str) -> Option<Result<Caller, AuthFailure>> {
+        let key = ApiKey::parse(presented).ok()?;
+        let entry = self.cache.get(&key.hash())?;
+        Some(self.admit(&entry, Utc::now()))
+    }
+
+    fn admit(&self, entry: &CachedKey, now: DateTime<Utc>) -> Result<Caller, AuthFailure> {
+        match entry.state(now) {
             KeyState::Active => {}
             KeyState::Revoked => return Err(AuthFailure::Revoked),
             KeyState::Expired => return Err(AuthFailure::Expired),
         }
-        self.usage.record(record.key_id, now);
+        self.usage.record(&entry.usage, now);
         Ok(Caller {
-            user_id: UserId::new(record.user_id),
-            key_id: record.key_id,
-            key_prefix: record.prefix.into(),
-            scopes: record.scopes,
-            expires_at: record.expires_at,
+            user_id: entry.user_id.clone(),
+            key_id: entry.key_id,
+            key_prefix: entry.prefix.clone(),
+            scopes: entry.scopes,
+            expires_at: entry.expires_at,
         })
     }
+}
+
+/// Whole seconds, rounded up, at least one: what `Retry-After` wants.
+fn retry_after(wait: Duration) -> u64 {
+    wait.as_secs_f64().ceil().max(1.0) as u64
 }

@@ -1,12 +1,14 @@
 //! The `api_keys` table and its audit trail, as seen by the rest of the server.
 
 use super::StoreError;
+use super::watch::KeyChangeSink;
 use crate::keys::KeyHash;
 use crate::scopes::Scopes;
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 use serde::Serialize;
 use std::fmt;
+use tokio_util::sync::CancellationToken;
 
 /// One row of `api_keys`, without the hash (nothing outside the store needs it).
 #[derive(Clone, Serialize)]
@@ -151,4 +153,12 @@ pub trait KeyStore: Send + Sync + 'static {
 
     /// The audit trail of one key, oldest first.
     async fn key_events(&self, key_id: i64) -> Result<Vec<KeyEvent>, StoreError>;
+
+    /// Reports key rows changed by any process sharing the database (this
+    /// one, the CLI, other replicas) to `sink` until `shutdown`.
+    fn watch_key_changes(
+        &self,
+        sink: KeyChangeSink,
+        shutdown: CancellationToken,
+    ) -> tokio::task::JoinHandle<()>;
 }

@@ -9,10 +9,12 @@ pub mod fleet;
 mod keys;
 pub mod postgres;
 pub mod sqlite;
+pub mod watch;
 
 pub use error::StoreError;
 pub use fleet::FleetStore;
 pub use keys::{KeyEvent, KeyRecord, KeyState, KeyStore, NewKey, RevokeTarget};
+pub use watch::{KeyChange, KeyChangeSink};
 
 use std::sync::Arc;
 use std::time::Duration;

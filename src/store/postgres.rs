@@ -5,6 +5,7 @@
 //! with `timezone=UTC` so that both servers read and write the same instants.
 
 use super::keys::{KeyEvent, KeyRecord, KeyStore, NewKey, RevokeTarget};
+use super::watch::{self, KeyChangeSink, LocalChanges};
 use super::{PoolOptions, StoreError};
 use crate::keys::KeyHash;
 use crate::scopes::Scopes;
@@ -13,6 +14,7 @@ use chrono::{DateTime, Utc};
 use sqlx::postgres::{PgConnectOptions, PgPool, PgPoolOptions, PgRow};
 use sqlx::{Postgres, Row, Transaction};
 use std::str::FromStr;
+use tokio_util::sync::CancellationToken;
 
 static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations/postgres");
 
@@ -28,6 +30,9 @@ macro_rules! key_columns {
 
 pub struct PgStore {
     pool: PgPool,
+    /// One connection for `LISTEN`, apart from the query pool.
+    listen_pool: PgPool,
+    local: LocalChanges,
 }
 
 impl PgStore {
@@ -36,12 +41,22 @@ impl PgStore {
             .map_err(|_| StoreError::Config("the Postgres database URL cannot be parsed".into()))?
             .options([("timezone", "UTC")])
             .application_name("fleetmind");
+        let listen_pool = PgPoolOptions::new()
+            .max_connections(1)
+            .idle_timeout(None)
+            .max_lifetime(None)
+            .acquire_timeout(pool.acquire_timeout)
+            .connect_lazy_with(options.clone());
         let pool = PgPoolOptions::new()
             .max_connections(pool.max_connections.max(1))
             .acquire_timeout(pool.acquire_timeout)
             .connect_with(options)
             .await?;
-        Ok(Self { pool })
+        Ok(Self {
+            pool,
+            listen_pool,
+            local: LocalChanges::default(),
+        })
     }
 
     /// The pool, for the fleet tables that live beside the keys.
@@ -237,6 +252,7 @@ impl KeyStore for PgStore {
         );
         insert_event_tx(&mut tx, &old, "rotated", &new.created_by, Some(&detail)).await?;
         tx.commit().await?;
+        self.local.changed();
         Ok(record)
     }
 
@@ -276,6 +292,7 @@ impl KeyStore for PgStore {
             insert_event_tx(&mut tx, key, "revoked", actor, None).await?;
         }
         tx.commit().await?;
+        self.local.changed();
         Ok(revoked)
     }
 
@@ -362,5 +379,14 @@ impl KeyStore for PgStore {
             })
             .collect::<Result<Vec<_>, sqlx::Error>>()
             .map_err(Into::into)
+    }
+
+    fn watch_key_changes(
+        &self,
+        sink: KeyChangeSink,
+        shutdown: CancellationToken,
+    ) -> tokio::task::JoinHandle<()> {
+        self.local.subscribe(&sink);
+        watch::watch_postgres(self.listen_pool.clone(), sink, shutdown)
     }
 }

@@ -1,6 +1,7 @@
 //! The embedded backend: one SQLite file, created on first start.
 
 use super::keys::{KeyEvent, KeyRecord, KeyStore, NewKey, RevokeTarget};
+use super::watch::{self, KeyChangeSink, LocalChanges};
 use super::{PoolOptions, StoreError};
 use crate::keys::KeyHash;
 use crate::scopes::Scopes;
@@ -13,6 +14,7 @@ use sqlx::sqlite::{
 use sqlx::{Row, Sqlite, Transaction};
 use std::str::FromStr;
 use std::time::Duration;
+use tokio_util::sync::CancellationToken;
 
 static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations/sqlite");
 
@@ -26,6 +28,7 @@ macro_rules! key_columns {
 
 pub struct SqliteStore {
     pool: SqlitePool,
+    local: LocalChanges,
 }
 
 impl SqliteStore {
@@ -42,7 +45,10 @@ impl SqliteStore {
             .acquire_timeout(pool.acquire_timeout)
             .connect_with(options)
             .await?;
-        Ok(Self { pool })
+        Ok(Self {
+            pool,
+            local: LocalChanges::default(),
+        })
     }
 
     /// The pool, for the fleet tables that live beside the keys.
@@ -228,6 +234,7 @@ impl KeyStore for SqliteStore {
         );
         insert_event_tx(&mut tx, &old, "rotated", &new.created_by, Some(&detail)).await?;
         tx.commit().await?;
+        self.local.changed();
         Ok(record)
     }
 
@@ -267,6 +274,7 @@ impl KeyStore for SqliteStore {
             insert_event_tx(&mut tx, key, "revoked", actor, None).await?;
         }
         tx.commit().await?;
+        self.local.changed();
         Ok(revoked)
     }
 
@@ -345,5 +353,14 @@ impl KeyStore for SqliteStore {
             })
             .collect::<Result<Vec<_>, sqlx::Error>>()
             .map_err(Into::into)
+    }
+
+    fn watch_key_changes(
+        &self,
+        sink: KeyChangeSink,
+        shutdown: CancellationToken,
+    ) -> tokio::task::JoinHandle<()> {
+        self.local.subscribe(&sink);
+        watch::watch_sqlite(self.pool.clone(), sink, shutdown)
     }
 }

@@ -1,0 +1,197 @@
+#!/usr/bin/env bash
+# Load benchmark of FleetMind MCP over HTTP (see BENCHMARKS.md).
+#
+#   bench/load.sh [--label NAME] [--duration S] [--only LIST]
+#
+# Builds the release binary and the benchmark-only no-auth example, then,
+# with the server pinned to CPU 0 (taskset -c 0) and wrk plus the server's
+# Postgres backends on CPU 1:
+#   matrix   whoami and fetch_orders (10 rows) at 16 and 64 connections, on
+#            SQLite and on Postgres: requests/s, p50, p99, server CPU, peak RSS
+#   noauth   the same server with a fixed caller and no key check, run
+#            alternately with the real one (whoami, 64 connections, Postgres)
+#   writes   100,000 whoami calls by one key -> api_keys row updates
+#            (pg_stat_user_tables.n_tup_upd, read after the server exits)
+#   flood    valid-key p99 (16 connections) alone, then while another client
+#            sends random well-formed keys (16 connections)
+# --only takes a comma list of those names (default: all).
+#
+# Environment: FLEETMIND_BIN (a prebuilt server binary, e.g. an older build:
+# then no build happens and noauth is skipped), PG_ADMIN (default
+# postgres://postgres@127.0.0.1:5432/postgres), BENCH_SH (the neutral
+# bench.sh; default: shared/bench/bench.sh found beside the repository).
+# Uses only 127.0.0.1. Prints one line per measurement.
+set -euo pipefail
+
+ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+LABEL=after DURATION=10 ONLY=matrix,noauth,writes,flood
+while [ $# -gt 0 ]; do
+    case "$1" in
+        --label) LABEL=$2; shift 2 ;;
+        --duration) DURATION=$2; shift 2 ;;
+        --only) ONLY=$2; shift 2 ;;
+        *) echo "unknown option $1" >&2; exit 2 ;;
+    esac
+done
+want() { [[ ",$ONLY," == *",$1,"* ]]; }
+log() { echo "load: $*" >&2; }
+
+PG_ADMIN=${PG_ADMIN:-postgres://postgres@127.0.0.1:5432/postgres}
+if [ -z "${BENCH_SH:-}" ]; then
+    for d in "$ROOT/../shared/bench" "$ROOT/../../shared/bench" /work/shared/bench; do
+        [ -x "$d/bench.sh" ] && BENCH_SH="$d/bench.sh" && break
+    done
+fi
+[ -x "${BENCH_SH:-}" ] || { echo "bench.sh not found: set BENCH_SH" >&2; exit 1; }
+command -v wrk >/dev/null || { echo "wrk not found: apt-get install wrk" >&2; exit 1; }
+
+if [ -n "${FLEETMIND_BIN:-}" ]; then
+    BIN=$FLEETMIND_BIN NOAUTH=""
+else
+    (cd "$ROOT" && cargo build --release --bin fleetmind >&2 \
+        && cargo build --release --example bench_noauth --features bench-noauth >&2)
+    BIN=$ROOT/target/release/fleetmind NOAUTH=$ROOT/target/release/examples/bench_noauth
+fi
+
+TMP=$(mktemp -d)
+PGDB=fm_bench_$$
+PG_URL=${PG_ADMIN%/*}/$PGDB
+SQLITE_URL=sqlite://$TMP/bench.db
+PIDS=()
+cleanup() {
+    for pid in "${PIDS[@]}"; do kill "$pid" 2>/dev/null || true; done
+    wait 2>/dev/null || true
+    psql -q "$PG_ADMIN" -c "DROP DATABASE IF EXISTS $PGDB WITH (FORCE)" >/dev/null 2>&1 || true
+    rm -rf "$TMP"
+}
+trap cleanup EXIT
+psql -q "$PG_ADMIN" -c "CREATE DATABASE $PGDB" >/dev/null
+
+PORT=$((20000 + $$ % 20000))
+# start_server NAME CMD... : runs CMD on CPU 0, waits for /healthz; sets SPID, SURL.
+start_server() {
+    local name=$1; shift
+    PORT=$((PORT + 1))
+    taskset -c 0 "$@" >"$TMP/$name.log" 2>&1 &
+    SPID=$!
+    PIDS+=("$SPID")
+    SURL=http://127.0.0.1:$PORT/mcp
+    for _ in $(seq 1 100); do
+        curl -sf -o /dev/null "http://127.0.0.1:$PORT/healthz" && return 0
+        sleep 0.1
+    done
+    cat "$TMP/$name.log" >&2
+    echo "server $name did not start" >&2
+    exit 1
+}
+stop_server() {
+    kill -TERM "$SPID" 2>/dev/null || true
+    wait "$SPID" 2>/dev/null || true
+}
+serve() { start_server "$1" "$BIN" serve --bind "127.0.0.1:$((PORT + 1))" --database-url "$2"; }
+# Peak resident memory of the server so far, in MB.
+rss_mb() { awk '/^VmHWM/ { printf "%.1f", $2 / 1024 }' "/proc/$SPID/status" 2>/dev/null || echo "?"; }
+# The server's Postgres backends onto CPU 1, beside wrk (new ones inherit
+# nothing, so this runs after the warm-up has opened the pool).
+pin_pg() {
+    local pid
+    for pid in $(psql -At "$PG_ADMIN" -c "SELECT pid FROM pg_stat_activity WHERE datname = '$PGDB'"); do
+        taskset -p -c 1 "$pid" >/dev/null 2>&1 || true
+    done
+}
+# bench URL KEY TOOL ARGS CONC [extra bench.sh options] -> prints bench.sh's line
+bench() {
+    local url=$1 key=$2 tool=$3 args=$4 conc=$5; shift 5
+    taskset -c 1 "$BENCH_SH" "$url" "$key" --tool "$tool" --args "$args" \
+        --concurrency "$conc" --duration "$DURATION" --server-pid "$SPID" "$@" 2>"$TMP/bench.err" \
+        || { cat "$TMP/bench.err" >&2; return 1; }
+}
+issue_key() {   # URL -> sets KEY, USER_ID
+    local json
+    json=$("$BIN" keys create --email bench@example.com --json --database-url "$1" 2>/dev/null)
+    KEY=$(printf '%s' "$json" | sed -n 's/.*"api_key":"\([^"]*\)".*/\1/p')
+    USER_ID=$(printf '%s' "$json" | sed -n 's/.*"user_id":"\([^"]*\)".*/\1/p')
+    [ -n "$KEY" ] || { echo "could not issue a key: $json" >&2; exit 1; }
+}
+has_tool() {   # URL KEY TOOL
+    curl -s -X POST "$1" -H "Authorization: Bearer $2" -H 'Content-Type: application/json' \
+        -H 'Accept: application/json, text/event-stream' -H 'MCP-Protocol-Version: 2025-11-25' \
+        --data '{"jsonrpc":"2.0","id":1,"method":"tools/list"}' | grep -q "\"name\":\"$3\""
+}
+# Ten orders for fetch_orders, through the server's own create tool.
+seed_orders() {   # URL KEY
+    local i
+    for i in $(seq 1 10); do
+        "$BENCH_SH" "$1" "$2" --once --tool create_order --args \
+            "{\"customer_name\":\"Bench Customer $i\",\"delivery_address\":\"$i Bench Street, Springfield\"}" \
+            >/dev/null 2>&1 || { echo "could not seed orders (create_order)" >&2; return 1; }
+    done
+}
+echo "# label=$LABEL duration=${DURATION}s bin=$BIN $(date -u +%FT%TZ)"
+
+if want matrix; then
+    for backend in sqlite postgres; do
+        url=$SQLITE_URL; [ "$backend" = postgres ] && url=$PG_URL
+        issue_key "$url"
+        serve "$LABEL-$backend" "$url"
+        tools=whoami
+        if has_tool "$SURL" "$KEY" fetch_orders && seed_orders "$SURL" "$KEY"; then
+            tools="whoami fetch_orders"
+        else
+            log "fetch_orders not available on this build: whoami only"
+        fi
+        for tool in $tools; do
+            args='{}'; [ "$tool" = fetch_orders ] && args='{"limit":10}'
+            for conc in 16 64; do
+                [ "$backend" = postgres ] && pin_pg
+                line=$(bench "$SURL" "$KEY" "$tool" "$args" "$conc")
+                echo "$LABEL $backend $tool c=$conc $line rss_mb=$(rss_mb)"
+            done
+        done
+        stop_server
+    done
+fi
+
+if want noauth && [ -n "$NOAUTH" ]; then
+    issue_key "$PG_URL"
+    serve "$LABEL-auth" "$PG_URL"; AUTH_PID=$SPID AUTH_URL=$SURL
+    start_server "$LABEL-noauth" "$NOAUTH" "$PG_URL" "127.0.0.1:$((PORT + 1))" "$USER_ID"
+    NOAUTH_PID=$SPID NOAUTH_URL=$SURL
+    for round in 1 2; do
+        SPID=$AUTH_PID; line=$(bench "$AUTH_URL" "$KEY" whoami '{}' 64)
+        echo "$LABEL postgres whoami c=64 auth round=$round $line"
+        SPID=$NOAUTH_PID; line=$(bench "$NOAUTH_URL" "$KEY" whoami '{}' 64 --mode noauth)
+        echo "$LABEL postgres whoami c=64 noauth round=$round $line"
+    done
+    SPID=$AUTH_PID; stop_server; SPID=$NOAUTH_PID; stop_server
+fi
+
+if want writes; then
+    issue_key "$PG_URL"
+    upd() { psql -At "$PG_URL" -c "SELECT n_tup_upd FROM pg_stat_user_tables WHERE relname = 'api_keys'"; }
+    sleep 1.5; before=$(upd)
+    serve "$LABEL-writes" "$PG_URL"
+    line=$(bench "$SURL" "$KEY" whoami '{}' 64 --duration 120 --warmup 0 --max-requests 100000)
+    requests=$(sed -n 's/.*detail: requests=\([0-9]*\).*/\1/p' "$TMP/bench.err" | tail -1)
+    stop_server
+    # Backends report their statistics when they exit.
+    sleep 1.5; after=$(upd)
+    echo "$LABEL postgres writes requests=$requests api_keys_updates=$((after - before)) ($line)"
+fi
+
+if want flood; then
+    issue_key "$PG_URL"
+    serve "$LABEL-flood" "$PG_URL"
+    pin_pg
+    line=$(bench "$SURL" "$KEY" whoami '{}' 16)
+    echo "$LABEL postgres flood=off valid c=16 $line"
+    MCP_PATH=/mcp taskset -c 1 wrk -t1 -c16 -d$((DURATION + 6))s --timeout 10s \
+        -s "$ROOT/bench/flood.lua" "http://127.0.0.1:$PORT/mcp" >"$TMP/flood.out" 2>&1 &
+    FLOOD=$!
+    PIDS+=("$FLOOD")
+    sleep 1
+    line=$(bench "$SURL" "$KEY" whoami '{}' 16)
+    wait "$FLOOD" || true
+    echo "$LABEL postgres flood=on valid c=16 $line $(grep '^flood:' "$TMP/flood.out" || echo flood: failed) rss_mb=$(rss_mb)"
+    stop_server
+fi

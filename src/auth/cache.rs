@@ -1,0 +1,169 @@
+//! The verification cache: what verifying a key needs, by the key's hash, so
+//! that a known key costs no database query.
+//!
+//! It never extends a key's life: the state and `expires_at` of the cached
+//! row are checked on every request, and the store's change watch
+//! ([`KeyChange`]) drops a key's entry when any process changes its row
+//! (revocation, rotation, deletion). While the watch is blind (not yet
+//! connected, or its connection is lost) an entry is used only for
+//! [`BLIND_MAX_AGE`] after it was read, so a change is still seen within
+//! that bound.
+
+use super::UserId;
+use super::usage::UsageSlot;
+use crate::keys::KeyHash;
+use crate::scopes::Scopes;
+use crate::store::{KeyChange, KeyRecord, KeyState};
+use chrono::{DateTime, Utc};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::time::{Duration, Instant};
+
+/// How long an entry may be trusted while changes cannot be seen: the
+/// revocation bound.
+pub const BLIND_MAX_AGE: Duration = Duration::from_secs(1);
+
+/// Cache settings.
+#[derive(Debug, Clone, Copy)]
+pub struct CacheOptions {
+    /// Most keys held; the least useful go first.
+    pub capacity: u64,
+    /// Longest an entry lives even when nothing says it changed.
+    pub ttl: Duration,
+}
+
+impl Default for CacheOptions {
+    fn default() -> Self {
+        Self {
+            capacity: 100_000,
+            ttl: Duration::from_secs(300),
+        }
+    }
+}
+
+/// What the cache holds for one key (any state: a revoked key stays
+/// refused without a query).
+pub struct CachedKey {
+    pub user_id: UserId,
+    pub key_id: i64,
+    pub prefix: Arc<str>,
+    pub scopes: Scopes,
+    pub expires_at: Option<DateTime<Utc>>,
+    revoked: bool,
+    loaded_at: Instant,
+    pub(super) usage: Arc<UsageSlot>,
+}
+
+impl CachedKey {
+    pub fn from_record(record: KeyRecord) -> Self {
+        let revoked = !record.is_active || record.revoked_at.is_some();
+        Self {
+            user_id: UserId::new(record.user_id),
+            key_id: record.key_id,
+            prefix: record.prefix.into(),
+            scopes: record.scopes,
+            expires_at: record.expires_at,
+            revoked,
+            loaded_at: Instant::now(),
+            usage: Arc::new(UsageSlot::new(record.key_id)),
+        }
+    }
+
+    /// The key's state at `now`, by the same rules as [`KeyRecord::state`].
+    pub fn state(&self, now: DateTime<Utc>) -> KeyState {
+        if self.revoked {
+            KeyState::Revoked
+        } else if self.expires_at.is_some_and(|at| at <= now) {
+            KeyState::Expired
+        } else {
+            KeyState::Active
+        }
+    }
+}
+
+/// Verified keys by hash, bounded in size and age.
+pub struct KeyCache {
+    entries: moka::sync::Cache<KeyHash, Arc<CachedKey>>,
+    /// Moves on every change report; a lookup that raced one is not kept.
+    epoch: AtomicU64,
+    /// No change watch is known to be live.
+    blind: AtomicBool,
+}
+
+impl KeyCache {
+    pub fn new(options: CacheOptions) -> Self {
+        Self {
+            entries: moka::sync::Cache::builder()
+                .max_capacity(options.capacity)
+                .time_to_live(options.ttl)
+                .build(),
+            epoch: AtomicU64::new(0),
+            // Until the watch reports in, nothing can be trusted for long.
+            blind: AtomicBool::new(true),
+        }
+    }
+
+    /// The cached entry of a key, if it may still be trusted.
+    pub fn get(&self, hash: &KeyHash) -> Option<Arc<CachedKey>> {
+        let entry = self.entries.get(hash)?;
+        if self.blind.load(Ordering::Acquire) && entry.loaded_at.elapsed() > BLIND_MAX_AGE {
+            self.entries.invalidate(hash);
+            return None;
+        }
+        Some(entry)
+    }
+
+    /// Read before a database lookup and hand to [`KeyCache::insert`].
+    pub fn epoch(&self) -> u64 {
+        self.epoch.load(Ordering::SeqCst)
+    }
+
+    /// Keeps a row read from the database, unless a change was reported
+    /// since `epoch` (the row may predate it).
+    pub fn insert(&self, hash: KeyHash, entry: Arc<CachedKey>, epoch: u64) {
+        if self.epoch() != epoch {
+            return;
+        }
+        self.entries.insert(hash.clone(), entry);
+        // A change reported between the check and the insert may have been
+        // applied before the insert landed: undo it.
+        if self.epoch() != epoch {
+            self.entries.invalidate(&hash);
+        }
+    }
+
+    /// Applies what the store's change watch saw.
+    pub fn apply(&self, change: KeyChange) {
+        self.epoch.fetch_add(1, Ordering::SeqCst);
+        match change {
+            KeyChange::Key(hash) => self.entries.invalidate(&hash),
+            KeyChange::Flush => self.entries.invalidate_all(),
+            KeyChange::All => {
+                self.entries.invalidate_all();
+                self.blind.store(false, Ordering::Release);
+            }
+            KeyChange::Blind => {
+                if !self.blind.swap(true, Ordering::AcqRel) {
+                    // Entries older than the bound are dropped as they are read;
+                    // dropping all now keeps the bound without waiting for that.
+                    self.entries.invalidate_all();
+                }
+            }
+        }
+    }
+
+    /// Whether a change watch is live.
+    pub fn is_watching(&self) -> bool {
+        !self.blind.load(Ordering::Acquire)
+    }
+
+    /// How many keys are held (approximate; for tests and metrics).
+    pub fn len(&self) -> u64 {
+        self.entries.run_pending_tasks();
+        self.entries.entry_count()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+}

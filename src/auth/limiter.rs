@@ -1,0 +1,140 @@
+//! Bounds what a flood of unknown keys can cost: each client (by IP address)
+//! has a budget of failed lookups that refills over time. A client past it
+//! gets 429 with `Retry-After`, without a database query, for any key that
+//! did not verify recently; keys that did (cached, or remembered as good
+//! even after the cache was emptied) keep working.
+//!
+//! Unknown keys are not cached (random keys never repeat, and a key issued
+//! later must work at once), so this budget is what protects the database.
+
+use std::collections::HashMap;
+use std::net::IpAddr;
+use std::sync::Mutex;
+use std::time::{Duration, Instant};
+
+/// Limiter settings.
+#[derive(Debug, Clone, Copy)]
+pub struct LimiterOptions {
+    /// Failed lookups a client may make at once.
+    pub burst: u32,
+    /// Failed lookups a client earns back per second.
+    pub per_second: f64,
+    /// Most clients tracked; beyond it the ones with a full budget are dropped.
+    pub max_clients: usize,
+}
+
+impl Default for LimiterOptions {
+    fn default() -> Self {
+        Self {
+            burst: 100,
+            per_second: 10.0,
+            max_clients: 10_000,
+        }
+    }
+}
+
+struct Budget {
+    tokens: f64,
+    at: Instant,
+}
+
+/// Failed-lookup budgets per client address.
+pub struct FailureLimiter {
+    options: LimiterOptions,
+    clients: Mutex<HashMap<IpAddr, Budget>>,
+}
+
+impl FailureLimiter {
+    pub fn new(options: LimiterOptions) -> Self {
+        Self {
+            options,
+            clients: Mutex::new(HashMap::new()),
+        }
+    }
+
+    fn refill(&self, budget: &mut Budget, now: Instant) {
+        let earned = now.duration_since(budget.at).as_secs_f64() * self.options.per_second;
+        budget.tokens = (budget.tokens + earned).min(f64::from(self.options.burst));
+        budget.at = now;
+    }
+
+    /// `Some(wait)` when `client` has spent its budget: refuse without a lookup.
+    pub fn check(&self, client: IpAddr) -> Option<Duration> {
+        let now = Instant::now();
+        let mut clients = self.clients.lock().ok()?;
+        let budget = clients.get_mut(&client)?;
+        self.refill(budget, now);
+        if budget.tokens >= 1.0 {
+            return None;
+        }
+        let missing = 1.0 - budget.tokens;
+        Some(Duration::from_secs_f64(
+            missing / self.options.per_second.max(f64::MIN_POSITIVE),
+        ))
+    }
+
+    /// Spends one unit of `client`'s budget on a failed lookup.
+    pub fn failed(&self, client: IpAddr) {
+        let now = Instant::now();
+        let Ok(mut clients) = self.clients.lock() else {
+            return;
+        };
+        if clients.len() >= self.options.max_clients && !clients.contains_key(&client) {
+            let full = f64::from(self.options.burst);
+            let rate = self.options.per_second;
+            clients.retain(|_, b| b.tokens + now.duration_since(b.at).as_secs_f64() * rate < full);
+            if clients.len() >= self.options.max_clients {
+                // Everyone tracked is mid-flood: forget the oldest half rather
+                // than grow without bound.
+                let mut ages: Vec<Instant> = clients.values().map(|b| b.at).collect();
+                ages.sort_unstable();
+                let cut = ages[ages.len() / 2];
+                clients.retain(|_, b| b.at > cut);
+            }
+        }
+        let budget = clients.entry(client).or_insert(Budget {
+            tokens: f64::from(self.options.burst),
+            at: now,
+        });
+        self.refill(budget, now);
+        budget.tokens -= 1.0;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn budget_runs_out_per_client_and_comes_back() {
+        let limiter = FailureLimiter::new(LimiterOptions {
+            burst: 3,
+            per_second: 20.0,
+            max_clients: 10,
+        });
+        let a: IpAddr = [10, 0, 0, 1].into();
+        let b: IpAddr = [10, 0, 0, 2].into();
+        for _ in 0..3 {
+            assert_eq!(limiter.check(a), None);
+            limiter.failed(a);
+        }
+        let wait = limiter.check(a).expect("budget spent");
+        assert!(wait <= Duration::from_millis(50), "{wait:?}");
+        assert_eq!(limiter.check(b), None, "another client is not affected");
+        std::thread::sleep(Duration::from_millis(120));
+        assert_eq!(limiter.check(a), None, "the budget refills");
+    }
+
+    #[test]
+    fn tracked_clients_stay_bounded() {
+        let limiter = FailureLimiter::new(LimiterOptions {
+            burst: 1,
+            per_second: 0.001,
+            max_clients: 8,
+        });
+        for i in 0..100u8 {
+            limiter.failed([10, 0, 1, i].into());
+        }
+        assert!(limiter.clients.lock().unwrap().len() <= 8);
+    }
+}
