@@ -123,7 +123,7 @@ seed_orders() {   # URL KEY
     local i
     for i in $(seq 1 10); do
         "$BENCH_SH" "$1" "$2" --once --tool create_order --args \
-            "{\"customer_name\":\"Bench Customer $i\",\"delivery_address\":\"$i Bench Street, Springfield\"}" \
+            "{\"customer_name\":\"Bench Customer $i\",\"delivery_address\":\"$i Bench Street, Springfield\",\"delivery_lat\":40.7,\"delivery_lng\":-74.0,\"expected_delivery_time\":\"2030-01-01T12:00:00Z\"}" \
             >/dev/null 2>&1 || { echo "could not seed orders (create_order)" >&2; return 1; }
     done
 }
