@@ -155,6 +155,14 @@ impl FleetMind {
         assignment: Assignment,
         message: String,
     ) -> Result<Json<AssignmentResult>, Failure> {
+        tracing::info!(
+            user.id = %user,
+            assignment.id = %assignment.assignment_id,
+            assignment.status = %assignment.status,
+            order.id = %assignment.order_id,
+            driver.id = %assignment.driver_id,
+            "fleet: assignment changed"
+        );
         let order = self.db.order(user, &assignment.order_id).await?;
         let driver = self.db.driver(user, &assignment.driver_id).await?;
         Ok(Json(AssignmentResult {

@@ -390,6 +390,7 @@ impl FleetMind {
             .db
             .delete_all_drivers(&caller.user_id, a.status)
             .await?;
+        tracing::info!(user.id = %caller.user_id, deleted, "fleet: all drivers deleted");
         Ok(Json(Deleted {
             success: true,
             deleted,

@@ -435,6 +435,7 @@ impl FleetMind {
         let a: DeleteAllOrdersArgs = parse(args)?;
         input::confirmed(a.confirm, "delete orders")?;
         let deleted = self.db.delete_all_orders(&caller.user_id, a.status).await?;
+        tracing::info!(user.id = %caller.user_id, deleted, "fleet: all orders deleted");
         Ok(Json(Deleted {
             success: true,
             deleted,
