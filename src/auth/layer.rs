@@ -4,6 +4,7 @@
 //! it, removes it from the request (rmcp and every log after this point never
 //! see it), and stores the [`Caller`] in the request extensions.
 
+use super::limiter::THROTTLED_ANSWER_DELAY;
 use super::{AuthFailure, Verifier};
 use axum::body::Body;
 use axum::extract::ConnectInfo;
@@ -88,6 +89,10 @@ where
                 }
                 Err(AuthFailure::Throttled { retry_after_secs }) => {
                     tracing::debug!(path = req.uri().path(), "request throttled");
+                    // A flood answered at once comes straight back: a slow
+                    // 429 caps each flooding connection at a few requests
+                    // per second, so valid callers keep the CPU.
+                    tokio::time::sleep(THROTTLED_ANSWER_DELAY).await;
                     Ok(too_many_attempts(retry_after_secs))
                 }
                 Err(failure) => {

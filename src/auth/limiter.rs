@@ -4,6 +4,9 @@
 //! did not verify recently; keys that did (cached, or remembered as good
 //! even after the cache was emptied) keep working.
 //!
+//! The 429 is answered after [`THROTTLED_ANSWER_DELAY`], so that a client
+//! looping on refusals cannot spend the server's CPU either.
+//!
 //! Unknown keys are not cached (random keys never repeat, and a key issued
 //! later must work at once), so this budget is what protects the database.
 
@@ -11,6 +14,10 @@ use std::collections::HashMap;
 use std::net::IpAddr;
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
+
+/// How long a throttled request waits for its 429: it costs a sleeping task,
+/// not CPU, and holds a flooding connection back.
+pub const THROTTLED_ANSWER_DELAY: Duration = Duration::from_millis(250);
 
 /// Limiter settings.
 #[derive(Debug, Clone, Copy)]
