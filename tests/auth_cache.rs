@@ -412,8 +412,24 @@ async fn a_client_sending_unknown_keys_gets_429_and_valid_keys_keep_working() {
             .expect("Retry-After in whole seconds");
         assert!((1..=2).contains(&retry), "Retry-After {retry}");
         let body: serde_json::Value = answer.json().await.expect("JSON body");
-        assert_eq!(body["error"], "too_many_attempts");
+        // The JSON-RPC shape of every refusal, so SDKs show the message.
+        assert_eq!(body["jsonrpc"], "2.0");
+        assert_eq!(body["error"]["data"]["error"], "too_many_attempts");
+        assert!(
+            body["error"]["message"]
+                .as_str()
+                .is_some_and(|m| m.contains("unknown API keys")),
+            "{body}"
+        );
         assert!(!body.to_string().contains(wrong.expose()));
+        // /register (where OAuth-minded clients go next) is no way around it.
+        let register = http
+            .post(url.replace("/mcp", "/register"))
+            .header("Authorization", format!("Bearer {}", wrong.expose()))
+            .send()
+            .await
+            .expect("send");
+        assert_eq!(register.status().as_u16(), 429, "{:?}", t.backend);
         // The key this server already verified is not held back.
         assert_eq!(whoami_status(&http, &url, good).await, 200);
         server.stop().await;

@@ -87,13 +87,9 @@ where
                     let response = inner.call(req).await?;
                     Ok(response.map(Body::new))
                 }
-                Err(AuthFailure::Throttled { retry_after_secs }) => {
+                Err(failure @ AuthFailure::Throttled { .. }) => {
                     tracing::debug!(path = req.uri().path(), "request throttled");
-                    // A flood answered at once comes straight back: a slow
-                    // 429 caps each flooding connection at a few requests
-                    // per second, so valid callers keep the CPU.
-                    tokio::time::sleep(THROTTLED_ANSWER_DELAY).await;
-                    Ok(too_many_attempts(retry_after_secs))
+                    Ok(refuse(failure).await)
                 }
                 Err(failure) => {
                     tracing::info!(
@@ -168,26 +164,14 @@ fn take_query_key<B>(req: &mut Request<B>) -> Option<String> {
     key
 }
 
-/// The answer to a client that sent too many unknown keys: no lookup was
-/// made, and none will be until `Retry-After` has passed (a key this server
-/// already verified keeps working meanwhile).
-pub(crate) fn too_many_attempts(retry_after_secs: u64) -> Response<Body> {
-    let failure = AuthFailure::Throttled { retry_after_secs };
-    let body = serde_json::json!({
-        "error": "too_many_attempts",
-        "error_description": failure.description(),
-        "message": format!(
-            "Too many requests with unknown API keys came from your address. \
-             Try again in {retry_after_secs} seconds with a valid key."
-        ),
-        "retry_after": retry_after_secs,
-    });
-    let mut response = Response::new(Body::from(body.to_string()));
-    *response.status_mut() = StatusCode::TOO_MANY_REQUESTS;
-    let headers = response.headers_mut();
-    headers.insert(CONTENT_TYPE, HeaderValue::from_static("application/json"));
-    headers.insert(RETRY_AFTER, HeaderValue::from(retry_after_secs));
-    response
+/// Answers a refused request. A throttled one is answered slowly: a flood
+/// answered at once comes straight back, while a slow 429 caps each flooding
+/// connection at a few requests per second, so valid callers keep the CPU.
+pub(crate) async fn refuse(failure: AuthFailure) -> Response<Body> {
+    if matches!(failure, AuthFailure::Throttled { .. }) {
+        tokio::time::sleep(THROTTLED_ANSWER_DELAY).await;
+    }
+    refusal(failure)
 }
 
 /// The JSON-RPC error code of a refusal (the implementation-defined server
@@ -214,6 +198,15 @@ pub(crate) fn refusal(failure: AuthFailure) -> Response<Body> {
              with FLEETMIND_AUTH=\"Bearer fm_...\") or append '?api_key=fm_...' to the URL. \
              An administrator creates keys with 'fleetmind keys create --email you@example.com'."
                 .to_owned(),
+        ),
+        AuthFailure::Throttled { retry_after_secs } => (
+            StatusCode::TOO_MANY_REQUESTS,
+            String::new(),
+            "too_many_attempts",
+            format!(
+                "FleetMind: too many requests with unknown API keys came from your address; \
+                 no key was checked. Try again in {retry_after_secs} seconds with a valid key."
+            ),
         ),
         AuthFailure::Unavailable => (
             StatusCode::SERVICE_UNAVAILABLE,
@@ -260,8 +253,14 @@ pub(crate) fn refusal(failure: AuthFailure) -> Response<Body> {
     {
         headers.insert(WWW_AUTHENTICATE, value);
     }
-    if status == StatusCode::SERVICE_UNAVAILABLE {
-        headers.insert(RETRY_AFTER, HeaderValue::from_static("5"));
+    match failure {
+        AuthFailure::Unavailable => {
+            headers.insert(RETRY_AFTER, HeaderValue::from_static("5"));
+        }
+        AuthFailure::Throttled { retry_after_secs } => {
+            headers.insert(RETRY_AFTER, HeaderValue::from(retry_after_secs));
+        }
+        _ => {}
     }
     response
 }

@@ -8,12 +8,13 @@
 //! API keys, not OAuth.
 
 use super::Verifier;
-use super::layer::{bearer_token, refusal};
+use super::layer::{bearer_token, refuse};
 use axum::Json;
-use axum::extract::{Request, State};
+use axum::extract::{ConnectInfo, Request, State};
 use axum::response::{IntoResponse, Response};
 use http::StatusCode;
 use http::header::{AUTHORIZATION, WWW_AUTHENTICATE};
+use std::net::SocketAddr;
 use std::sync::Arc;
 
 /// `POST /register`: the key the client still sends in its header decides
@@ -22,9 +23,15 @@ use std::sync::Arc;
 /// that the key was refused.
 pub async fn registration(State(verifier): State<Arc<Verifier>>, req: Request) -> Response {
     let key = req.headers().get(AUTHORIZATION).map(bearer_token);
+    // The same per-address limit as /mcp: this path must not become a way
+    // around it for someone guessing keys.
+    let client = req
+        .extensions()
+        .get::<ConnectInfo<SocketAddr>>()
+        .map(|info| info.0.ip());
     match key {
-        Some(Some(key)) => match verifier.verify(&key).await {
-            Err(failure) => refusal(failure),
+        Some(Some(key)) => match verifier.verify_from(&key, client).await {
+            Err(failure) => refuse(failure).await,
             Ok(_) => (
                 StatusCode::FORBIDDEN,
                 Json(serde_json::json!({
@@ -36,7 +43,7 @@ pub async fn registration(State(verifier): State<Arc<Verifier>>, req: Request) -
             )
                 .into_response(),
         },
-        Some(None) => refusal(super::AuthFailure::Malformed),
+        Some(None) => refuse(super::AuthFailure::Malformed).await,
         None => (
             StatusCode::UNAUTHORIZED,
             [(WWW_AUTHENTICATE, r#"Bearer realm="fleetmind""#)],
