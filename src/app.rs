@@ -1,7 +1,7 @@
 //! Builds the HTTP application and runs it; `main` and the tests start the
 //! server the same way.
 
-use crate::auth::{AuthLayer, UsageRecorder, Verifier, VerifierOptions, no_oauth};
+use crate::auth::{AuthLayer, TrustedProxies, UsageRecorder, Verifier, VerifierOptions, no_oauth};
 use crate::mcp::FleetMind;
 use crate::store::Db;
 use axum::Router;
@@ -33,6 +33,9 @@ pub struct ServeOptions {
     pub usage_flush_interval: Duration,
     /// Verification cache and failed-attempt limit.
     pub auth: VerifierOptions,
+    /// Reverse proxies whose `X-Forwarded-For` names the client for the
+    /// failed-attempt limit. Empty: the TCP peer is the client.
+    pub trusted_proxies: TrustedProxies,
 }
 
 impl Default for ServeOptions {
@@ -42,6 +45,7 @@ impl Default for ServeOptions {
             allowed_origins: Vec::new(),
             usage_flush_interval: Duration::from_secs(60),
             auth: VerifierOptions::default(),
+            trusted_proxies: TrustedProxies::default(),
         }
     }
 }
@@ -61,13 +65,14 @@ pub fn build(db: Db, options: &ServeOptions, shutdown: &CancellationToken) -> Ap
     let flusher = usage.spawn_flusher(db.clone(), options.usage_flush_interval, shutdown.clone());
     let verifier = Arc::new(Verifier::with_options(db.clone(), usage, options.auth));
     let watch = verifier.spawn_watch(shutdown.clone());
+    let auth = AuthLayer::new(verifier, Arc::new(options.trusted_proxies.clone()));
     // Where OAuth-minded clients land after a refused key (see no_oauth).
     let no_oauth = Router::new()
         .route("/register", any(no_oauth::registration))
-        .with_state(verifier.clone())
+        .with_state(auth.clone())
         .route("/.well-known/{*path}", any(no_oauth::no_metadata));
     App {
-        router: routes(db, options, shutdown, AuthLayer::new(verifier)).merge(no_oauth),
+        router: routes(db, options, shutdown, auth).merge(no_oauth),
         tasks: vec![flusher, watch],
     }
 }

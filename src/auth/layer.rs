@@ -4,14 +4,13 @@
 //! it, removes it from the request (rmcp and every log after this point never
 //! see it), and stores the [`Caller`] in the request extensions.
 
+use super::client_addr::{TrustedProxies, request_client};
 use super::limiter::THROTTLED_ANSWER_DELAY;
 use super::{AuthFailure, Verifier};
 use axum::body::Body;
-use axum::extract::ConnectInfo;
 use http::header::{AUTHORIZATION, CONTENT_TYPE, RETRY_AFTER, WWW_AUTHENTICATE};
 use http::{HeaderValue, Request, Response, StatusCode, Uri};
 use std::future::Future;
-use std::net::SocketAddr;
 use std::pin::Pin;
 use std::sync::Arc;
 use std::task::{Context, Poll};
@@ -20,15 +19,18 @@ use tower::{Layer, Service};
 /// The query parameter the predecessor's clients use.
 const QUERY_PARAM: &str = "api_key";
 
-/// Adds authentication to a service.
+/// Adds authentication to a service. `/register` uses it too (the same
+/// verifier, the same idea of who the client is).
 #[derive(Clone)]
 pub struct AuthLayer {
-    verifier: Arc<Verifier>,
+    pub(super) verifier: Arc<Verifier>,
+    /// Whose `X-Forwarded-For` names the client for the failed-lookup limit.
+    pub(super) proxies: Arc<TrustedProxies>,
 }
 
 impl AuthLayer {
-    pub fn new(verifier: Arc<Verifier>) -> Self {
-        Self { verifier }
+    pub fn new(verifier: Arc<Verifier>, proxies: Arc<TrustedProxies>) -> Self {
+        Self { verifier, proxies }
     }
 }
 
@@ -39,6 +41,7 @@ impl<S> Layer<S> for AuthLayer {
         AuthService {
             inner,
             verifier: self.verifier.clone(),
+            proxies: self.proxies.clone(),
         }
     }
 }
@@ -48,6 +51,7 @@ impl<S> Layer<S> for AuthLayer {
 pub struct AuthService<S> {
     inner: S,
     verifier: Arc<Verifier>,
+    proxies: Arc<TrustedProxies>,
 }
 
 impl<S, B, ResBody> Service<Request<B>> for AuthService<S>
@@ -71,13 +75,15 @@ where
         let clone = self.inner.clone();
         let mut inner = std::mem::replace(&mut self.inner, clone);
         let verifier = self.verifier.clone();
+        let proxies = self.proxies.clone();
         Box::pin(async move {
-            let client = req
-                .extensions()
-                .get::<ConnectInfo<SocketAddr>>()
-                .map(|info| info.0.ip());
             let outcome = match take_key(&mut req) {
-                Ok(key) => verifier.verify_from(&key, client).await,
+                Ok(key) => {
+                    // Worked out only on a cache miss (the limiter's case).
+                    let (extensions, headers) = (req.extensions(), req.headers());
+                    let client = || request_client(&proxies, extensions, headers);
+                    verifier.verify_from(&key, client).await
+                }
                 Err(failure) => Err(failure),
             };
             match outcome {

@@ -1,8 +1,9 @@
-//! Bounds what a flood of unknown keys can cost: each client (by IP address)
-//! has a budget of failed lookups that refills over time. A client past it
-//! gets 429 with `Retry-After`, without a database query, for any key that
-//! did not verify recently; keys that did (cached, or remembered as good
-//! even after the cache was emptied) keep working.
+//! Bounds what a flood of unknown keys can cost: each client (by IP address:
+//! the TCP peer, or behind a trusted proxy the `X-Forwarded-For` client, see
+//! [`super::client_addr`]) has a budget of failed lookups that refills over
+//! time. A client past it gets 429 with `Retry-After`, without a database
+//! query, for any key that did not verify recently; keys that did (cached,
+//! or remembered as good even after the cache was emptied) keep working.
 //!
 //! The 429 is answered after [`THROTTLED_ANSWER_DELAY`], so that a client
 //! looping on refusals cannot spend the server's CPU either.

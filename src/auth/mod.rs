@@ -3,6 +3,7 @@
 
 mod cache;
 mod caller;
+mod client_addr;
 #[cfg(feature = "bench-noauth")]
 mod fixed;
 mod layer;
@@ -13,6 +14,7 @@ mod verifier;
 
 pub use cache::{BLIND_MAX_AGE, CacheOptions, CachedKey, KeyCache};
 pub use caller::{Caller, UserId};
+pub use client_addr::{InvalidNetwork, IpNetwork, TrustedProxies};
 #[cfg(feature = "bench-noauth")]
 pub use fixed::FixedCallerLayer;
 pub use layer::{AuthLayer, AuthService};

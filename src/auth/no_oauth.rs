@@ -7,30 +7,27 @@
 //! really wrong with the key, and the metadata paths say that FleetMind takes
 //! API keys, not OAuth.
 
-use super::Verifier;
+use super::AuthLayer;
+use super::client_addr::request_client;
 use super::layer::{bearer_token, refuse};
 use axum::Json;
-use axum::extract::{ConnectInfo, Request, State};
+use axum::extract::{Request, State};
 use axum::response::{IntoResponse, Response};
 use http::StatusCode;
 use http::header::{AUTHORIZATION, WWW_AUTHENTICATE};
-use std::net::SocketAddr;
-use std::sync::Arc;
 
 /// `POST /register`: the key the client still sends in its header decides
 /// the message. mcp-remote resends its headers here, the Inspector does not,
 /// and a key from the URL's query never arrives: then all that is known is
 /// that the key was refused.
-pub async fn registration(State(verifier): State<Arc<Verifier>>, req: Request) -> Response {
+pub async fn registration(State(auth): State<AuthLayer>, req: Request) -> Response {
     let key = req.headers().get(AUTHORIZATION).map(bearer_token);
-    // The same per-address limit as /mcp: this path must not become a way
-    // around it for someone guessing keys.
-    let client = req
-        .extensions()
-        .get::<ConnectInfo<SocketAddr>>()
-        .map(|info| info.0.ip());
+    // The same per-address limit as /mcp, with the same client address: this
+    // path must not become a way around it for someone guessing keys.
+    let (extensions, headers) = (req.extensions(), req.headers());
+    let client = || request_client(&auth.proxies, extensions, headers);
     match key {
-        Some(Some(key)) => match verifier.verify_from(&key, client).await {
+        Some(Some(key)) => match auth.verifier.verify_from(&key, client).await {
             Err(failure) => refuse(failure).await,
             Ok(_) => (
                 StatusCode::FORBIDDEN,

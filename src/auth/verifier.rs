@@ -111,16 +111,20 @@ impl Verifier {
 
     /// Verifies a key with no client address (no per-client limit).
     pub async fn verify(&self, presented: &str) -> Result<Caller, AuthFailure> {
-        self.verify_from(presented, None).await
+        self.verify_from(presented, || None).await
     }
 
     /// The shape check first (no query for anything that is not a key), then
     /// the cache, then — within the client's budget of failures — the lookup
     /// by hash; state and expiry are checked on every request.
+    ///
+    /// `client` gives the address whose budget counts (`None`: no limit). It
+    /// is called once, and only when the key is not cached, so a cache hit
+    /// never works out where the request came from.
     pub async fn verify_from(
         &self,
         presented: &str,
-        client: Option<IpAddr>,
+        client: impl FnOnce() -> Option<IpAddr>,
     ) -> Result<Caller, AuthFailure> {
         let key = ApiKey::parse(presented).map_err(|_| AuthFailure::Malformed)?;
         let hash = key.hash();
@@ -128,9 +132,12 @@ impl Verifier {
         if let Some(entry) = self.cache.get(&hash) {
             return self.admit(&entry, now);
         }
-        if let Some(wait) = client.and_then(|ip| self.limiter.check(ip))
+        let client = client();
+        if let Some(ip) = client
+            && let Some(wait) = self.limiter.check(ip)
             && !self.recently_good.contains_key(&hash)
         {
+            tracing::debug!(client = %ip, "failed-lookup budget spent; key not looked up");
             return Err(AuthFailure::Throttled {
                 retry_after_secs: retry_after(wait),
             });
@@ -143,6 +150,7 @@ impl Verifier {
         })?;
         let Some(record) = record else {
             if let Some(ip) = client {
+                tracing::debug!(client = %ip, "unknown key; one failed lookup spent");
                 self.limiter.failed(ip);
             }
             return Err(AuthFailure::Unknown);
