@@ -2,6 +2,7 @@
 //! Every flag can also be set by an environment variable.
 
 use crate::app::{self, ServeOptions};
+use crate::auth::TrustedProxies;
 use crate::key_admin::{self, CreateKey, IssuedKey};
 use crate::scopes::Scopes;
 use crate::store::{self, Db, KeyRecord, KeyState, PoolOptions, RevokeTarget};
@@ -83,6 +84,16 @@ pub struct ServeArgs {
     /// (default: derived from --bind).
     #[arg(long, env = "FLEETMIND_PUBLIC_URL")]
     pub public_url: Option<String>,
+    /// Reverse proxies (addresses or CIDR networks, comma-separated, e.g.
+    /// 127.0.0.1,10.0.0.0/8,::1) whose X-Forwarded-For names the client for
+    /// the limit on unknown keys. Default: none (the header is ignored).
+    #[arg(
+        long,
+        env = "FLEETMIND_TRUSTED_PROXIES",
+        value_delimiter = ',',
+        value_name = "ADDR[/BITS]"
+    )]
+    pub trusted_proxies: Vec<String>,
 }
 
 #[derive(Debug, Subcommand)]
@@ -175,6 +186,12 @@ pub async fn run(cli: Cli) -> Result<(), CliError> {
 }
 
 async fn serve(global: &GlobalArgs, pool: &PoolOptions, args: ServeArgs) -> Result<(), CliError> {
+    // Before anything is opened or printed: a bad entry changes nothing.
+    let trusted_proxies = TrustedProxies::parse(&args.trusted_proxies).map_err(|err| {
+        CliError::Usage(format!(
+            "--trusted-proxies (FLEETMIND_TRUSTED_PROXIES): {err}"
+        ))
+    })?;
     let db = store::open(&global.database_url, pool).await?;
     let listener = tokio::net::TcpListener::bind(args.bind).await?;
     let addr = listener.local_addr()?;
@@ -189,8 +206,26 @@ async fn serve(global: &GlobalArgs, pool: &PoolOptions, args: ServeArgs) -> Resu
         allowed_hosts: args.allowed_hosts,
         allowed_origins: args.allowed_origins,
         usage_flush_interval: Duration::from_secs(args.usage_flush_secs.max(1)),
+        trusted_proxies,
         ..ServeOptions::default()
     };
+    if !options.trusted_proxies.is_empty() {
+        tracing::info!(
+            trusted_proxies = %options.trusted_proxies,
+            "X-Forwarded-For names the client when the peer is one of these"
+        );
+        if options
+            .trusted_proxies
+            .networks()
+            .iter()
+            .any(|n| n.prefix() == 0)
+        {
+            tracing::warn!(
+                "a trusted proxy network is /0: any client can choose the address its \
+                 failed key lookups are counted against"
+            );
+        }
+    }
     let shutdown = CancellationToken::new();
     let server = app::start(listener, db, &options, shutdown.clone())?;
     let signal = shutdown_signal();

@@ -225,8 +225,21 @@ struct Served {
 }
 
 fn serve(db_url: &str, stderr: &std::path::Path, log: &str) -> Served {
+    serve_with(db_url, stderr, log, &[], &[])
+}
+
+/// [`serve`] with more `serve` flags and environment variables.
+fn serve_with(
+    db_url: &str,
+    stderr: &std::path::Path,
+    log: &str,
+    args: &[&str],
+    envs: &[(&str, &str)],
+) -> Served {
     let mut child = Command::new(BIN)
         .args(["--database-url", db_url, "serve", "--bind", "127.0.0.1:0"])
+        .args(args)
+        .envs(envs.iter().copied())
         .env("FLEETMIND_LOG", log)
         .stdout(Stdio::piped())
         .stderr(std::fs::File::create(stderr).unwrap())
@@ -328,4 +341,107 @@ async fn first_start_prints_one_admin_key_and_logs_keep_secrets_out() {
         "a second start printed a key"
     );
     terminate(served);
+}
+
+/// Runs `fleetmind serve` expecting it to exit at once; its stderr.
+fn serve_fails(db_url: &str, args: &[&str], envs: &[(&str, &str)]) -> String {
+    let mut child = Command::new(BIN)
+        .args(["--database-url", db_url, "serve", "--bind", "127.0.0.1:0"])
+        .args(args)
+        .envs(envs.iter().copied())
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let deadline = std::time::Instant::now() + Duration::from_secs(20);
+    let status = loop {
+        if let Some(status) = child.try_wait().unwrap() {
+            break status;
+        }
+        if std::time::Instant::now() > deadline {
+            let _ = child.kill();
+            let _ = child.wait();
+            panic!("fleetmind serve {args:?} {envs:?} kept running");
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    };
+    let mut stderr = String::new();
+    std::io::Read::read_to_string(&mut child.stderr.take().unwrap(), &mut stderr).unwrap();
+    assert!(!status.success(), "{args:?} {envs:?}: exit {status:?}");
+    stderr
+}
+
+#[test]
+fn an_invalid_trusted_proxy_stops_the_start_and_is_named() {
+    let dir = tempfile::tempdir().unwrap();
+    let url = sqlite_url(&dir);
+    for (args, envs, entry) in [
+        (
+            vec!["--trusted-proxies", "127.0.0.1,10.0.0.0/33"],
+            vec![],
+            "10.0.0.0/33",
+        ),
+        (
+            vec![
+                "--trusted-proxies",
+                "::1",
+                "--trusted-proxies",
+                "proxy.internal",
+            ],
+            vec![],
+            "proxy.internal",
+        ),
+        (
+            vec![],
+            vec![("FLEETMIND_TRUSTED_PROXIES", "10.0.0.0/8, 127.0.0.1:80")],
+            "127.0.0.1:80",
+        ),
+    ] {
+        let stderr = serve_fails(&url, &args, &envs);
+        assert!(
+            stderr.contains(&format!("'{entry}' is not an IP address or CIDR network"))
+                && stderr.contains("--trusted-proxies"),
+            "{args:?} {envs:?}: {stderr}"
+        );
+        assert!(!stderr.contains("panicked"), "{stderr}");
+    }
+    // Refused before the database was opened.
+    assert_eq!(std::fs::read_dir(dir.path()).unwrap().count(), 0);
+}
+
+#[test]
+fn trusted_proxies_from_the_flag_or_the_environment_reach_the_server() {
+    let dir = tempfile::tempdir().unwrap();
+    let url = sqlite_url(&dir);
+    let stderr_path = dir.path().join("stderr.log");
+    for (args, envs) in [
+        (
+            vec!["--trusted-proxies", "127.0.0.1,10.1.0.0/8,::1"],
+            vec![],
+        ),
+        (
+            vec![],
+            vec![("FLEETMIND_TRUSTED_PROXIES", " 127.0.0.1, 10.1.0.0/8 ,::1")],
+        ),
+    ] {
+        let served = serve_with(&url, &stderr_path, "info", &args, &envs);
+        terminate(served);
+        let logs = std::fs::read_to_string(&stderr_path).unwrap();
+        assert!(
+            logs.contains("X-Forwarded-For names the client")
+                && logs.contains("127.0.0.1/32,10.0.0.0/8,::1/128"),
+            "{args:?} {envs:?}: {logs}"
+        );
+    }
+    // Empty: nobody is trusted, and nothing is said about it.
+    let served = serve_with(
+        &url,
+        &stderr_path,
+        "info",
+        &[],
+        &[("FLEETMIND_TRUSTED_PROXIES", "")],
+    );
+    terminate(served);
+    let logs = std::fs::read_to_string(&stderr_path).unwrap();
+    assert!(!logs.contains("X-Forwarded-For"), "{logs}");
 }
