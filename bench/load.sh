@@ -1,11 +1,11 @@
 #!/usr/bin/env bash
 # Load benchmark of FleetMind MCP over HTTP (see BENCHMARKS.md).
 #
-#   bench/load.sh [--label NAME] [--duration S] [--only LIST]
+#   bench/load.sh [--label NAME] [--duration S] [--only LIST] [--client C]
 #
-# Builds the release binary and the benchmark-only no-auth example, then,
-# with the server pinned to CPU 0 (taskset -c 0) and wrk plus the server's
-# Postgres backends on CPU 1:
+# Builds the release binary, the benchmark-only no-auth example and the load
+# generator, then, with the server pinned to CPU 0 (taskset -c 0) and the
+# client plus the server's Postgres backends on CPU 1:
 #   matrix   whoami and fetch_orders (10 rows) at 16 and 64 connections, on
 #            SQLite and on Postgres: requests/s, p50, p99, server CPU, peak RSS
 #   noauth   the same server with a fixed caller and no key check, run
@@ -13,23 +13,29 @@
 #   writes   100,000 whoami calls by one key -> api_keys row updates
 #            (pg_stat_user_tables.n_tup_upd, read after the server exits)
 #   flood    valid-key p99 (16 connections) alone, then while another client
-#            sends random well-formed keys (16 connections)
+#            (wrk + bench/flood.lua) sends random well-formed keys (16 conn.)
 # --only takes a comma list of those names (default: all).
+# --client picks what drives the valid requests:
+#   loadgen  (default) examples/loadgen: one thread, raw HTTP/1.1, every
+#            answer checked; about a tenth of wrk+Lua's CPU per request
+#   wrk      the neutral shared/bench/bench.sh (wrk + Lua), as the
+#            predecessor was measured
 #
 # Environment: FLEETMIND_BIN (a prebuilt server binary, e.g. an older build:
-# then no build happens and noauth is skipped), PG_ADMIN (default
+# then the server is not built and noauth is skipped), PG_ADMIN (default
 # postgres://postgres@127.0.0.1:5432/postgres), BENCH_SH (the neutral
 # bench.sh; default: shared/bench/bench.sh found beside the repository).
 # Uses only 127.0.0.1. Prints one line per measurement.
 set -euo pipefail
 
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
-LABEL=after DURATION=10 ONLY=matrix,noauth,writes,flood
+LABEL=after DURATION=10 ONLY=matrix,noauth,writes,flood CLIENT=loadgen
 while [ $# -gt 0 ]; do
     case "$1" in
         --label) LABEL=$2; shift 2 ;;
         --duration) DURATION=$2; shift 2 ;;
         --only) ONLY=$2; shift 2 ;;
+        --client) CLIENT=$2; shift 2 ;;
         *) echo "unknown option $1" >&2; exit 2 ;;
     esac
 done
@@ -42,9 +48,17 @@ if [ -z "${BENCH_SH:-}" ]; then
         [ -x "$d/bench.sh" ] && BENCH_SH="$d/bench.sh" && break
     done
 fi
-[ -x "${BENCH_SH:-}" ] || { echo "bench.sh not found: set BENCH_SH" >&2; exit 1; }
-command -v wrk >/dev/null || { echo "wrk not found: apt-get install wrk" >&2; exit 1; }
+case "$CLIENT" in
+    loadgen) ;;
+    wrk) [ -x "${BENCH_SH:-}" ] || { echo "bench.sh not found: set BENCH_SH" >&2; exit 1; } ;;
+    *) echo "--client is loadgen or wrk" >&2; exit 2 ;;
+esac
+if want flood || [ "$CLIENT" = wrk ]; then
+    command -v wrk >/dev/null || { echo "wrk not found: apt-get install wrk" >&2; exit 1; }
+fi
 
+(cd "$ROOT" && cargo build --release --example loadgen >&2)
+LOADGEN=$ROOT/target/release/examples/loadgen
 if [ -n "${FLEETMIND_BIN:-}" ]; then
     BIN=$FLEETMIND_BIN NOAUTH=""
 else
@@ -99,12 +113,19 @@ pin_pg() {
         taskset -p -c 1 "$pid" >/dev/null 2>&1 || true
     done
 }
-# bench URL KEY TOOL ARGS CONC [extra bench.sh options] -> prints bench.sh's line
+# bench URL KEY TOOL ARGS CONC [--duration S --warmup S --max-requests N]
+# -> prints the client's line (rps= p50_ms= p99_ms= errors= server_cpu= ...)
 bench() {
     local url=$1 key=$2 tool=$3 args=$4 conc=$5; shift 5
-    taskset -c 1 "$BENCH_SH" "$url" "$key" --tool "$tool" --args "$args" \
-        --concurrency "$conc" --duration "$DURATION" --server-pid "$SPID" "$@" 2>"$TMP/bench.err" \
-        || { cat "$TMP/bench.err" >&2; return 1; }
+    if [ "$CLIENT" = loadgen ]; then
+        taskset -c 1 "$LOADGEN" "$url" --key "$key" --tool "$tool" --args "$args" \
+            --connections "$conc" --duration "$DURATION" --server-pid "$SPID" "$@" 2>"$TMP/bench.err"
+    else
+        # The no-auth server ignores keys; bench.sh needs to be told so.
+        local mode=auth; [ "$SPID" = "${NOAUTH_PID:-}" ] && mode=noauth
+        taskset -c 1 "$BENCH_SH" "$url" "$key" --tool "$tool" --args "$args" --mode "$mode" \
+            --concurrency "$conc" --duration "$DURATION" --server-pid "$SPID" "$@" 2>"$TMP/bench.err"
+    fi || { cat "$TMP/bench.err" >&2; return 1; }
 }
 issue_key() {   # URL -> sets KEY, USER_ID
     local json
@@ -113,21 +134,24 @@ issue_key() {   # URL -> sets KEY, USER_ID
     USER_ID=$(printf '%s' "$json" | sed -n 's/.*"user_id":"\([^"]*\)".*/\1/p')
     [ -n "$KEY" ] || { echo "could not issue a key: $json" >&2; exit 1; }
 }
-has_tool() {   # URL KEY TOOL
+mcp_post() {   # URL KEY BODY -> answer body (the server is stateless: no handshake)
     curl -s -X POST "$1" -H "Authorization: Bearer $2" -H 'Content-Type: application/json' \
         -H 'Accept: application/json, text/event-stream' -H 'MCP-Protocol-Version: 2025-11-25' \
-        --data '{"jsonrpc":"2.0","id":1,"method":"tools/list"}' | grep -q "\"name\":\"$3\""
+        --data "$3"
+}
+has_tool() {   # URL KEY TOOL
+    mcp_post "$1" "$2" '{"jsonrpc":"2.0","id":1,"method":"tools/list"}' | grep -q "\"name\":\"$3\""
 }
 # Ten orders for fetch_orders, through the server's own create tool.
 seed_orders() {   # URL KEY
-    local i
+    local i args
     for i in $(seq 1 10); do
-        "$BENCH_SH" "$1" "$2" --once --tool create_order --args \
-            "{\"customer_name\":\"Bench Customer $i\",\"delivery_address\":\"$i Bench Street, Springfield\",\"delivery_lat\":40.7,\"delivery_lng\":-74.0,\"expected_delivery_time\":\"2030-01-01T12:00:00Z\"}" \
-            >/dev/null 2>&1 || { echo "could not seed orders (create_order)" >&2; return 1; }
+        args="{\"customer_name\":\"Bench Customer $i\",\"delivery_address\":\"$i Bench Street, Springfield\",\"delivery_lat\":40.7,\"delivery_lng\":-74.0,\"expected_delivery_time\":\"2030-01-01T12:00:00Z\"}"
+        mcp_post "$1" "$2" "{\"jsonrpc\":\"2.0\",\"id\":$i,\"method\":\"tools/call\",\"params\":{\"name\":\"create_order\",\"arguments\":$args}}" \
+            | grep -q '"isError":false' || { echo "could not seed orders (create_order)" >&2; return 1; }
     done
 }
-echo "# label=$LABEL duration=${DURATION}s bin=$BIN $(date -u +%FT%TZ)"
+echo "# label=$LABEL client=$CLIENT duration=${DURATION}s bin=$BIN $(date -u +%FT%TZ)"
 
 if want matrix; then
     for backend in sqlite postgres; do
@@ -160,7 +184,7 @@ if want noauth && [ -n "$NOAUTH" ]; then
     for round in 1 2; do
         SPID=$AUTH_PID; line=$(bench "$AUTH_URL" "$KEY" whoami '{}' 64)
         echo "$LABEL postgres whoami c=64 auth round=$round $line"
-        SPID=$NOAUTH_PID; line=$(bench "$NOAUTH_URL" "$KEY" whoami '{}' 64 --mode noauth)
+        SPID=$NOAUTH_PID; line=$(bench "$NOAUTH_URL" "$KEY" whoami '{}' 64)
         echo "$LABEL postgres whoami c=64 noauth round=$round $line"
     done
     SPID=$AUTH_PID; stop_server; SPID=$NOAUTH_PID; stop_server
