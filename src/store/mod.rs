@@ -4,6 +4,8 @@
 //! `postgres://…` (production; replicas share it). Each backend has its own
 //! embedded migrations under `migrations/`.
 
+#[macro_use]
+mod keys_sql;
 mod error;
 pub mod fleet;
 mod keys;
