@@ -204,3 +204,69 @@ async fn the_first_admin_key_of_a_fresh_server_is_audited_as_bootstrap() {
     })
     .await;
 }
+
+/// An id no key can have (beyond Postgres's `SERIAL`, an `i32`) names no
+/// key: nothing is read, written or audited, on either backend.
+#[tokio::test]
+async fn an_id_no_key_can_have_names_no_key() {
+    use fleetmind::keys::ApiKey;
+    use fleetmind::scopes::Scopes;
+    use fleetmind::store::{NewKey, StoreError};
+
+    on_both_backends(|t| async move {
+        let key = issue_key(&t.db, "range@example.com", None).await;
+        let trail_before = t.db.key_events(key.record.key_id).await.expect("events");
+        let big = i64::from(i32::MAX) + 1;
+        let backend = t.backend;
+
+        assert!(t.db.key_by_id(big).await.expect("key_by_id").is_none());
+
+        match t.db.key_events(big).await {
+            Ok(events) => assert!(events.is_empty(), "{backend:?}: {events:?}"),
+            Err(StoreError::NotFound(_)) => {}
+            Err(other) => panic!("{backend:?}: key_events: {other}"),
+        }
+
+        match t.db.revoke_keys(&RevokeTarget::KeyId(big), "cli").await {
+            Ok(revoked) => assert!(revoked.is_empty(), "{backend:?}: {revoked:?}"),
+            Err(StoreError::NotFound(_)) => {}
+            Err(other) => panic!("{backend:?}: revoke_keys: {other}"),
+        }
+
+        let successor = ApiKey::generate().expect("generate");
+        let rotated =
+            t.db.rotate_key(
+                big,
+                chrono::Utc::now(),
+                &NewKey {
+                    user_id: key.record.user_id.clone(),
+                    email: "range@example.com".into(),
+                    name: None,
+                    hash: successor.hash(),
+                    prefix: successor.display_prefix(),
+                    scopes: Scopes::PREDECESSOR_DEFAULT,
+                    expires_at: None,
+                    created_by: "cli".into(),
+                },
+            )
+            .await;
+        assert!(
+            matches!(rotated, Err(StoreError::NotFound(_))),
+            "{backend:?}: rotate_key: {:?}",
+            rotated.map(|r| r.key_id)
+        );
+
+        t.db.record_key_use(&[(big, chrono::Utc::now())])
+            .await
+            .expect("record_key_use");
+
+        assert_eq!(t.db.count_keys().await.expect("count"), 1);
+        let listed = t.db.list_keys(None).await.expect("list");
+        assert_eq!(listed.len(), 1);
+        assert_eq!(listed[0].key_id, key.record.key_id);
+        assert!(listed[0].is_active && listed[0].revoked_at.is_none());
+        let trail_after = t.db.key_events(key.record.key_id).await.expect("events");
+        assert_eq!(trail_after.len(), trail_before.len());
+    })
+    .await;
+}
