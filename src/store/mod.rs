@@ -57,6 +57,9 @@ impl Backend {
 pub struct PoolOptions {
     pub max_connections: u32,
     pub acquire_timeout: Duration,
+    /// Postgres: a pooled connection idle this long is pinged before it
+    /// serves a query; busier ones are not (see `postgres.rs`).
+    pub ping_when_idle_for: Duration,
 }
 
 impl Default for PoolOptions {
@@ -64,6 +67,7 @@ impl Default for PoolOptions {
         Self {
             max_connections: 8,
             acquire_timeout: Duration::from_secs(3),
+            ping_when_idle_for: Duration::from_secs(5),
         }
     }
 }

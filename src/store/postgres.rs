@@ -34,9 +34,24 @@ impl PgStore {
             .max_lifetime(None)
             .acquire_timeout(pool.acquire_timeout)
             .connect_lazy_with(options.clone());
+        let ping_when_idle_for = pool.ping_when_idle_for;
         let pool = PgPoolOptions::new()
             .max_connections(pool.max_connections.max(1))
             .acquire_timeout(pool.acquire_timeout)
+            // sqlx pings every connection it hands out: a round trip per
+            // query. A connection in steady use has just proved itself (sqlx
+            // also pings it when it comes back); only one that sat idle is
+            // tested again, since the server or the network may have
+            // dropped it meanwhile.
+            .test_before_acquire(false)
+            .before_acquire(move |conn, meta| {
+                Box::pin(async move {
+                    if meta.idle_for >= ping_when_idle_for {
+                        sqlx::Connection::ping(conn).await?;
+                    }
+                    Ok(true)
+                })
+            })
             .connect_with(options)
             .await?;
         Ok(Self {

@@ -32,6 +32,9 @@ impl SqliteStore {
         let pool = SqlitePoolOptions::new()
             .max_connections(pool.max_connections.max(1))
             .acquire_timeout(pool.acquire_timeout)
+            // A connection to a local file does not go stale: skip sqlx's
+            // ping (a round trip to the connection's thread) per checkout.
+            .test_before_acquire(false)
             .connect_with(options)
             .await?;
         Ok(Self {
