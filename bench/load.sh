@@ -14,14 +14,22 @@
 #            (pg_stat_user_tables.n_tup_upd, read after the server exits)
 #   flood    valid-key p99 (16 connections) alone, then while another client
 #            (wrk + bench/flood.lua) sends random well-formed keys (16 conn.)
-# --only takes a comma list of those names (default: all).
+#   compare  (only when asked for, with COMPARE_BIN=another server binary)
+#            the two builds side by side, alternating, 3 rounds: whoami at 64
+#            and fetch_orders at 16 connections, Postgres. E.g. mimalloc vs
+#            the system allocator:
+#              cargo build --release --features system-alloc
+#              cp target/release/fleetmind /tmp/fleetmind-system-alloc
+#              cargo build --release
+#              COMPARE_BIN=/tmp/fleetmind-system-alloc bench/load.sh --only compare
+# --only takes a comma list of those names (default: all but compare).
 # --client picks what drives the valid requests:
 #   loadgen  (default) examples/loadgen: one thread, raw HTTP/1.1, every
 #            answer checked; about a tenth of wrk+Lua's CPU per request
 #   wrk      the neutral shared/bench/bench.sh (wrk + Lua), as the
 #            predecessor was measured
 #
-# Environment: FLEETMIND_BIN (a prebuilt server binary, e.g. an older build:
+# Environment: COMPARE_BIN (see compare), FLEETMIND_BIN (a prebuilt server binary, e.g. an older build:
 # then the server is not built and noauth is skipped), PG_ADMIN (default
 # postgres://postgres@127.0.0.1:5432/postgres), BENCH_SH (the neutral
 # bench.sh; default: shared/bench/bench.sh found beside the repository).
@@ -167,7 +175,9 @@ if want matrix; then
         for tool in $tools; do
             args='{}'; [ "$tool" = fetch_orders ] && args='{"limit":10}'
             for conc in 16 64; do
-                [ "$backend" = postgres ] && pin_pg
+                # Open the whole pool first, so that pin_pg finds every backend.
+                [ "$backend" = postgres ] && bench "$SURL" "$KEY" "$tool" "$args" 64 \
+                    --duration 1 --warmup 0 >/dev/null && pin_pg
                 line=$(bench "$SURL" "$KEY" "$tool" "$args" "$conc")
                 echo "$LABEL $backend $tool c=$conc $line rss_mb=$(rss_mb)"
             done
@@ -181,7 +191,7 @@ if want noauth && [ -n "$NOAUTH" ]; then
     serve "$LABEL-auth" "$PG_URL"; AUTH_PID=$SPID AUTH_URL=$SURL
     start_server "$LABEL-noauth" "$NOAUTH" "$PG_URL" "127.0.0.1:$((PORT + 1))" "$USER_ID"
     NOAUTH_PID=$SPID NOAUTH_URL=$SURL
-    for round in 1 2; do
+    for round in 1 2 3 4; do
         SPID=$AUTH_PID; line=$(bench "$AUTH_URL" "$KEY" whoami '{}' 64)
         echo "$LABEL postgres whoami c=64 auth round=$round $line"
         SPID=$NOAUTH_PID; line=$(bench "$NOAUTH_URL" "$KEY" whoami '{}' 64)
@@ -201,6 +211,31 @@ if want writes; then
     # Backends report their statistics when they exit.
     sleep 1.5; after=$(upd)
     echo "$LABEL postgres writes requests=$requests api_keys_updates=$((after - before)) ($line)"
+fi
+
+if want compare; then
+    [ -x "${COMPARE_BIN:-}" ] || { echo "compare needs COMPARE_BIN=<server binary>" >&2; exit 2; }
+    issue_key "$PG_URL"
+    serve "$LABEL-compare-a" "$PG_URL"; A_PID=$SPID A_URL=$SURL
+    seed_orders "$A_URL" "$KEY"
+    start_server "$LABEL-compare-b" "$COMPARE_BIN" serve --bind "127.0.0.1:$((PORT + 1))" --database-url "$PG_URL"
+    B_PID=$SPID B_URL=$SURL
+    for tool in whoami fetch_orders; do
+        args='{}' conc=64; [ "$tool" = fetch_orders ] && args='{"limit":10}' conc=16
+        for side in a b; do   # open both pools before pinning
+            url=$A_URL; [ $side = b ] && url=$B_URL
+            bench "$url" "$KEY" "$tool" "$args" 64 --duration 1 --warmup 0 >/dev/null
+        done
+        pin_pg
+        for round in 1 2 3; do
+            SPID=$A_PID; line=$(bench "$A_URL" "$KEY" "$tool" "$args" "$conc")
+            echo "$LABEL postgres $tool c=$conc bin=a round=$round $line"
+            SPID=$B_PID; line=$(bench "$B_URL" "$KEY" "$tool" "$args" "$conc")
+            echo "$LABEL postgres $tool c=$conc bin=b round=$round $line"
+        done
+    done
+    echo "# a=$BIN b=$COMPARE_BIN"
+    SPID=$A_PID; stop_server; SPID=$B_PID; stop_server
 fi
 
 if want flood; then

@@ -8,7 +8,8 @@ use tracing_subscriber::EnvFilter;
 compile_error!("the fleetmind binary cannot be built with the bench-noauth feature");
 
 // malloc/free are about a third of the CPU of a tool call; mimalloc makes
-// them cheaper (measured in BENCHMARKS.md).
+// them cheaper (measured in BENCHMARKS.md against a `system-alloc` build).
+#[cfg(not(feature = "system-alloc"))]
 #[global_allocator]
 static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
