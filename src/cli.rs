@@ -84,9 +84,10 @@ pub struct ServeArgs {
     /// (default: derived from --bind).
     #[arg(long, env = "FLEETMIND_PUBLIC_URL")]
     pub public_url: Option<String>,
-    /// Reverse proxies (addresses or CIDR networks, comma-separated, e.g.
-    /// 127.0.0.1,10.0.0.0/8,::1) whose X-Forwarded-For names the client for
-    /// the limit on unknown keys. Default: none (the header is ignored).
+    /// Reverse proxies (addresses, or CIDR networks holding only proxies;
+    /// comma-separated, e.g. 127.0.0.1,10.0.4.17,::1) whose X-Forwarded-For
+    /// names the client for the limit on unknown keys. Default: none (the
+    /// header is ignored).
     #[arg(
         long,
         env = "FLEETMIND_TRUSTED_PROXIES",

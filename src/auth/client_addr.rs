@@ -186,15 +186,21 @@ impl TrustedProxies {
     /// The address of the client behind `peer` (see the module comment).
     /// With no trusted proxies, `peer` without reading `headers`.
     pub fn client_ip(&self, peer: IpAddr, headers: &HeaderMap) -> IpAddr {
+        // A v4 client on a dual-stack socket shows as `::ffff:a.b.c.d`: one
+        // client, one budget, whichever way it came in.
+        let peer = peer.to_canonical();
         if self.networks.is_empty() || !self.is_trusted(peer) {
             return peer;
         }
         let mut client = peer;
         for line in headers.get_all(X_FORWARDED_FOR).iter().rev() {
-            let Ok(line) = line.to_str() else {
-                return client;
-            };
-            for entry in line.rsplit(',') {
+            // Split the raw bytes: proxies append the real client to the
+            // line the client sent, so a stray non-ASCII byte on the left
+            // must spoil only its own entry, not the ones the proxies wrote.
+            for entry in line.as_bytes().rsplit(|&b| b == b',') {
+                let Ok(entry) = std::str::from_utf8(entry) else {
+                    return client;
+                };
                 let entry = entry.trim();
                 if entry.is_empty() {
                     continue;
@@ -401,13 +407,44 @@ mod tests {
     #[test]
     fn no_trusted_proxies_means_the_peer_whatever_the_header() {
         let none = TrustedProxies::default();
-        for peer in ["127.0.0.1", "10.0.0.1", "::1", "::ffff:127.0.0.1"] {
+        for peer in ["127.0.0.1", "10.0.0.1", "::1"] {
             assert_eq!(
                 none.client_ip(ip(peer), &xff(&["203.0.113.1"])),
                 ip(peer),
                 "{peer}"
             );
         }
+        // A v4 peer seen through a dual-stack socket is its v4 address, so
+        // it has the same budget however it connects.
+        assert_eq!(
+            none.client_ip(ip("::ffff:127.0.0.1"), &xff(&["203.0.113.1"])),
+            ip("127.0.0.1")
+        );
+    }
+
+    #[test]
+    fn a_stray_byte_spoils_only_its_own_entry() {
+        // nginx appends the client to the line the client sent: the bytes
+        // on the left are the client's, the address on the right is not.
+        let trusted = proxies("127.0.0.1");
+        let mut headers = HeaderMap::new();
+        headers.append(
+            X_FORWARDED_FOR,
+            HeaderValue::from_bytes(b"\xc3\xa9, 203.0.113.1").unwrap(),
+        );
+        assert_eq!(
+            trusted.client_ip(ip("127.0.0.1"), &headers),
+            ip("203.0.113.1")
+        );
+        let mut headers = HeaderMap::new();
+        headers.append(
+            X_FORWARDED_FOR,
+            HeaderValue::from_bytes(b"\xff, 203.0.113.1, 127.0.0.1").unwrap(),
+        );
+        assert_eq!(
+            trusted.client_ip(ip("127.0.0.1"), &headers),
+            ip("203.0.113.1")
+        );
     }
 
     #[test]
