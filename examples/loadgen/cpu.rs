@@ -23,7 +23,7 @@ impl Meter {
         }
     }
 
-    pub fn stop(self, wall: Duration) -> Used {
+    pub fn stop(&self, wall: Duration) -> Used {
         let cores = |before: Option<u64>, path: &str| -> Option<f64> {
             let used = ticks(path)?.checked_sub(before?)?;
             Some(used as f64 / clock_ticks_per_second() / wall.as_secs_f64().max(1e-9))
@@ -31,7 +31,8 @@ impl Meter {
         Used {
             server: self
                 .server
-                .and_then(|(pid, before)| cores(before, &format!("/proc/{pid}/stat"))),
+                .as_ref()
+                .and_then(|&(pid, before)| cores(before, &format!("/proc/{pid}/stat"))),
             client: cores(self.client, "/proc/self/stat"),
         }
     }

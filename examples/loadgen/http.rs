@@ -57,6 +57,8 @@ pub struct Connection {
 }
 
 const READ_TIMEOUT: Duration = Duration::from_secs(10);
+/// Larger bodies are refused rather than buffered.
+const MAX_BODY: usize = 64 * 1024 * 1024;
 
 impl Connection {
     pub async fn open(target: &Target) -> Result<Self> {
@@ -93,16 +95,28 @@ impl Connection {
                 let status = response.code.ok_or("no status")?;
                 let mut keep_alive = response.version == Some(1);
                 let mut session_id = None;
-                let mut framing = Framing::UntilClose;
+                // 1xx, 204 and 304 never have a body (RFC 9112 6.3).
+                let bodiless = status < 200 || status == 204 || status == 304;
+                let mut framing = if bodiless {
+                    Framing::Length(0)
+                } else {
+                    Framing::UntilClose
+                };
                 for h in response.headers.iter() {
                     let value = std::str::from_utf8(h.value).unwrap_or("");
-                    if h.name.eq_ignore_ascii_case("content-length") {
-                        framing = Framing::Length(value.trim().parse()?);
+                    if bodiless {
+                        // framing stays: no body whatever the headers say
+                    } else if h.name.eq_ignore_ascii_case("content-length") {
+                        // chunked wins over a length, whichever came first
+                        if !matches!(framing, Framing::Chunked) {
+                            framing = Framing::Length(value.trim().parse()?);
+                        }
                     } else if h.name.eq_ignore_ascii_case("transfer-encoding")
                         && value.to_ascii_lowercase().contains("chunked")
                     {
                         framing = Framing::Chunked;
-                    } else if h.name.eq_ignore_ascii_case("connection") {
+                    }
+                    if h.name.eq_ignore_ascii_case("connection") {
                         keep_alive = !value.eq_ignore_ascii_case("close");
                     } else if h.name.eq_ignore_ascii_case("mcp-session-id") {
                         session_id = Some(value.to_string());
@@ -113,6 +127,9 @@ impl Connection {
         };
         let body = match framing {
             Framing::Length(n) => {
+                if n > MAX_BODY {
+                    return Err(format!("a body of {n} bytes").into());
+                }
                 while self.buf.len() < head_len + n {
                     self.fill().await?;
                 }
@@ -150,12 +167,22 @@ impl Connection {
             let size_text = std::str::from_utf8(&self.buf[at..line_end])?;
             let size_text = size_text.split(';').next().unwrap_or("").trim();
             let size = usize::from_str_radix(size_text, 16)?;
+            if size > MAX_BODY {
+                return Err(format!("chunk of {size} bytes").into());
+            }
             let data = line_end + 2;
+            if size == 0 {
+                // No trailers expected: the last chunk ends with one CRLF.
+                while self.buf.len() < data + 2 {
+                    self.fill().await?;
+                }
+                return Ok(body);
+            }
             while self.buf.len() < data + size + 2 {
                 self.fill().await?;
             }
-            if size == 0 {
-                return Ok(body);
+            if &self.buf[data + size..data + size + 2] != b"\r\n" {
+                return Err("a chunk does not end with CRLF".into());
             }
             body.extend_from_slice(&self.buf[data..data + size]);
             at = data + size + 2;

@@ -80,7 +80,15 @@ async fn run(options: Options) -> Result<()> {
         }));
     }
     tokio::time::sleep_until(plan.from.into()).await;
-    let cpu = cpu::Meter::start(options.server_pid);
+    // CPU is read when the window closes, not when the last straggler ends.
+    let meter = Arc::new(cpu::Meter::start(options.server_pid));
+    let at_close = {
+        let (meter, from, to) = (meter.clone(), plan.from, plan.to);
+        tokio::spawn(async move {
+            tokio::time::sleep_until(to.into()).await;
+            meter.stop(to.duration_since(from))
+        })
+    };
     let mut total = Tally::default();
     for task in tasks {
         let tally = task.await?;
@@ -90,8 +98,15 @@ async fn run(options: Options) -> Result<()> {
             total.first_error.get_or_insert(error);
         }
     }
-    let wall = Instant::now().min(plan.to).duration_since(plan.from);
-    let cpu = cpu.stop(wall);
+    let now = Instant::now();
+    let wall = now.min(plan.to).duration_since(plan.from);
+    let cpu = if now < plan.to {
+        // Stopped early (--max-requests): the window closed with the tasks.
+        at_close.abort();
+        meter.stop(wall)
+    } else {
+        at_close.await?
+    };
     if let Some(error) = &total.first_error {
         eprintln!("loadgen: first error: {error}");
     }
@@ -159,7 +174,9 @@ async fn drive(target: &Target, session: &Session, plan: &Plan, call: &CallTempl
             None => match Connection::open(target).await {
                 Ok(conn) => connection.insert(conn),
                 Err(e) => {
-                    tally.error(format!("connect: {e}"));
+                    if sent >= plan.from {
+                        tally.error(format!("connect: {e}"));
+                    }
                     tokio::time::sleep(std::time::Duration::from_millis(10)).await;
                     continue;
                 }
