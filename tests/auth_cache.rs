@@ -19,30 +19,11 @@ use fleetmind::keys::ApiKey;
 use fleetmind::scopes::Scopes;
 use fleetmind::store::{Backend, Db, NewKey, RevokeTarget};
 use std::future::Future;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 use tokio_util::sync::CancellationToken;
 
 /// The revocation bound the cache guarantees on both backends.
 const BOUND: Duration = Duration::from_secs(1);
-const POLL: Duration = Duration::from_millis(50);
-
-/// Polls `probe` every 50 ms until it returns true; false if `within` passes.
-async fn eventually<F, Fut>(within: Duration, mut probe: F) -> bool
-where
-    F: FnMut() -> Fut,
-    Fut: Future<Output = bool>,
-{
-    let deadline = Instant::now() + within;
-    loop {
-        if probe().await {
-            return true;
-        }
-        if Instant::now() >= deadline {
-            return false;
-        }
-        tokio::time::sleep(POLL).await;
-    }
-}
 
 /// A verifier with its change watch running and reporting.
 async fn watched_verifier(db: &Db, shutdown: &CancellationToken) -> Verifier {

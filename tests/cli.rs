@@ -209,9 +209,10 @@ fn key_lifecycle_on_sqlite() {
 
 #[tokio::test]
 async fn key_lifecycle_on_postgres() {
-    let Some(url) = fresh_pg_url().await else {
+    let Some(pg) = fresh_pg().await else {
         return;
     };
+    let url = pg.url.clone();
     tokio::task::spawn_blocking(move || key_lifecycle(&url))
         .await
         .unwrap();
@@ -305,7 +306,9 @@ async fn first_start_prints_one_admin_key_and_logs_keep_secrets_out() {
     let by_query = connect_url(&format!("{}?api_key={key}&x=1", served.url))
         .await
         .expect("query key");
-    let _ = call(&by_query, "whoami", json!({})).await;
+    let (who, is_error) = call(&by_query, "whoami", json!({})).await;
+    assert!(!is_error, "{who}");
+    assert_eq!(who["scopes"], json!(["admin"]));
     let _ = by_query.cancel().await;
     let wrong = fleetmind::keys::ApiKey::generate().unwrap();
     assert!(

@@ -529,10 +529,11 @@ async fn racing_calls_cannot_break_a_state_machine() {
 /// renamed `predecessor_*`, and the new tables are created beside them.
 #[tokio::test]
 async fn the_predecessors_fleet_tables_are_kept_aside_on_postgres() {
-    let Some(url) = fresh_pg_url().await else {
+    let Some(pg) = fresh_pg().await else {
         return;
     };
-    let pool = sqlx::PgPool::connect(&url).await.unwrap();
+    let url = &pg.url;
+    let pool = sqlx::PgPool::connect(url).await.unwrap();
     for sql in [
         "CREATE TABLE drivers (driver_id VARCHAR(50) PRIMARY KEY, name VARCHAR(255), status VARCHAR(20), user_id VARCHAR(100))",
         "CREATE TABLE orders (order_id VARCHAR(50) PRIMARY KEY, customer_name VARCHAR(255), status VARCHAR(20), assigned_driver_id VARCHAR(50) REFERENCES drivers(driver_id), user_id VARCHAR(100))",
@@ -543,7 +544,7 @@ async fn the_predecessors_fleet_tables_are_kept_aside_on_postgres() {
     ] {
         sqlx::query(sql).execute(&pool).await.unwrap();
     }
-    let db = fleetmind::store::open(&url, &fleetmind::store::PoolOptions::default())
+    let db = fleetmind::store::open(url, &fleetmind::store::PoolOptions::default())
         .await
         .expect("migrate over the predecessor's tables");
     let kept: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM predecessor_orders")
@@ -576,10 +577,4 @@ async fn the_predecessors_fleet_tables_are_kept_aside_on_postgres() {
         .await
         .unwrap();
     pool.close().await;
-    drop(db);
-    let admin = sqlx::PgPool::connect(&pg_admin_url()).await.unwrap();
-    let name = url.rsplit('/').next().unwrap().to_owned();
-    let _ = sqlx::query(&format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)"))
-        .execute(&admin)
-        .await;
 }

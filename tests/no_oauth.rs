@@ -79,14 +79,11 @@ async fn registration_names_the_key_problem() {
             .unwrap();
         let auth = format!("Bearer {}", revoked.api_key.expose());
         // Revocation shows within the verifier cache's bound.
-        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(3);
-        let answer = loop {
-            let answer = register(&base, Some(&auth)).await;
-            if answer.body.contains("revoked") || std::time::Instant::now() > deadline {
-                break answer;
-            }
-            tokio::time::sleep(std::time::Duration::from_millis(100)).await;
-        };
+        eventually(std::time::Duration::from_secs(3), || async {
+            register(&base, Some(&auth)).await.body.contains("revoked")
+        })
+        .await;
+        let answer = register(&base, Some(&auth)).await;
         assert_eq!(answer.status, 401, "{}", answer.body);
         assert!(
             answer

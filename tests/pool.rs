@@ -6,12 +6,11 @@
 mod common;
 
 use fleetmind::store::{self, Db, PoolOptions};
-use sqlx::Connection;
 use std::time::Duration;
 
 /// Ends every backend of the pool under test and waits until they are gone.
 async fn end_backends(url: &str) {
-    let mut admin = sqlx::PgConnection::connect(&common::pg_admin_url())
+    let admin = sqlx::PgPool::connect(&common::pg_admin_url())
         .await
         .expect("admin connection");
     let db_name = url.rsplit('/').next().expect("database name");
@@ -20,24 +19,22 @@ async fn end_backends(url: &str) {
          WHERE datname = $1 AND application_name = 'fleetmind'",
     )
     .bind(db_name)
-    .execute(&mut admin)
+    .execute(&admin)
     .await
     .expect("terminate backends");
-    for _ in 0..100 {
+    let gone = common::eventually(Duration::from_secs(2), || async {
         let left: i64 = sqlx::query_scalar(
             "SELECT count(*) FROM pg_stat_activity \
              WHERE datname = $1 AND application_name = 'fleetmind'",
         )
         .bind(db_name)
-        .fetch_one(&mut admin)
+        .fetch_one(&admin)
         .await
         .expect("count backends");
-        if left == 0 {
-            return;
-        }
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
-    panic!("the pool's backends did not end");
+        left == 0
+    })
+    .await;
+    assert!(gone, "the pool's backends did not end");
 }
 
 async fn one_connection_pool(url: &str, ping_when_idle_for: Duration) -> Db {

@@ -15,8 +15,7 @@ use serde_json::{Value, json};
 use std::process::Command;
 
 fn python() -> Option<String> {
-    let required = std::env::var("CI").is_ok_and(|v| v == "true")
-        || std::env::var("FLEETMIND_REQUIRE_PG").is_ok_and(|v| v == "1");
+    let required = pg_required();
     let candidate = std::env::var("FLEETMIND_TEST_PYTHON").unwrap_or_else(|_| "python3".into());
     let ok = Command::new(&candidate)
         .args(["-c", "import psycopg2"])
@@ -57,9 +56,10 @@ fn seed(python: &str, dsn: &str, args: &[&str]) -> Value {
 #[tokio::test]
 async fn a_database_of_the_python_server_is_adopted_in_place() {
     let Some(python) = python() else { return };
-    let Some(url) = fresh_pg_url().await else {
+    let Some(pg) = fresh_pg().await else {
         return;
     };
+    let url = pg.url.clone();
 
     // The predecessor creates its table (with UNIQUE(user_id)) and a key for
     // a mixed-case email, hashed unnormalised as it always did.

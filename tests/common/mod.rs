@@ -27,18 +27,30 @@ pub struct TestDb {
     pub url: String,
     pub backend: Backend,
     _dir: Option<tempfile::TempDir>,
-    pg_name: Option<String>,
+    pg: Option<PgDatabase>,
 }
 
 impl Drop for TestDb {
+    // Having a Drop of its own keeps a `move` closure that uses only `t.db`
+    // from capturing that field alone and dropping the rest (the SQLite
+    // file's directory, the Postgres database) while the test still runs.
     fn drop(&mut self) {
-        // Drop the per-test Postgres database. Drop cannot be async, so a
-        // short-lived thread with its own runtime does it (FORCE ends the
-        // pool's connections). Leftovers of killed runs are removed by
-        // `.ci/run` (they are all named fm_test_*).
-        let Some(name) = self.pg_name.take() else {
-            return;
-        };
+        self.pg.take();
+    }
+}
+
+/// A fresh Postgres database for one test, dropped when this is. Leftovers
+/// of killed runs are removed by `.ci/run` (they are all named fm_test_*).
+pub struct PgDatabase {
+    pub url: String,
+    name: String,
+}
+
+impl Drop for PgDatabase {
+    fn drop(&mut self) {
+        // Drop cannot be async, so a short-lived thread with its own runtime
+        // does it (FORCE ends whatever connections are still open).
+        let name = std::mem::take(&mut self.name);
         let admin = pg_admin_url();
         let _ = std::thread::spawn(move || {
             let Ok(rt) = tokio::runtime::Builder::new_current_thread()
@@ -59,12 +71,30 @@ impl Drop for TestDb {
     }
 }
 
+/// Polls `probe` every 50 ms until it returns true; false if `within` passes.
+pub async fn eventually<F, Fut>(within: std::time::Duration, mut probe: F) -> bool
+where
+    F: FnMut() -> Fut,
+    Fut: Future<Output = bool>,
+{
+    let deadline = std::time::Instant::now() + within;
+    loop {
+        if probe().await {
+            return true;
+        }
+        if std::time::Instant::now() >= deadline {
+            return false;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+}
+
 pub fn pg_admin_url() -> String {
     std::env::var("FLEETMIND_TEST_PG")
         .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/postgres".into())
 }
 
-fn pg_required() -> bool {
+pub fn pg_required() -> bool {
     std::env::var("CI").is_ok_and(|v| v == "true" || v == "1")
         || std::env::var("FLEETMIND_REQUIRE_PG").is_ok_and(|v| v == "1")
 }
@@ -81,13 +111,13 @@ pub async fn sqlite_db() -> TestDb {
         url,
         backend: Backend::Sqlite,
         _dir: Some(dir),
-        pg_name: None,
+        pg: None,
     }
 }
 
-/// A URL to a fresh, empty Postgres database, or `None` when Postgres is not
-/// reachable and not required.
-pub async fn fresh_pg_url() -> Option<String> {
+/// A fresh, empty Postgres database (dropped with the value), or `None` when
+/// Postgres is not reachable and not required.
+pub async fn fresh_pg() -> Option<PgDatabase> {
     let admin = pg_admin_url();
     let mut conn = match sqlx::PgConnection::connect(&admin).await {
         Ok(conn) => conn,
@@ -107,22 +137,24 @@ pub async fn fresh_pg_url() -> Option<String> {
         .await
         .expect("create test database");
     let base = admin.rsplit_once('/').map(|(b, _)| b).unwrap_or(&admin);
-    Some(format!("{base}/{name}"))
+    Some(PgDatabase {
+        url: format!("{base}/{name}"),
+        name,
+    })
 }
 
-/// A fresh, migrated Postgres database, or `None` (see [`fresh_pg_url`]).
+/// A fresh, migrated Postgres database, or `None` (see [`fresh_pg`]).
 pub async fn pg_db() -> Option<TestDb> {
-    let url = fresh_pg_url().await?;
-    let db = store::open(&url, &PoolOptions::default())
+    let pg = fresh_pg().await?;
+    let db = store::open(&pg.url, &PoolOptions::default())
         .await
         .expect("open postgres");
-    let name = url.rsplit('/').next().map(str::to_owned);
     Some(TestDb {
         db,
-        url,
+        url: pg.url.clone(),
         backend: Backend::Postgres,
         _dir: None,
-        pg_name: name,
+        pg: Some(pg),
     })
 }
 
