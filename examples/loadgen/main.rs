@@ -30,7 +30,7 @@ use std::time::Instant;
 type Result<T> = std::result::Result<T, Box<dyn std::error::Error + Send + Sync>>;
 
 fn main() -> Result<()> {
-    let options = Options::parse(std::env::args().skip(1))?;
+    let options = <Options as clap::Parser>::parse();
     tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()?
@@ -141,17 +141,18 @@ struct CallTemplate {
 impl CallTemplate {
     fn new(tool: &str, args: &str) -> Self {
         let params =
-            format!(r#","method":"tools/call","params":{{"name":"{tool}","arguments":{args}}}}}"#);
+            format!(r#""method":"tools/call","params":{{"name":"{tool}","arguments":{args}}}}}"#);
         Self {
-            head: br#"{"jsonrpc":"2.0","id":"#.to_vec(),
+            head: br#"{"jsonrpc":"2.0","#.to_vec(),
             tail: params.into_bytes(),
         }
     }
 
-    fn body(&self, id: u64, out: &mut Vec<u8>) {
+    /// The body for the request whose id member is `id_field` (`"id":7,`).
+    fn body(&self, id_field: &str, out: &mut Vec<u8>) {
         out.clear();
         out.extend_from_slice(&self.head);
-        out.extend_from_slice(id.to_string().as_bytes());
+        out.extend_from_slice(id_field.as_bytes());
         out.extend_from_slice(&self.tail);
     }
 }
@@ -168,7 +169,9 @@ async fn drive(target: &Target, session: &Session, plan: &Plan, call: &CallTempl
             return tally;
         }
         id += 1;
-        call.body(id, &mut body);
+        // The same text goes into the request and is looked for in the answer.
+        let id_field = format!(r#""id":{id},"#);
+        call.body(&id_field, &mut body);
         let conn = match connection.as_mut() {
             Some(conn) => conn,
             None => match Connection::open(target).await {
@@ -190,7 +193,7 @@ async fn drive(target: &Target, session: &Session, plan: &Plan, call: &CallTempl
                 if !answer.keep_alive {
                     connection = None;
                 }
-                match check(&answer, id) {
+                match check(&answer, &id_field) {
                     Ok(()) if counted => tally.latencies.push(micros(done - sent)),
                     Ok(()) => {}
                     Err(what) if counted => tally.error(what),
@@ -216,17 +219,17 @@ fn micros(d: std::time::Duration) -> u32 {
     u32::try_from(d.as_micros()).unwrap_or(u32::MAX)
 }
 
-/// A successful tool result for request `id`, or what was wrong with it.
-fn check(answer: &http::Answer, id: u64) -> std::result::Result<(), String> {
+/// A successful tool result for the request whose id member is `id_field`,
+/// or what was wrong with it.
+fn check(answer: &http::Answer, id_field: &str) -> std::result::Result<(), String> {
     let body = answer.body.as_slice();
     let sample = || String::from_utf8_lossy(&body[..body.len().min(300)]).into_owned();
     if answer.status != 200 {
         return Err(format!("HTTP {}: {}", answer.status, sample()));
     }
-    let id_field = format!(r#""id":{id},"#);
     let head = &body[..body.len().min(128)];
     if memchr::memmem::find(head, id_field.as_bytes()).is_none() {
-        return Err(format!("not the answer to id {id}: {}", sample()));
+        return Err(format!("not the answer to {id_field}: {}", sample()));
     }
     if memchr::memmem::find(body, br#""isError":false"#).is_none() {
         return Err(format!("not a successful tool result: {}", sample()));

@@ -1,73 +1,41 @@
-//! Command-line options (plain parsing: an example cannot use clap's derive
-//! without making it a dependency of the server's tests too).
+//! Command-line options.
 
+use clap::Parser;
 use std::time::Duration;
 
-#[derive(Debug, Clone)]
+/// Drives `tools/call` over HTTP/1.1 keep-alive and prints one line:
+/// rps= p50_ms= p99_ms= errors= [server_cpu=] client_cpu=
+#[derive(Debug, Clone, Parser)]
 pub struct Options {
+    /// The MCP endpoint, e.g. http://127.0.0.1:8787/mcp.
     pub url: String,
+    /// The fm_ key sent on every request.
+    #[arg(long)]
     pub key: String,
+    #[arg(long, default_value = "whoami")]
     pub tool: String,
+    /// The tool's arguments, a JSON object.
+    #[arg(long, default_value = "{}")]
     pub args: String,
-    pub connections: usize,
-    pub warmup: Duration,
+    #[arg(long, default_value_t = 16, value_parser = clap::value_parser!(u32).range(1..))]
+    pub connections: u32,
+    /// Measured seconds.
+    #[arg(long, default_value = "10", value_parser = seconds)]
     pub duration: Duration,
+    /// Unmeasured seconds before.
+    #[arg(long, default_value = "2", value_parser = seconds)]
+    pub warmup: Duration,
+    /// Stop after this many requests in all.
+    #[arg(long, default_value_t = u64::MAX)]
     pub max_requests: u64,
+    /// Also report the CPU used by the server process with this PID.
+    #[arg(long)]
     pub server_pid: Option<u32>,
 }
 
-const USAGE: &str = "usage: loadgen URL --key KEY [--tool NAME] [--args JSON] \
-[--connections C] [--duration S] [--warmup S] [--max-requests N] [--server-pid PID]";
-
-impl Options {
-    pub fn parse(mut args: impl Iterator<Item = String>) -> Result<Self, String> {
-        let mut options = Options {
-            url: String::new(),
-            key: String::new(),
-            tool: "whoami".into(),
-            args: "{}".into(),
-            connections: 16,
-            warmup: Duration::from_secs(2),
-            duration: Duration::from_secs(10),
-            max_requests: u64::MAX,
-            server_pid: None,
-        };
-        while let Some(arg) = args.next() {
-            let mut value = || {
-                args.next()
-                    .ok_or_else(|| format!("{arg} needs a value\n{USAGE}"))
-            };
-            match arg.as_str() {
-                "--key" => options.key = value()?,
-                "--tool" => options.tool = value()?,
-                "--args" => options.args = value()?,
-                "--connections" => options.connections = number(&arg, &value()?)?,
-                "--duration" => options.duration = seconds(&arg, &value()?)?,
-                "--warmup" => options.warmup = seconds(&arg, &value()?)?,
-                "--max-requests" => options.max_requests = number(&arg, &value()?)?,
-                "--server-pid" => options.server_pid = Some(number(&arg, &value()?)?),
-                "-h" | "--help" => return Err(USAGE.into()),
-                url if options.url.is_empty() && !url.starts_with('-') => options.url = arg,
-                _ => return Err(format!("unexpected argument {arg}\n{USAGE}")),
-            }
-        }
-        if options.url.is_empty() || options.key.is_empty() {
-            return Err(USAGE.into());
-        }
-        if options.connections == 0 {
-            return Err("--connections must be at least 1".into());
-        }
-        Ok(options)
-    }
-}
-
-fn number<T: std::str::FromStr>(flag: &str, value: &str) -> Result<T, String> {
-    value
+fn seconds(value: &str) -> Result<Duration, String> {
+    let s: f64 = value
         .parse()
-        .map_err(|_| format!("{flag}: not a number: {value}"))
-}
-
-fn seconds(flag: &str, value: &str) -> Result<Duration, String> {
-    let s: f64 = number(flag, value)?;
-    Duration::try_from_secs_f64(s).map_err(|_| format!("{flag}: not a duration: {value}"))
+        .map_err(|_| format!("not a number: {value}"))?;
+    Duration::try_from_secs_f64(s).map_err(|_| format!("not a duration: {value}"))
 }
