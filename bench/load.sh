@@ -174,10 +174,12 @@ if want matrix; then
         fi
         for tool in $tools; do
             args='{}'; [ "$tool" = fetch_orders ] && args='{"limit":10}'
+            # Open the whole pool first, so that pin_pg finds every backend.
+            if [ "$backend" = postgres ]; then
+                bench "$SURL" "$KEY" "$tool" "$args" 64 --duration 1 --warmup 0 >/dev/null
+                pin_pg
+            fi
             for conc in 16 64; do
-                # Open the whole pool first, so that pin_pg finds every backend.
-                [ "$backend" = postgres ] && bench "$SURL" "$KEY" "$tool" "$args" 64 \
-                    --duration 1 --warmup 0 >/dev/null && pin_pg
                 line=$(bench "$SURL" "$KEY" "$tool" "$args" "$conc")
                 echo "$LABEL $backend $tool c=$conc $line rss_mb=$(rss_mb)"
             done
