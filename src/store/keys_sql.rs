@@ -14,7 +14,8 @@
 //!   - `fn key_id_param(i64) -> Result<_, StoreError>`, a key id as the
 //!     backend binds it (`NotFound` where no such key can exist);
 //!   - the store's fields `pool` and `local`, and its methods
-//!     `key_write_tx` (the transaction of a rotation or revocation),
+//!     `write_tx` (the transaction of a rotation or revocation; the fleet's
+//!     writes use it too),
 //!     `first_key_tx` (the transaction that stores the first key: no other
 //!     process may see the table empty until it commits) and
 //!     `write_key_use` (the `last_used_at` flush of a non-empty batch).
@@ -204,7 +205,7 @@ macro_rules! key_store_impl {
                     old_expires_at: DateTime<Utc>,
                     new: &NewKey,
                 ) -> Result<KeyRecord, StoreError> {
-                    let mut tx = self.key_write_tx().await?;
+                    let mut tx = self.write_tx().await?;
                     let old = sqlx::query(concat!(
                         "UPDATE api_keys SET expires_at = CASE \
                            WHEN expires_at IS NOT NULL AND expires_at < $2 THEN expires_at ELSE $2 END \
@@ -241,7 +242,7 @@ macro_rules! key_store_impl {
                     target: &RevokeTarget,
                     actor: &str,
                 ) -> Result<Vec<KeyRecord>, StoreError> {
-                    let mut tx = self.key_write_tx().await?;
+                    let mut tx = self.write_tx().await?;
                     let now = Utc::now();
                     let query = match target {
                         RevokeTarget::KeyId(id) => sqlx::query(concat!(

@@ -66,8 +66,11 @@ impl PgStore {
         &self.pool
     }
 
-    /// Rotations and revocations: a plain transaction.
-    async fn key_write_tx(&self) -> Result<Transaction<'static, Postgres>, StoreError> {
+    /// The transaction of a write (a key's rotation or revocation, a fleet
+    /// change): a plain transaction.
+    pub(in crate::store) async fn write_tx(
+        &self,
+    ) -> Result<Transaction<'static, Postgres>, StoreError> {
         Ok(self.pool.begin().await?)
     }
 

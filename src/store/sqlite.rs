@@ -48,17 +48,20 @@ impl SqliteStore {
         &self.pool
     }
 
-    /// Rotations and revocations take the write lock up front: a deferred
-    /// transaction that reads first could not upgrade while another
-    /// connection writes.
-    async fn key_write_tx(&self) -> Result<Transaction<'static, Sqlite>, StoreError> {
+    /// The transaction of a write (a key's rotation or revocation, a fleet
+    /// change): it takes the database's write lock up front, since a
+    /// deferred transaction that reads first could not upgrade while
+    /// another connection writes (SQLite would fail it instead of waiting).
+    pub(in crate::store) async fn write_tx(
+        &self,
+    ) -> Result<Transaction<'static, Sqlite>, StoreError> {
         Ok(self.pool.begin_with("BEGIN IMMEDIATE").await?)
     }
 
     /// BEGIN IMMEDIATE takes the write lock first, so two processes cannot
     /// both see an empty table.
     async fn first_key_tx(&self) -> Result<Transaction<'static, Sqlite>, StoreError> {
-        self.key_write_tx().await
+        self.write_tx().await
     }
 
     async fn write_key_use(&self, uses: &[(i64, DateTime<Utc>)]) -> Result<(), StoreError> {

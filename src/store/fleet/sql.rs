@@ -145,7 +145,7 @@ macro_rules! fleet_store_impl {
             }
 
             async fn update_order(&self, user: &UserId, order_id: &str, patch: OrderPatch) -> Result<Order, StoreError> {
-                let mut tx = self.fleet_tx().await?;
+                let mut tx = self.write_tx().await?;
                 let order = order_in(&mut tx, user, order_id).await?;
                 let mut next = rules::patch_order(&order, patch)?;
                 if next == order {
@@ -160,7 +160,7 @@ macro_rules! fleet_store_impl {
             }
 
             async fn delete_order(&self, user: &UserId, order_id: &str) -> Result<(), StoreError> {
-                let mut tx = self.fleet_tx().await?;
+                let mut tx = self.write_tx().await?;
                 order_in(&mut tx, user, order_id).await?;
                 let open = count_in(
                     &mut tx,
@@ -185,7 +185,7 @@ macro_rules! fleet_store_impl {
 
             async fn delete_all_orders(&self, user: &UserId, status: Option<OrderStatus>) -> Result<u64, StoreError> {
                 let status = status.map(|s| s.as_str());
-                let mut tx = self.fleet_tx().await?;
+                let mut tx = self.write_tx().await?;
                 let open = count_in(
                     &mut tx,
                     concat!(
@@ -300,7 +300,7 @@ macro_rules! fleet_store_impl {
             }
 
             async fn update_driver(&self, user: &UserId, driver_id: &str, patch: DriverPatch) -> Result<Driver, StoreError> {
-                let mut tx = self.fleet_tx().await?;
+                let mut tx = self.write_tx().await?;
                 let driver = driver_in(&mut tx, user, driver_id).await?;
                 let mut next = rules::patch_driver(&driver, patch)?;
                 if next == driver {
@@ -321,7 +321,7 @@ macro_rules! fleet_store_impl {
             }
 
             async fn delete_driver(&self, user: &UserId, driver_id: &str) -> Result<(), StoreError> {
-                let mut tx = self.fleet_tx().await?;
+                let mut tx = self.write_tx().await?;
                 driver_in(&mut tx, user, driver_id).await?;
                 let open = count_in(
                     &mut tx,
@@ -352,7 +352,7 @@ macro_rules! fleet_store_impl {
 
             async fn delete_all_drivers(&self, user: &UserId, status: Option<DriverStatus>) -> Result<u64, StoreError> {
                 let status = status.map(|s| s.as_str());
-                let mut tx = self.fleet_tx().await?;
+                let mut tx = self.write_tx().await?;
                 let open = count_in(
                     &mut tx,
                     concat!(
@@ -389,7 +389,7 @@ macro_rules! fleet_store_impl {
             }
 
             async fn assign(&self, user: &UserId, order_id: &str, driver_id: &str) -> Result<Assignment, StoreError> {
-                let mut tx = self.fleet_tx().await?;
+                let mut tx = self.write_tx().await?;
                 let order = order_in(&mut tx, user, order_id).await?;
                 let driver = driver_in(&mut tx, user, driver_id).await?;
                 if order.status != OrderStatus::Pending {
@@ -523,7 +523,7 @@ macro_rules! fleet_store_impl {
                     }),
                     other => other,
                 };
-                let mut tx = self.fleet_tx().await?;
+                let mut tx = self.write_tx().await?;
                 let assignment = assignment_in(&mut tx, user, assignment_id).await?;
                 let now = rules::now();
                 let mut next = assignment.clone();
