@@ -36,14 +36,6 @@ impl OrderStatus {
                 | (Cancelled, Pending)
         )
     }
-
-    /// Whether the order still needs delivering.
-    pub fn is_open(self) -> bool {
-        matches!(
-            self,
-            OrderStatus::Pending | OrderStatus::Assigned | OrderStatus::InTransit
-        )
-    }
 }
 
 impl DriverStatus {
@@ -70,14 +62,6 @@ impl AssignmentStatus {
             (self, to),
             (Active, InProgress | Completed | Failed | Cancelled)
                 | (InProgress, Completed | Failed)
-        )
-    }
-
-    /// Whether the assignment still holds its order and driver.
-    pub fn is_open(self) -> bool {
-        matches!(
-            self,
-            AssignmentStatus::Active | AssignmentStatus::InProgress
         )
     }
 }
