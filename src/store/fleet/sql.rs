@@ -579,7 +579,7 @@ macro_rules! fleet_store_impl {
                     if !store_order(&mut tx, user, &next_order, order.status).await? {
                         return Err(changed_meanwhile("order", &order.order_id));
                     }
-                    if next_driver != driver && !store_driver(&mut tx, user, &next_driver, driver.status).await? {
+                    if !store_driver(&mut tx, user, &next_driver, driver.status).await? {
                         return Err(changed_meanwhile("driver", &driver.driver_id));
                     }
                 }
