@@ -86,15 +86,11 @@ impl PgStore {
 
     /// One statement for the whole batch.
     async fn write_key_use(&self, uses: &[(i64, DateTime<Utc>)]) -> Result<(), StoreError> {
-        let ids: Vec<i32> = uses
+        // An id no key can have is skipped.
+        let (ids, ats): (Vec<i32>, Vec<DateTime<Utc>>) = uses
             .iter()
-            .filter_map(|(id, _)| i32::try_from(*id).ok())
-            .collect();
-        let ats: Vec<DateTime<Utc>> = uses
-            .iter()
-            .filter(|(id, _)| i32::try_from(*id).is_ok())
-            .map(|(_, at)| *at)
-            .collect();
+            .filter_map(|(id, at)| Some((key_id_param(*id).ok()?, *at)))
+            .unzip();
         sqlx::query(
             "UPDATE api_keys AS k SET last_used_at = u.at AT TIME ZONE 'UTC' \
              FROM UNNEST($1::INT4[], $2::TIMESTAMPTZ[]) AS u(key_id, at) \
