@@ -8,6 +8,25 @@
 //! inside one transaction, so a concurrent change makes the call fail
 //! instead of breaking a state machine.
 
+/// The condition of `orders` and `count_orders`: the tenant ($1) and the
+/// `OrderFilter` ($2 status, $3 priority, $4 payment status, $5 driver).
+macro_rules! order_filter {
+    () => {
+        "user_id = $1 \
+         AND ($2 IS NULL OR status = $2) AND ($3 IS NULL OR priority = $3) \
+         AND ($4 IS NULL OR payment_status = $4) \
+         AND ($5 IS NULL OR assigned_driver_id = $5)"
+    };
+}
+
+/// The condition of `drivers` and `count_drivers`: the tenant ($1) and the
+/// `DriverFilter` ($2 status, $3 vehicle type).
+macro_rules! driver_filter {
+    () => {
+        "user_id = $1 AND ($2 IS NULL OR status = $2) AND ($3 IS NULL OR vehicle_type = $3)"
+    };
+}
+
 macro_rules! fleet_store_impl {
     ($store:ty, $db:ty) => {
         fleet_rows!($db);
@@ -70,11 +89,9 @@ macro_rules! fleet_store_impl {
                     concat!(
                         "SELECT ",
                         order_columns!(),
-                        " FROM orders WHERE user_id = $1 \
-                         AND ($2 IS NULL OR status = $2) AND ($3 IS NULL OR priority = $3) \
-                         AND ($4 IS NULL OR payment_status = $4) \
-                         AND ($5 IS NULL OR assigned_driver_id = $5) \
-                         ORDER BY {} LIMIT $6 OFFSET $7"
+                        " FROM orders WHERE ",
+                        order_filter!(),
+                        " ORDER BY {} LIMIT $6 OFFSET $7"
                     ),
                     order_by
                 );
@@ -93,13 +110,11 @@ macro_rules! fleet_store_impl {
             }
 
             async fn count_orders(&self, user: &UserId, f: &OrderFilter) -> Result<StatusCounts, StoreError> {
-                let rows: Vec<(String, i64)> = sqlx::query_as(
-                    "SELECT status, COUNT(*) FROM orders WHERE user_id = $1 \
-                     AND ($2 IS NULL OR status = $2) AND ($3 IS NULL OR priority = $3) \
-                     AND ($4 IS NULL OR payment_status = $4) \
-                     AND ($5 IS NULL OR assigned_driver_id = $5) \
-                     GROUP BY status ORDER BY status",
-                )
+                let rows: Vec<(String, i64)> = sqlx::query_as(concat!(
+                    "SELECT status, COUNT(*) FROM orders WHERE ",
+                    order_filter!(),
+                    " GROUP BY status ORDER BY status"
+                ))
                 .bind(user.as_str())
                 .bind(f.status.map(|s| s.as_str()))
                 .bind(f.priority.map(|s| s.as_str()))
@@ -253,9 +268,9 @@ macro_rules! fleet_store_impl {
                     concat!(
                         "SELECT ",
                         driver_columns!(),
-                        " FROM drivers WHERE user_id = $1 \
-                         AND ($2 IS NULL OR status = $2) AND ($3 IS NULL OR vehicle_type = $3) \
-                         ORDER BY {} LIMIT $4 OFFSET $5"
+                        " FROM drivers WHERE ",
+                        driver_filter!(),
+                        " ORDER BY {} LIMIT $4 OFFSET $5"
                     ),
                     order_by
                 );
@@ -271,11 +286,11 @@ macro_rules! fleet_store_impl {
             }
 
             async fn count_drivers(&self, user: &UserId, f: &DriverFilter) -> Result<StatusCounts, StoreError> {
-                let rows: Vec<(String, i64)> = sqlx::query_as(
-                    "SELECT status, COUNT(*) FROM drivers WHERE user_id = $1 \
-                     AND ($2 IS NULL OR status = $2) AND ($3 IS NULL OR vehicle_type = $3) \
-                     GROUP BY status ORDER BY status",
-                )
+                let rows: Vec<(String, i64)> = sqlx::query_as(concat!(
+                    "SELECT status, COUNT(*) FROM drivers WHERE ",
+                    driver_filter!(),
+                    " GROUP BY status ORDER BY status"
+                ))
                 .bind(user.as_str())
                 .bind(f.status.map(|s| s.as_str()))
                 .bind(f.vehicle_type.map(|s| s.as_str()))
