@@ -56,7 +56,7 @@ pub struct CachedKey {
 
 impl CachedKey {
     pub fn from_record(record: KeyRecord) -> Self {
-        let revoked = !record.is_active || record.revoked_at.is_some();
+        let revoked = record.is_revoked();
         Self {
             user_id: UserId::new(record.user_id),
             key_id: record.key_id,
@@ -71,13 +71,7 @@ impl CachedKey {
 
     /// The key's state at `now`, by the same rules as [`KeyRecord::state`].
     pub fn state(&self, now: DateTime<Utc>) -> KeyState {
-        if self.revoked {
-            KeyState::Revoked
-        } else if self.expires_at.is_some_and(|at| at <= now) {
-            KeyState::Expired
-        } else {
-            KeyState::Active
-        }
+        KeyState::of(self.revoked, self.expires_at, now)
     }
 }
 

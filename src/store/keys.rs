@@ -38,15 +38,28 @@ pub enum KeyState {
     Expired,
 }
 
-impl KeyRecord {
-    pub fn state(&self, now: DateTime<Utc>) -> KeyState {
-        if !self.is_active || self.revoked_at.is_some() {
+impl KeyState {
+    /// The one rule: a revoked key is revoked whatever the time; otherwise a
+    /// key is expired from the instant `expires_at` itself.
+    pub fn of(revoked: bool, expires_at: Option<DateTime<Utc>>, now: DateTime<Utc>) -> Self {
+        if revoked {
             KeyState::Revoked
-        } else if self.expires_at.is_some_and(|at| at <= now) {
+        } else if expires_at.is_some_and(|at| at <= now) {
             KeyState::Expired
         } else {
             KeyState::Active
         }
+    }
+}
+
+impl KeyRecord {
+    /// Revoked or deactivated: refused whatever the time.
+    pub fn is_revoked(&self) -> bool {
+        !self.is_active || self.revoked_at.is_some()
+    }
+
+    pub fn state(&self, now: DateTime<Utc>) -> KeyState {
+        KeyState::of(self.is_revoked(), self.expires_at, now)
     }
 }
 
@@ -161,4 +174,31 @@ pub trait KeyStore: Send + Sync + 'static {
         sink: KeyChangeSink,
         shutdown: CancellationToken,
     ) -> tokio::task::JoinHandle<()>;
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use chrono::TimeDelta;
+
+    #[test]
+    fn expired_from_the_instant_itself_and_revoked_whatever_the_time() {
+        let now = Utc::now();
+        let second = TimeDelta::seconds(1);
+        assert_eq!(KeyState::of(false, None, now), KeyState::Active);
+        assert_eq!(
+            KeyState::of(false, Some(now + second), now),
+            KeyState::Active
+        );
+        assert_eq!(KeyState::of(false, Some(now), now), KeyState::Expired);
+        assert_eq!(
+            KeyState::of(false, Some(now - second), now),
+            KeyState::Expired
+        );
+        assert_eq!(KeyState::of(true, None, now), KeyState::Revoked);
+        assert_eq!(
+            KeyState::of(true, Some(now - second), now),
+            KeyState::Revoked
+        );
+    }
 }
