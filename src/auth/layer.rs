@@ -6,10 +6,10 @@
 
 use super::client_addr::{TrustedProxies, request_client};
 use super::limiter::THROTTLED_ANSWER_DELAY;
-use super::{AuthFailure, Verifier};
+use super::{AuthFailure, Caller, Verifier};
 use axum::body::Body;
 use http::header::{AUTHORIZATION, CONTENT_TYPE, RETRY_AFTER, WWW_AUTHENTICATE};
-use http::{HeaderValue, Request, Response, StatusCode, Uri};
+use http::{Extensions, HeaderMap, HeaderValue, Request, Response, StatusCode, Uri};
 use std::future::Future;
 use std::pin::Pin;
 use std::sync::Arc;
@@ -23,14 +23,27 @@ const QUERY_PARAM: &str = "api_key";
 /// verifier, the same idea of who the client is).
 #[derive(Clone)]
 pub struct AuthLayer {
-    pub(super) verifier: Arc<Verifier>,
+    verifier: Arc<Verifier>,
     /// Whose `X-Forwarded-For` names the client for the failed-lookup limit.
-    pub(super) proxies: Arc<TrustedProxies>,
+    proxies: Arc<TrustedProxies>,
 }
 
 impl AuthLayer {
     pub fn new(verifier: Arc<Verifier>, proxies: Arc<TrustedProxies>) -> Self {
         Self { verifier, proxies }
+    }
+
+    /// Verifies `key` sent with a request's `extensions` and `headers`,
+    /// counted against the request's client address, which is worked out
+    /// only on a cache miss (the limiter's case).
+    pub(super) async fn verify(
+        &self,
+        key: &str,
+        extensions: &Extensions,
+        headers: &HeaderMap,
+    ) -> Result<Caller, AuthFailure> {
+        let client = || request_client(&self.proxies, extensions, headers);
+        self.verifier.verify_from(key, client).await
     }
 }
 
@@ -40,8 +53,7 @@ impl<S> Layer<S> for AuthLayer {
     fn layer(&self, inner: S) -> Self::Service {
         AuthService {
             inner,
-            verifier: self.verifier.clone(),
-            proxies: self.proxies.clone(),
+            auth: Arc::new(self.clone()),
         }
     }
 }
@@ -50,8 +62,7 @@ impl<S> Layer<S> for AuthLayer {
 #[derive(Clone)]
 pub struct AuthService<S> {
     inner: S,
-    verifier: Arc<Verifier>,
-    proxies: Arc<TrustedProxies>,
+    auth: Arc<AuthLayer>,
 }
 
 impl<S, B, ResBody> Service<Request<B>> for AuthService<S>
@@ -74,16 +85,10 @@ where
         // The clone that was polled ready is the one that serves this request.
         let clone = self.inner.clone();
         let mut inner = std::mem::replace(&mut self.inner, clone);
-        let verifier = self.verifier.clone();
-        let proxies = self.proxies.clone();
+        let auth = self.auth.clone();
         Box::pin(async move {
             let outcome = match take_key(&mut req) {
-                Ok(key) => {
-                    // Worked out only on a cache miss (the limiter's case).
-                    let (extensions, headers) = (req.extensions(), req.headers());
-                    let client = || request_client(&proxies, extensions, headers);
-                    verifier.verify_from(&key, client).await
-                }
+                Ok(key) => auth.verify(&key, req.extensions(), req.headers()).await,
                 Err(failure) => Err(failure),
             };
             match outcome {

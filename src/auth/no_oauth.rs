@@ -8,7 +8,6 @@
 //! API keys, not OAuth.
 
 use super::AuthLayer;
-use super::client_addr::request_client;
 use super::layer::{bearer_token, refuse};
 use axum::Json;
 use axum::extract::{Request, State};
@@ -24,10 +23,8 @@ pub async fn registration(State(auth): State<AuthLayer>, req: Request) -> Respon
     let key = req.headers().get(AUTHORIZATION).map(bearer_token);
     // The same per-address limit as /mcp, with the same client address: this
     // path must not become a way around it for someone guessing keys.
-    let (extensions, headers) = (req.extensions(), req.headers());
-    let client = || request_client(&auth.proxies, extensions, headers);
     match key {
-        Some(Some(key)) => match auth.verifier.verify_from(&key, client).await {
+        Some(Some(key)) => match auth.verify(&key, req.extensions(), req.headers()).await {
             Err(failure) => refuse(failure).await,
             Ok(_) => (
                 StatusCode::FORBIDDEN,
