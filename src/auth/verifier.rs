@@ -156,11 +156,13 @@ impl Verifier {
             return Err(AuthFailure::Unknown);
         };
         let entry = Arc::new(CachedKey::from_record(record));
-        if entry.state(Utc::now()) == KeyState::Active {
+        // Admitted (and its use noted) means active: remembered as good.
+        let admitted = self.admit(&entry, Utc::now());
+        if admitted.is_ok() {
             self.recently_good.insert(hash.clone(), ());
         }
-        self.cache.insert(hash, entry.clone(), epoch);
-        self.admit(&entry, Utc::now())
+        self.cache.insert(hash, entry, epoch);
+        admitted
     }
 
     /// The cache-only half of [`Verifier::verify_from`]: `None` when the key
