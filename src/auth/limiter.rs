@@ -60,9 +60,15 @@ impl FailureLimiter {
         }
     }
 
-    fn refill(&self, budget: &mut Budget, now: Instant) {
+    /// What `budget` holds at `now`: what it had plus what it earned since,
+    /// at most a full budget.
+    fn tokens_at(&self, budget: &Budget, now: Instant) -> f64 {
         let earned = now.duration_since(budget.at).as_secs_f64() * self.options.per_second;
-        budget.tokens = (budget.tokens + earned).min(f64::from(self.options.burst));
+        (budget.tokens + earned).min(f64::from(self.options.burst))
+    }
+
+    fn refill(&self, budget: &mut Budget, now: Instant) {
+        budget.tokens = self.tokens_at(budget, now);
         budget.at = now;
     }
 
@@ -89,8 +95,7 @@ impl FailureLimiter {
         };
         if clients.len() >= self.options.max_clients && !clients.contains_key(&client) {
             let full = f64::from(self.options.burst);
-            let rate = self.options.per_second;
-            clients.retain(|_, b| b.tokens + now.duration_since(b.at).as_secs_f64() * rate < full);
+            clients.retain(|_, b| self.tokens_at(b, now) < full);
             if clients.len() >= self.options.max_clients {
                 // Everyone tracked is mid-flood: forget the oldest half rather
                 // than grow without bound.
