@@ -215,12 +215,7 @@ async fn serve(global: &GlobalArgs, pool: &PoolOptions, args: ServeArgs) -> Resu
             trusted_proxies = %options.trusted_proxies,
             "X-Forwarded-For names the client when the peer is one of these"
         );
-        if options
-            .trusted_proxies
-            .networks()
-            .iter()
-            .any(|n| n.prefix() == 0)
-        {
+        if options.trusted_proxies.trusts_a_whole_family() {
             tracing::warn!(
                 "a trusted proxy network is /0: any client can choose the address its \
                  failed key lookups are counted against"

@@ -77,11 +77,6 @@ impl IpNetwork {
             _ => false,
         }
     }
-
-    /// The length of the prefix (0 matches every address of its family).
-    pub fn prefix(&self) -> u8 {
-        self.prefix
-    }
 }
 
 fn mask_v4(prefix: u8) -> u32 {
@@ -149,10 +144,6 @@ pub struct TrustedProxies {
 }
 
 impl TrustedProxies {
-    pub fn new(networks: Vec<IpNetwork>) -> Self {
-        Self { networks }
-    }
-
     /// Parses entries (addresses or CIDR networks). Empty entries are
     /// skipped; the first invalid one is the error.
     pub fn parse<I>(entries: I) -> Result<Self, InvalidNetwork>
@@ -174,8 +165,10 @@ impl TrustedProxies {
         self.networks.is_empty()
     }
 
-    pub fn networks(&self) -> &[IpNetwork] {
-        &self.networks
+    /// Whether a network is `/0`: every address of its family is trusted,
+    /// so any client can choose the address it is counted against.
+    pub fn trusts_a_whole_family(&self) -> bool {
+        self.networks.iter().any(|net| net.prefix == 0)
     }
 
     /// Whether `addr` is in one of the networks.
@@ -395,13 +388,29 @@ mod tests {
     #[test]
     fn lists_skip_blanks_and_print_normalised() {
         let list = proxies(" 127.0.0.1, 10.1.0.0/8,,::1 ,");
-        assert_eq!(list.networks().len(), 3);
+        assert_eq!(list.networks.len(), 3);
         assert_eq!(list.to_string(), "127.0.0.1/32,10.0.0.0/8,::1/128");
         assert!(proxies("").is_empty());
         assert_eq!(
             TrustedProxies::parse(["192.0.2.0/24", "2001:db8::/32"]).unwrap(),
             proxies("192.0.2.0/24,2001:db8::/32")
         );
+    }
+
+    #[test]
+    fn a_slash_zero_trusts_a_whole_family() {
+        for list in ["0.0.0.0/0", "::/0", "127.0.0.1,::/0", "::ffff:0.0.0.0/96"] {
+            assert!(proxies(list).trusts_a_whole_family(), "{list}");
+        }
+        for list in [
+            "",
+            "127.0.0.1",
+            "0.0.0.0/1,128.0.0.0/1",
+            "::/1",
+            "::ffff:0.0.0.0/97",
+        ] {
+            assert!(!proxies(list).trusts_a_whole_family(), "{list}");
+        }
     }
 
     #[test]
