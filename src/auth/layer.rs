@@ -19,6 +19,11 @@ use tower::{Layer, Service};
 /// The query parameter the predecessor's clients use.
 const QUERY_PARAM: &str = "api_key";
 
+/// How to send a key, mcp-remote's recipe included: for every answer that
+/// says no (valid) key arrived.
+pub(super) const HOW_TO_SEND_A_KEY: &str = "'Authorization: Bearer fm_...' (mcp-remote: --header \"Authorization:${FLEETMIND_AUTH}\" \
+     with FLEETMIND_AUTH=\"Bearer fm_...\") or append '?api_key=fm_...' to the URL";
+
 /// Adds authentication to a service. `/register` uses it too (the same
 /// verifier, the same idea of who the client is).
 #[derive(Clone)]
@@ -204,11 +209,11 @@ pub(crate) fn refusal(failure: AuthFailure) -> Response<Body> {
             StatusCode::UNAUTHORIZED,
             r#"Bearer realm="fleetmind""#.to_owned(),
             "missing_api_key",
-            "FleetMind API key missing: no API key was sent. Send it as the header \
-             'Authorization: Bearer fm_...' (mcp-remote: --header \"Authorization:${FLEETMIND_AUTH}\" \
-             with FLEETMIND_AUTH=\"Bearer fm_...\") or append '?api_key=fm_...' to the URL. \
-             An administrator creates keys with 'fleetmind keys create --email you@example.com'."
-                .to_owned(),
+            format!(
+                "FleetMind API key missing: no API key was sent. Send it as the header \
+                 {HOW_TO_SEND_A_KEY}. An administrator creates keys with \
+                 'fleetmind keys create --email you@example.com'."
+            ),
         ),
         AuthFailure::Throttled { retry_after_secs } => (
             StatusCode::TOO_MANY_REQUESTS,

@@ -8,7 +8,7 @@
 //! API keys, not OAuth.
 
 use super::AuthLayer;
-use super::layer::{bearer_token, refuse};
+use super::layer::{HOW_TO_SEND_A_KEY, bearer_token, refuse};
 use axum::Json;
 use axum::extract::{Request, State};
 use axum::response::{IntoResponse, Response};
@@ -43,12 +43,12 @@ pub async fn registration(State(auth): State<AuthLayer>, req: Request) -> Respon
             [(WWW_AUTHENTICATE, r#"Bearer realm="fleetmind""#)],
             Json(serde_json::json!({
                 "error": "api_key_missing_or_wrong",
-                "error_description": "FleetMind does not use OAuth sign-in: your MCP client \
-                    tried it because FleetMind refused its API key, which is missing, wrong, \
-                    revoked or expired. Send a valid key as 'Authorization: Bearer fm_...' \
-                    (mcp-remote: --header \"Authorization:${FLEETMIND_AUTH}\" with \
-                    FLEETMIND_AUTH=\"Bearer fm_...\") or append '?api_key=fm_...' to the URL; \
-                    an administrator creates keys with 'fleetmind keys create --email you@example.com'.",
+                "error_description": format!(
+                    "FleetMind does not use OAuth sign-in: your MCP client tried it because \
+                     FleetMind refused its API key, which is missing, wrong, revoked or expired. \
+                     Send a valid key as {HOW_TO_SEND_A_KEY}; an administrator creates keys with \
+                     'fleetmind keys create --email you@example.com'."
+                ),
             })),
         )
             .into_response(),
