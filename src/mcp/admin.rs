@@ -7,17 +7,16 @@
 mod args;
 mod views;
 
-use super::FleetMind;
+use super::{FleetMind, input_schema};
 use crate::auth::Caller;
 use crate::key_admin::{self, CreateKey, KeyAdminError, MAX_EXPIRES_IN_DAYS, MAX_GRACE_MINUTES};
 use crate::keys;
 use crate::store::{RevokeTarget, StoreError};
 use args::Args;
 use chrono::Utc;
-use rmcp::handler::server::tool::{IntoCallToolResult, schema_for_input};
+use rmcp::handler::server::tool::IntoCallToolResult;
 use rmcp::model::{CallToolResponse, CallToolResult, ContentBlock, JsonObject};
 use rmcp::{ErrorData, Json, schemars, tool, tool_router};
-use std::sync::Arc;
 use views::{CreatedKey, KeyList, KeyView, Revoked, RotatedKey, SECRET_WARNING};
 
 /// Why an admin tool did nothing.
@@ -74,18 +73,6 @@ impl IntoCallToolResult for Failure {
             )),
         }
     }
-}
-
-/// The input schema of a tool, from a type that only describes it: the
-/// fields are read by [`Args`] so that each mistake names its field.
-fn input_schema<T: schemars::JsonSchema + 'static>() -> Arc<JsonObject> {
-    schema_for_input::<T>().unwrap_or_else(|e| {
-        // Built once at start-up from fixed types: a bad schema is a bug.
-        panic!(
-            "invalid input schema for {}: {e}",
-            std::any::type_name::<T>()
-        )
-    })
 }
 
 fn actor(caller: &Caller) -> String {

@@ -12,12 +12,12 @@ use crate::store::Db;
 use policy::Denied;
 use rmcp::handler::server::router::prompt::PromptRouter;
 use rmcp::handler::server::router::tool::ToolRouter;
-use rmcp::handler::server::tool::ToolCallContext;
+use rmcp::handler::server::tool::{ToolCallContext, schema_for_input};
 use rmcp::model::{
     CacheScope, CallToolRequestParams, CallToolResponse, CallToolResult, CompleteRequestParams,
-    CompleteResult, Implementation, ListResourcesResult, ListToolsResult, PaginatedRequestParams,
-    ProtocolVersion, ReadResourceRequestParams, ReadResourceResponse, ResultType,
-    ServerCapabilities, ServerConfig,
+    CompleteResult, Implementation, JsonObject, ListResourcesResult, ListToolsResult,
+    PaginatedRequestParams, ProtocolVersion, ReadResourceRequestParams, ReadResourceResponse,
+    ResultType, ServerCapabilities, ServerConfig,
 };
 use rmcp::service::RequestContext;
 use rmcp::{ErrorData, RoleServer, ServerHandler, prompt_handler, tool_handler};
@@ -165,6 +165,19 @@ impl ServerHandler for FleetMind {
                  Every call acts on the data of the API key's owner only.",
             )
     }
+}
+
+/// The input schema of a tool, from a type that only describes its
+/// arguments: each tool parses them itself, so that every mistake names
+/// its field.
+fn input_schema<T: rmcp::schemars::JsonSchema + 'static>() -> Arc<JsonObject> {
+    schema_for_input::<T>().unwrap_or_else(|e| {
+        // Built once at start-up from fixed types: a bad schema is a bug.
+        panic!(
+            "invalid input schema for {}: {e}",
+            std::any::type_name::<T>()
+        )
+    })
 }
 
 /// At most `max` characters of `s`, for echoing untrusted names in errors.

@@ -4,9 +4,9 @@
 
 use super::Failure;
 use super::choose::{self, DriverScore, Weights};
-use super::input::{self, input_schema, parse};
+use super::input::{self, parse};
 use crate::auth::{Caller, UserId};
-use crate::mcp::FleetMind;
+use crate::mcp::{FleetMind, input_schema};
 use crate::store::fleet::*;
 use rmcp::model::JsonObject;
 use rmcp::{Json, schemars, tool, tool_router};

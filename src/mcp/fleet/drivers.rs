@@ -1,9 +1,9 @@
 //! The driver tools.
 
-use super::input::{self, SortOrder, input_schema, parse};
+use super::input::{self, SortOrder, parse};
 use super::{Counted, Deleted, Failure};
 use crate::auth::Caller;
-use crate::mcp::FleetMind;
+use crate::mcp::{FleetMind, input_schema};
 use crate::store::fleet::*;
 use rmcp::model::JsonObject;
 use rmcp::{Json, schemars, tool, tool_router};

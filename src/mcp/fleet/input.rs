@@ -9,18 +9,6 @@ use rmcp::model::JsonObject;
 use rmcp::schemars;
 use serde::Deserialize;
 use serde::de::DeserializeOwned;
-use std::sync::Arc;
-
-/// The input schema of a tool's argument struct.
-pub(super) fn input_schema<T: schemars::JsonSchema + 'static>() -> Arc<JsonObject> {
-    rmcp::handler::server::tool::schema_for_input::<T>().unwrap_or_else(|e| {
-        // Built once at start-up from fixed types: a bad schema is a bug.
-        panic!(
-            "invalid input schema for {}: {e}",
-            std::any::type_name::<T>()
-        )
-    })
-}
 
 /// Parses the arguments into `T`, naming the field of any mistake.
 pub(super) fn parse<T: DeserializeOwned>(args: JsonObject) -> Result<T, Failure> {
