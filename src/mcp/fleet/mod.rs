@@ -44,16 +44,33 @@ impl Failure {
             StoreError::Invalid(message) | StoreError::Conflict(message) => {
                 Failure::Refused(message)
             }
-            other => {
-                tracing::error!(
-                    error = %other,
-                    cause = ?std::error::Error::source(&other).map(ToString::to_string),
-                    "fleet tool: store failed"
-                );
-                Failure::Unavailable
-            }
+            other => Failure::unavailable(&other, "fleet tool"),
         }
     }
+
+    /// Logs a failed store call with its cause (for the operator only);
+    /// the caller learns nothing of it.
+    fn unavailable(err: &StoreError, during: &str) -> Self {
+        tracing::error!(
+            error = %err,
+            cause = ?std::error::Error::source(err).map(ToString::to_string),
+            "{during}: store failed"
+        );
+        Failure::Unavailable
+    }
+
+    /// The protocol error of a resource read whose store call failed: a
+    /// resource has no arguments to get wrong, so every store error is
+    /// [`Failure::Unavailable`] there.
+    pub(crate) fn resource(err: StoreError) -> ErrorData {
+        Failure::unavailable(&err, "fleet resource");
+        database_unavailable()
+    }
+}
+
+/// What the caller sees of [`Failure::Unavailable`]: no internal details.
+fn database_unavailable() -> ErrorData {
+    ErrorData::internal_error("the database is unavailable; try again shortly", None)
 }
 
 impl From<StoreError> for Failure {
@@ -74,10 +91,7 @@ impl IntoCallToolResult for Failure {
             Failure::Refused(message) => {
                 Ok(CallToolResult::error(vec![ContentBlock::text(message)]).into())
             }
-            Failure::Unavailable => Err(ErrorData::internal_error(
-                "the database is unavailable; try again shortly",
-                None,
-            )),
+            Failure::Unavailable => Err(database_unavailable()),
         }
     }
 }

@@ -1,6 +1,7 @@
 //! `orders://all` and `drivers://all`: the caller's own orders and drivers
 //! as JSON, for clients that read resources rather than call tools.
 
+use super::Failure;
 use crate::auth::Caller;
 use crate::mcp::FleetMind;
 use crate::mcp::policy::{self, Denied};
@@ -26,6 +27,14 @@ fn describe(uri: &str) -> Option<Resource> {
     })
 }
 
+/// The error for a URI that names no resource.
+fn not_found(uri: &str) -> ErrorData {
+    ErrorData::resource_not_found(
+        format!("no resource '{}'", uri.chars().take(64).collect::<String>()),
+        None,
+    )
+}
+
 impl FleetMind {
     /// The resources this caller's key may read.
     pub(crate) fn fleet_resources(&self, caller: &Caller) -> Vec<Resource> {
@@ -43,12 +52,7 @@ impl FleetMind {
     ) -> Result<ReadResourceResult, ErrorData> {
         match policy::check_resource(caller, uri) {
             Ok(()) => {}
-            Err(Denied::UnknownTool) => {
-                return Err(ErrorData::resource_not_found(
-                    format!("no resource '{}'", uri.chars().take(64).collect::<String>()),
-                    None,
-                ));
-            }
+            Err(Denied::UnknownTool) => return Err(not_found(uri)),
             Err(Denied::MissingScope(scope)) => {
                 return Err(ErrorData::invalid_request(
                     format!(
@@ -59,30 +63,38 @@ impl FleetMind {
             }
         }
         let user = &caller.user_id;
-        let unavailable = |err| {
-            tracing::error!(error = %err, "fleet resource: store failed");
-            ErrorData::internal_error("the database is unavailable; try again shortly", None)
-        };
-        let body = if uri == "orders://all" {
-            let query = OrderQuery {
-                filter: OrderFilter::default(),
-                sort: OrderSort::CreatedAt,
-                descending: true,
-                limit: MAX_ROWS,
-                offset: 0,
-            };
-            let orders = self.db.orders(user, &query).await.map_err(unavailable)?;
-            json!({ "count": orders.len(), "orders": orders })
-        } else {
-            let query = DriverQuery {
-                filter: DriverFilter::default(),
-                sort: DriverSort::CreatedAt,
-                descending: true,
-                limit: MAX_ROWS,
-                offset: 0,
-            };
-            let drivers = self.db.drivers(user, &query).await.map_err(unavailable)?;
-            json!({ "count": drivers.len(), "drivers": drivers })
+        let body = match uri {
+            "orders://all" => {
+                let query = OrderQuery {
+                    filter: OrderFilter::default(),
+                    sort: OrderSort::CreatedAt,
+                    descending: true,
+                    limit: MAX_ROWS,
+                    offset: 0,
+                };
+                let orders = self
+                    .db
+                    .orders(user, &query)
+                    .await
+                    .map_err(Failure::resource)?;
+                json!({ "count": orders.len(), "orders": orders })
+            }
+            "drivers://all" => {
+                let query = DriverQuery {
+                    filter: DriverFilter::default(),
+                    sort: DriverSort::CreatedAt,
+                    descending: true,
+                    limit: MAX_ROWS,
+                    offset: 0,
+                };
+                let drivers = self
+                    .db
+                    .drivers(user, &query)
+                    .await
+                    .map_err(Failure::resource)?;
+                json!({ "count": drivers.len(), "drivers": drivers })
+            }
+            _ => return Err(not_found(uri)),
         };
         let text = serde_json::to_string(&body)
             .map_err(|_| ErrorData::internal_error("the resource could not be written", None))?;
