@@ -76,7 +76,7 @@ impl ServerHandler for FleetMind {
             Ok(()) => {}
             Err(Denied::UnknownTool) => {
                 return Err(ErrorData::invalid_params(
-                    format!("unknown tool '{}'", truncate(&request.name, 64)),
+                    format!("unknown tool '{}'", truncate(&request.name)),
                     None,
                 ));
             }
@@ -180,7 +180,7 @@ fn input_schema<T: rmcp::schemars::JsonSchema + 'static>() -> Arc<JsonObject> {
     })
 }
 
-/// At most `max` characters of `s`, for echoing untrusted names in errors.
-fn truncate(s: &str, max: usize) -> String {
-    s.chars().take(max).collect()
+/// At most 64 characters of `s`, for echoing untrusted names in errors.
+fn truncate(s: &str) -> String {
+    s.chars().take(64).collect()
 }

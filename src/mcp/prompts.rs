@@ -4,7 +4,7 @@
 //! real work rather than a blank page. Their arguments complete through
 //! `completion/complete` (see [`complete`]).
 
-use super::FleetMind;
+use super::{FleetMind, truncate};
 use rmcp::ErrorData;
 use rmcp::handler::server::wrapper::Parameters;
 use rmcp::model::{
@@ -212,10 +212,6 @@ pub(super) fn complete(request: &CompleteRequestParams) -> Result<CompleteResult
     let completion = CompletionInfo::with_all_values(values)
         .map_err(|message| ErrorData::internal_error(message, None))?;
     Ok(CompleteResult::new(completion))
-}
-
-fn truncate(s: &str) -> String {
-    s.chars().take(64).collect()
 }
 
 #[cfg(test)]

@@ -2,6 +2,7 @@
 //! type, a missing or unknown field) is a tool error that names the field,
 //! before anything is written.
 
+use crate::mcp::truncate;
 use crate::scopes::Scopes;
 use rmcp::model::JsonObject;
 use serde_json::Value;
@@ -17,7 +18,7 @@ impl Args {
         if let Some(unknown) = args.keys().find(|k| !known.contains(&k.as_str())) {
             return Err(format!(
                 "unknown argument '{}' (this tool takes: {})",
-                unknown.chars().take(64).collect::<String>(),
+                truncate(unknown),
                 known.join(", ")
             ));
         }

@@ -9,6 +9,7 @@ mod input;
 mod orders;
 pub(super) mod resources;
 
+use super::truncate;
 use crate::store::StoreError;
 use rmcp::ErrorData;
 use rmcp::handler::server::tool::IntoCallToolResult;
@@ -35,7 +36,7 @@ impl Failure {
                 let id = ids
                     .iter()
                     .find(|(k, _)| *k == kind)
-                    .map(|(_, id)| id.chars().take(64).collect::<String>());
+                    .map(|(_, id)| truncate(id));
                 Failure::Refused(match id {
                     Some(id) => format!("{kind} '{id}' not found"),
                     None => format!("{kind} not found"),

@@ -3,8 +3,8 @@
 
 use super::Failure;
 use crate::auth::Caller;
-use crate::mcp::FleetMind;
 use crate::mcp::policy::{self, Denied};
+use crate::mcp::{FleetMind, truncate};
 use crate::store::fleet::*;
 use rmcp::ErrorData;
 use rmcp::model::{ReadResourceResult, Resource, ResourceContents};
@@ -29,10 +29,7 @@ fn describe(uri: &str) -> Option<Resource> {
 
 /// The error for a URI that names no resource.
 fn not_found(uri: &str) -> ErrorData {
-    ErrorData::resource_not_found(
-        format!("no resource '{}'", uri.chars().take(64).collect::<String>()),
-        None,
-    )
+    ErrorData::resource_not_found(format!("no resource '{}'", truncate(uri)), None)
 }
 
 impl FleetMind {
