@@ -291,7 +291,7 @@ impl FleetMind {
         let Json(done) = self.with_parties(user, assignment, String::new()).await?;
         Ok(Json(AutoAssigned {
             success: true,
-            distance_km: (km * 1000.0).round() / 1000.0,
+            distance_km: choose::round3(km),
             estimated_duration_minutes: (done.assignment.route_duration_seconds + 59) / 60,
             assignment: done.assignment,
             order: done.order,

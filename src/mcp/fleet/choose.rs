@@ -141,7 +141,8 @@ pub(super) fn wanted_skills(order: &Order) -> Vec<Skill> {
     wanted
 }
 
-fn round3(x: f64) -> f64 {
+/// `x` rounded to three decimals.
+pub(super) fn round3(x: f64) -> f64 {
     (x * 1000.0).round() / 1000.0
 }
 
