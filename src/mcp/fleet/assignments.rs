@@ -185,11 +185,8 @@ impl FleetMind {
             .order(user, order_id)
             .await
             .map_err(|e| Failure::store(e, &[("order", order_id)]))?;
-        if order.status != OrderStatus::Pending {
-            return Err(Failure::Refused(format!(
-                "order {order_id} is {}; only pending orders can be assigned",
-                order.status
-            )));
+        if let Some(why) = rules::refuse_assigning(&order) {
+            return Err(Failure::Refused(why));
         }
         let query = DriverQuery {
             filter: DriverFilter {

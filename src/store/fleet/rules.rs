@@ -111,6 +111,17 @@ pub fn refuse_step(assignment: &Assignment, step: &AssignmentStep) -> Option<Str
     })
 }
 
+/// Why `order` cannot be given to a driver, if it cannot: only a pending
+/// order can be assigned.
+pub fn refuse_assigning(order: &Order) -> Option<String> {
+    (order.status != OrderStatus::Pending).then(|| {
+        format!(
+            "order {} is {}; only pending orders can be assigned",
+            order.order_id, order.status
+        )
+    })
+}
+
 /// Applies a caller's changes to an order, checking each field and the
 /// status rule; the result is what gets stored.
 pub fn patch_order(order: &Order, patch: OrderPatch) -> Result<Order, StoreError> {
