@@ -321,10 +321,10 @@ impl FleetMind {
             .into_iter()
             .collect();
         let (mut ranking, ruled_out) = choose::rank(&order, &drivers, &recent, now);
-        let Some(best) = ranking.first() else {
+        let Some((best, rest)) = ranking.split_first() else {
             return Err(no_driver(&order_id, drivers.len(), &ruled_out));
         };
-        let explanation = choose::explain(&order, &ranking, ruled_out.len());
+        let explanation = choose::explain(&order, best, rest.first(), ruled_out.len());
         let assignment = self
             .db
             .assign(user, &order_id, &best.driver_id)

@@ -210,11 +210,14 @@ pub(super) fn rank(
     (scores, ruled_out)
 }
 
-/// A sentence or two on why the first driver won.
-pub(super) fn explain(order: &Order, ranking: &[DriverScore], ruled_out: usize) -> String {
-    let Some(best) = ranking.first() else {
-        return "no suitable driver".into();
-    };
+/// A sentence or two on why `best` (the first of the ranking) won over
+/// `runner_up` (the second, if any).
+pub(super) fn explain(
+    order: &Order,
+    best: &DriverScore,
+    runner_up: Option<&DriverScore>,
+    ruled_out: usize,
+) -> String {
     let w = weights(order.priority);
     let wanted = wanted_skills(order);
     let skills = if wanted.is_empty() {
@@ -260,7 +263,7 @@ pub(super) fn explain(order: &Order, ranking: &[DriverScore], ruled_out: usize) 
         w.workload,
         w.urgency
     );
-    if let Some(next) = ranking.get(1) {
+    if let Some(next) = runner_up {
         text.push_str(&format!(
             " Runner-up: {} ({}) with {:.3}.",
             next.name, next.driver_id, next.total
@@ -360,7 +363,7 @@ mod tests {
         let recent = HashMap::from([("DRV-NEAR".to_owned(), 3)]);
         let (ranking, _) = rank(&order(true, 50.0), &[near, skilled], &recent, now);
         assert_eq!(ranking[0].driver_id, "DRV-SKILLED");
-        let text = explain(&order(true, 50.0), &ranking, 0);
+        let text = explain(&order(true, 50.0), &ranking[0], ranking.get(1), 0);
         assert!(
             text.contains("DRV-SKILLED") && text.contains("Runner-up: DRV-NEAR"),
             "{text}"
