@@ -407,11 +407,8 @@ macro_rules! fleet_store_impl {
                 let mut tx = self.write_tx().await?;
                 let order = order_in(&mut tx, user, order_id).await?;
                 let driver = driver_in(&mut tx, user, driver_id).await?;
-                if order.status != OrderStatus::Pending {
-                    return Err(StoreError::Conflict(format!(
-                        "order {order_id} is {}; only pending orders can be assigned",
-                        order.status
-                    )));
+                if let Some(why) = rules::refuse_assigning(&order) {
+                    return Err(StoreError::Conflict(why));
                 }
                 if driver.status != DriverStatus::Active {
                     return Err(StoreError::Conflict(format!(
