@@ -105,6 +105,22 @@ async fn assignment_cascades_follow_the_state_machines() {
                 .unwrap_err(),
         );
         assert!(msg.contains("busy"), "{msg}");
+        let free = db
+            .create_driver(&user, new_driver("Free", 48.0, 2.0))
+            .await
+            .unwrap();
+        let msg = conflict(
+            db.assign(&user, &order.order_id, &free.driver_id)
+                .await
+                .unwrap_err(),
+        );
+        assert_eq!(
+            msg,
+            format!(
+                "order {} is assigned; only pending orders can be assigned",
+                order.order_id
+            )
+        );
         // Nor can either be deleted, or be moved by hand.
         conflict(db.delete_order(&user, &order.order_id).await.unwrap_err());
         conflict(
