@@ -74,7 +74,7 @@ pub struct ServeArgs {
     /// localhost, 127.0.0.1, ::1). Set this for a public deployment.
     #[arg(long, env = "FLEETMIND_ALLOWED_HOSTS", value_delimiter = ',')]
     pub allowed_hosts: Vec<String>,
-    /// Browser origins accepted, comma-separated, e.g. https://app.example.com:443.
+    /// Browser origins accepted, comma-separated, e.g. `https://app.example.com:443`.
     #[arg(long, env = "FLEETMIND_ALLOWED_ORIGINS", value_delimiter = ',')]
     pub allowed_origins: Vec<String>,
     /// Seconds between writes of keys' last_used_at.

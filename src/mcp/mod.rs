@@ -1,5 +1,5 @@
 //! The MCP server: tools, resources and prompts, each call made as the
-//! verified [`Caller`](crate::auth::Caller).
+//! verified [`Caller`].
 
 mod admin;
 mod fleet;
