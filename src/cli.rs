@@ -44,7 +44,9 @@ pub struct GlobalArgs {
         global = true
     )]
     pub db_max_connections: u32,
-    /// Log filter (tracing syntax), e.g. `info` or `fleetmind=debug`.
+    /// Log filter (tracing syntax), e.g. `info` or `fleetmind=debug`. Whatever
+    /// it says, rmcp never logs below warn (it would print whole messages, keys
+    /// included); see `src/logging.rs`.
     #[arg(
         long,
         env = "FLEETMIND_LOG",

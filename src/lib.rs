@@ -9,6 +9,7 @@ pub mod auth;
 pub mod cli;
 pub mod key_admin;
 pub mod keys;
+pub mod logging;
 pub mod mcp;
 pub mod scopes;
 pub mod store;

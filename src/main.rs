@@ -1,6 +1,5 @@
 use clap::Parser;
 use fleetmind::cli::{self, Cli};
-use tracing_subscriber::EnvFilter;
 
 // The release binary must never be able to skip the key check: the
 // benchmark-only no-auth build lives in examples/bench_noauth.rs.
@@ -16,11 +15,9 @@ static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 #[tokio::main]
 async fn main() -> std::process::ExitCode {
     let cli = Cli::parse();
-    let filter = EnvFilter::try_new(&cli.global.log).unwrap_or_else(|_| EnvFilter::new("info"));
-    tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_writer(std::io::stderr)
-        .init();
+    // The filter is the operator's, but some libraries are always capped so
+    // that no level prints keys or emails (see `logging`).
+    fleetmind::logging::init(&cli.global.log);
     match cli::run(cli).await {
         Ok(()) => std::process::ExitCode::SUCCESS,
         Err(err) => {
