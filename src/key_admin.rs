@@ -76,10 +76,33 @@ fn check_name(name: Option<&str>) -> Result<Option<String>, KeyAdminError> {
     }
     if name.chars().any(char::is_control) {
         return Err(KeyAdminError::Invalid(
-            "name contains control characters".into(),
+            "name contains control characters; nothing was written".into(),
         ));
     }
+    refuse_reordering("name", name)?;
     Ok(Some(name.to_owned()))
+}
+
+/// Refuses text with a character that reorders how text after it is shown:
+/// the bidi embeddings and overrides (U+202A..=U+202E), isolates
+/// (U+2066..=U+2069) and marks (U+200E, U+200F, U+061C). A name with U+202E
+/// shows its tail reversed in `keys list` and in any terminal or page that
+/// lists keys, so a key could pass for another.
+fn refuse_reordering(field: &str, value: &str) -> Result<(), KeyAdminError> {
+    let reorders = |c: &char| {
+        matches!(
+            c,
+            '\u{202A}'..='\u{202E}' | '\u{2066}'..='\u{2069}' | '\u{200E}' | '\u{200F}' | '\u{061C}'
+        )
+    };
+    match value.chars().find(reorders) {
+        None => Ok(()),
+        Some(c) => Err(KeyAdminError::Invalid(format!(
+            "{field} contains a bidirectional formatting character (U+{:04X}), which changes \
+             how a key listing shows it; remove it. Nothing was written",
+            u32::from(c)
+        ))),
+    }
 }
 
 fn check_scopes(req: &CreateKey) -> Result<Scopes, KeyAdminError> {
@@ -131,6 +154,7 @@ async fn new_key_for(
     created_by: String,
 ) -> Result<(ApiKey, NewKey), KeyAdminError> {
     keys::validate_email(email).map_err(|m| KeyAdminError::Invalid(m.into()))?;
+    refuse_reordering("email", email)?;
     let email = keys::normalize_email(email);
     let user_id = match db.user_id_for_email(&email).await? {
         Some(existing) => existing,

@@ -6,6 +6,7 @@
 
 use super::client_addr::{TrustedProxies, request_client};
 use super::limiter::THROTTLED_ANSWER_DELAY;
+use super::refusal_log::RefusalLog;
 use super::{AuthFailure, Caller, Verifier};
 use axum::body::Body;
 use http::header::{AUTHORIZATION, CONTENT_TYPE, RETRY_AFTER, WWW_AUTHENTICATE};
@@ -31,11 +32,17 @@ pub struct AuthLayer {
     verifier: Arc<Verifier>,
     /// Whose `X-Forwarded-For` names the client for the failed-lookup limit.
     proxies: Arc<TrustedProxies>,
+    /// The log lines of refused requests (see `refusal_log.rs`).
+    refusals: Arc<RefusalLog>,
 }
 
 impl AuthLayer {
     pub fn new(verifier: Arc<Verifier>, proxies: Arc<TrustedProxies>) -> Self {
-        Self { verifier, proxies }
+        Self {
+            verifier,
+            proxies,
+            refusals: Arc::new(RefusalLog::new()),
+        }
     }
 
     /// Verifies `key` sent with a request's `extensions` and `headers`,
@@ -103,17 +110,11 @@ where
                     let response = inner.call(req).await?;
                     Ok(response.map(Body::new))
                 }
-                Err(failure @ AuthFailure::Throttled { .. }) => {
-                    tracing::debug!(path = req.uri().path(), "request throttled");
-                    Ok(refuse(failure).await)
-                }
                 Err(failure) => {
-                    tracing::info!(
-                        reason = failure.description(),
-                        path = req.uri().path(),
-                        "request refused"
-                    );
-                    Ok(refusal(failure))
+                    // Counted, and written at most once a second per reason:
+                    // anyone can send refused requests as fast as they like.
+                    auth.refusals.refused(failure);
+                    Ok(refuse(failure).await)
                 }
             }
         })

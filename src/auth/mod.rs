@@ -9,6 +9,7 @@ mod fixed;
 mod layer;
 mod limiter;
 pub mod no_oauth;
+mod refusal_log;
 mod usage;
 mod verifier;
 

@@ -11,6 +11,7 @@ use super::{FleetMind, input_schema};
 use crate::auth::Caller;
 use crate::key_admin::{self, CreateKey, KeyAdminError, MAX_EXPIRES_IN_DAYS, MAX_GRACE_MINUTES};
 use crate::keys;
+use crate::scopes::Scope;
 use crate::store::{RevokeTarget, StoreError};
 use args::Args;
 use chrono::Utc;
@@ -77,6 +78,53 @@ impl IntoCallToolResult for Failure {
 
 fn actor(caller: &Caller) -> String {
     format!("key:{}", caller.key_id)
+}
+
+impl FleetMind {
+    /// Records a tool call the policy refused for lack of `missing`: for the
+    /// admin tools (a key trying to manage keys) a `denied` audit event and
+    /// a WARN line; other tools' refusals are the caller's everyday mistakes.
+    pub(super) async fn record_denial(&self, caller: &Caller, tool: &str, missing: Scope) {
+        if missing == Scope::Admin {
+            self.deny(caller, tool, &format!("needs the '{missing}' scope"))
+                .await;
+        }
+    }
+
+    /// Writes the `denied` event of `caller` calling `tool`, and logs it (by
+    /// key id and user id: no email, no key). The call is refused whether or
+    /// not the event can be written.
+    async fn deny(&self, caller: &Caller, tool: &str, why: &str) {
+        tracing::warn!(
+            actor.key_id = caller.key_id,
+            user.id = %caller.user_id,
+            tool,
+            "admin tool refused: {why}"
+        );
+        let detail = format!("tool {tool}: {why}");
+        if let Err(err) = self
+            .db
+            .record_denied(caller.key_id, caller.user_id.as_str(), &actor(caller), &detail)
+            .await
+        {
+            tracing::error!(error = %err, tool, "cannot write the denied event");
+        }
+    }
+
+    /// `result`, after recording a `denied` event if it is an escalation
+    /// (asking to grant more than `caller` holds).
+    async fn denied_if_escalation<T>(
+        &self,
+        caller: &Caller,
+        tool: &str,
+        result: Result<T, KeyAdminError>,
+    ) -> Result<T, KeyAdminError> {
+        if let Err(KeyAdminError::Escalation(names)) = &result {
+            self.deny(caller, tool, &format!("cannot grant {names}"))
+                .await;
+        }
+        result
+    }
 }
 
 fn no_active_key(field: &str) -> Failure {
@@ -164,7 +212,10 @@ impl FleetMind {
             created_by: actor(&caller),
             issuer_scopes: Some(caller.scopes),
         };
-        let issued = key_admin::create_key(self.db.as_ref(), request).await?;
+        let issued = key_admin::create_key(self.db.as_ref(), request).await;
+        let issued = self
+            .denied_if_escalation(&caller, "admin_create_api_key", issued)
+            .await?;
         tracing::info!(
             actor.key_id = caller.key_id,
             key.id = issued.record.key_id,
@@ -273,14 +324,17 @@ impl FleetMind {
         let key_id = args.int("key_id", 1..=i64::MAX)?;
         let grace_minutes = args.int("grace_minutes", 0..=i64::from(MAX_GRACE_MINUTES))?;
         let grace_minutes = u32::try_from(grace_minutes).unwrap_or(MAX_GRACE_MINUTES);
-        let issued = match key_admin::rotate_key(
+        let rotated = key_admin::rotate_key(
             self.db.as_ref(),
             key_id,
             grace_minutes,
             actor(&caller),
             Some(caller.scopes),
         )
-        .await
+        .await;
+        let issued = match self
+            .denied_if_escalation(&caller, "admin_rotate_api_key", rotated)
+            .await
         {
             Err(KeyAdminError::Store(StoreError::NotFound(_))) => {
                 return Err(no_active_key("key_id"));

@@ -81,6 +81,7 @@ impl ServerHandler for FleetMind {
                 ));
             }
             Err(Denied::MissingScope(scope)) => {
+                self.record_denial(&caller, &request.name, scope).await;
                 return Ok(CallToolResult::error(vec![rmcp::model::ContentBlock::text(format!(
                     "permission denied: the tool '{}' needs the '{scope}' scope, which this API key does not have",
                     request.name

@@ -91,6 +91,24 @@ pub struct NewKey {
     pub created_by: String,
 }
 
+impl NewKey {
+    /// What the key is granted, for its audit events: name, scopes and
+    /// expiry (never the key or its hash, never the email). The name is
+    /// quoted with Rust's escapes, so that a name holding `;`, quotes or
+    /// invisible characters cannot pass for other fields.
+    pub fn grant(&self) -> String {
+        let name = match &self.name {
+            Some(name) => format!("name {name:?}"),
+            None => "no name".to_owned(),
+        };
+        let expires = match self.expires_at {
+            Some(at) => at.to_rfc3339_opts(chrono::SecondsFormat::Secs, true),
+            None => "never".to_owned(),
+        };
+        format!("{name}; scopes {}; expires {expires}", self.scopes)
+    }
+}
+
 /// Which keys to revoke.
 #[derive(Debug, Clone)]
 pub enum RevokeTarget {
@@ -104,7 +122,8 @@ pub enum RevokeTarget {
 pub struct KeyEvent {
     pub key_id: i64,
     pub user_id: String,
-    /// `created`, `rotated`, `revoked`.
+    /// `created`, `rotated`, `revoked`, or `denied` (a call of the key
+    /// refused for lack of scope: the event is the refused key's own).
     pub event: String,
     /// `cli`, `bootstrap`, or `key:<id>`.
     pub actor: String,
@@ -155,6 +174,16 @@ pub trait KeyStore: Send + Sync + 'static {
         actor: &str,
     ) -> Result<Vec<KeyRecord>, StoreError>;
 
+    /// Writes a `denied` event on the key `key_id` of tenant `user_id`, whose
+    /// call `detail` describes was refused; `actor` is that key (`key:<id>`).
+    async fn record_denied(
+        &self,
+        key_id: i64,
+        user_id: &str,
+        actor: &str,
+        detail: &str,
+    ) -> Result<(), StoreError>;
+
     /// Every key, newest first, optionally for one email.
     async fn list_keys(&self, email: Option<&str>) -> Result<Vec<KeyRecord>, StoreError>;
 
@@ -180,6 +209,35 @@ pub trait KeyStore: Send + Sync + 'static {
 mod tests {
     use super::*;
     use chrono::TimeDelta;
+
+    #[test]
+    fn the_grant_names_name_scopes_and_expiry_and_escapes_the_name() {
+        let at = DateTime::parse_from_rfc3339("2027-03-04T05:06:07.89Z")
+            .map(|t| t.with_timezone(&Utc))
+            .ok();
+        let mut key = NewKey {
+            user_id: "user_1".into(),
+            email: "a@example.com".into(),
+            name: Some("lap\"top; scopes admin\u{202E}".into()),
+            hash: crate::keys::ApiKey::generate().unwrap().hash(),
+            prefix: "fm_abc".into(),
+            scopes: Scopes::parse_list("orders:read drivers:write").unwrap(),
+            expires_at: at,
+            created_by: "cli".into(),
+        };
+        assert_eq!(
+            key.grant(),
+            r#"name "lap\"top; scopes admin\u{202e}"; scopes orders:read,drivers:write; expires 2027-03-04T05:06:07Z"#
+        );
+        key.name = None;
+        key.expires_at = None;
+        assert_eq!(
+            key.grant(),
+            "no name; scopes orders:read,drivers:write; expires never"
+        );
+        assert!(!key.grant().contains("a@example.com"));
+        assert!(!key.grant().contains(key.hash.as_hex()));
+    }
 
     #[test]
     fn expired_from_the_instant_itself_and_revoked_whatever_the_time() {

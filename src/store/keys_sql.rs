@@ -71,11 +71,13 @@ macro_rules! key_store_impl {
                 })
             }
 
+            /// Stores `key` and its `event`, whose detail is `context` (if
+            /// any) followed by what was granted.
             async fn insert_key_tx(
                 tx: &mut Tx<'_>,
                 key: &NewKey,
                 event: &str,
-                detail: Option<&str>,
+                context: Option<&str>,
             ) -> Result<KeyRecord, StoreError> {
                 let row = sqlx::query(concat!(
                     "INSERT INTO api_keys (user_id, email, name, api_key_hash, api_key_prefix, \
@@ -97,13 +99,19 @@ macro_rules! key_store_impl {
                 .fetch_one(&mut **tx)
                 .await?;
                 let record = key_from_row(&row)?;
-                insert_event_tx(tx, &record, event, &key.created_by, detail).await?;
+                let detail = match context {
+                    Some(context) => format!("{context}; {}", key.grant()),
+                    None => key.grant(),
+                };
+                insert_event_tx(tx, record.key_id, &record.user_id, event, &key.created_by, Some(&detail))
+                    .await?;
                 Ok(record)
             }
 
             async fn insert_event_tx(
                 tx: &mut Tx<'_>,
-                key: &KeyRecord,
+                key_id: i64,
+                user_id: &str,
                 event: &str,
                 actor: &str,
                 detail: Option<&str>,
@@ -112,8 +120,8 @@ macro_rules! key_store_impl {
                     "INSERT INTO api_key_events (key_id, user_id, event, actor, detail, at) \
                      VALUES ($1, $2, $3, $4, $5, $6)",
                 )
-                .bind(key_id_param(key.key_id)?)
-                .bind(&key.user_id)
+                .bind(key_id_param(key_id)?)
+                .bind(user_id)
                 .bind(event)
                 .bind(actor)
                 .bind(detail)
@@ -227,11 +235,13 @@ macro_rules! key_store_impl {
                     let detail = format!("rotation of key {old_key_id}");
                     let record = insert_key_tx(&mut tx, new, "created", Some(&detail)).await?;
                     let detail = format!(
-                        "replaced by key {}; old key valid until {}",
+                        "replaced by key {}; old key valid until {}; {}",
                         record.key_id,
-                        old_expires_at.to_rfc3339()
+                        old_expires_at.to_rfc3339(),
+                        new.grant()
                     );
-                    insert_event_tx(&mut tx, &old, "rotated", &new.created_by, Some(&detail)).await?;
+                    insert_event_tx(&mut tx, old.key_id, &old.user_id, "rotated", &new.created_by, Some(&detail))
+                        .await?;
                     tx.commit().await?;
                     self.local.changed();
                     Ok(record)
@@ -268,11 +278,24 @@ macro_rules! key_store_impl {
                         .map(key_from_row)
                         .collect::<Result<Vec<_>, _>>()?;
                     for key in &revoked {
-                        insert_event_tx(&mut tx, key, "revoked", actor, None).await?;
+                        insert_event_tx(&mut tx, key.key_id, &key.user_id, "revoked", actor, None).await?;
                     }
                     tx.commit().await?;
                     self.local.changed();
                     Ok(revoked)
+                }
+
+                async fn record_denied(
+                    &self,
+                    key_id: i64,
+                    user_id: &str,
+                    actor: &str,
+                    detail: &str,
+                ) -> Result<(), StoreError> {
+                    let mut tx = self.pool.begin().await?;
+                    insert_event_tx(&mut tx, key_id, user_id, "denied", actor, Some(detail)).await?;
+                    tx.commit().await?;
+                    Ok(())
                 }
 
                 async fn list_keys(&self, email: Option<&str>) -> Result<Vec<KeyRecord>, StoreError> {
