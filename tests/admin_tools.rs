@@ -137,10 +137,28 @@ async fn an_admin_issues_a_read_only_key_which_is_refused_writes_and_after_revoc
         );
 
         let trail = t.db.key_events(reader_id).await.expect("events");
+        // The four admin tools of the TOOL_ACCESS loop and the admin_create_api_key
+        // call above were refused: each is a `denied` event of the reader itself.
+        let reader_actor = key_actor(reader_id);
+        let mut expected = vec![pair("created", &admin_actor)];
+        expected.extend(std::iter::repeat_n(pair("denied", &reader_actor), 5));
+        expected.push(pair("revoked", &admin_actor));
+        assert_eq!(events(&trail), expected);
+        // The created event records what was granted, to the second.
+        let expires = time(&created["expires_at"]).to_rfc3339_opts(chrono::SecondsFormat::Secs, true);
         assert_eq!(
-            events(&trail),
-            vec![pair("created", &admin_actor), pair("revoked", &admin_actor)]
+            trail[0].detail.as_deref(),
+            Some(format!(r#"name "read only"; scopes orders:read; expires {expires}"#).as_str())
         );
+        for denied in &trail[1..6] {
+            assert!(
+                denied.detail.as_deref().is_some_and(|d| d.starts_with("tool admin_")
+                    && d.ends_with(": needs the 'admin' scope")),
+                "{:?}",
+                denied.detail
+            );
+            assert_eq!(denied.user_id, created["user_id"].as_str().expect("user_id"));
+        }
         assert!(trail.iter().all(|e| (Utc::now() - e.at).num_seconds() < 60));
         // The admin key itself still works.
         assert_accepted(&url, admin.api_key.expose(), "admin").await;
@@ -304,7 +322,10 @@ async fn rotation_keeps_the_old_key_during_the_grace_and_refuses_it_after() {
             events(&second_trail),
             vec![pair("created", &admin_actor), pair("rotated", &admin_actor)]
         );
-        let successor_of = format!("rotation of key {}", old.record.key_id);
+        let successor_of = format!(
+            "rotation of key {}; no name; scopes orders:read,orders:write,drivers:read,drivers:write,assignments:manage; expires never",
+            old.record.key_id
+        );
         assert_eq!(
             second_trail[0].detail.as_deref(),
             Some(successor_of.as_str())
@@ -315,7 +336,8 @@ async fn rotation_keeps_the_old_key_during_the_grace_and_refuses_it_after() {
             old_trail[1]
                 .detail
                 .as_deref()
-                .is_some_and(|d| d.starts_with(&replaced_by)),
+                .is_some_and(|d| d.starts_with(&replaced_by)
+                    && d.ends_with("; no name; scopes orders:read,orders:write,drivers:read,drivers:write,assignments:manage; expires never")),
             "{:?}",
             old_trail[1].detail
         );
@@ -393,7 +415,7 @@ async fn keys_without_admin_are_refused_every_admin_tool_and_nothing_changes() {
                 json!({"key_id": id, "grace_minutes": 0}),
             ),
         ];
-        for (tool, args) in calls {
+        for (tool, args) in calls.clone() {
             let text = call_err(&client, tool, args).await;
             assert!(
                 text.contains("permission denied") && text.contains("'admin'"),
@@ -405,6 +427,31 @@ async fn keys_without_admin_are_refused_every_admin_tool_and_nothing_changes() {
             events(&t.db.key_events(id).await.expect("events")),
             vec![pair("created", "cli")]
         );
+        // Each refusal is a `denied` event of the refused key, naming the tool.
+        let fleet_actor = key_actor(fleet.record.key_id);
+        let trail = t.db.key_events(fleet.record.key_id).await.expect("events");
+        let mut expected = vec![pair("created", "cli")];
+        expected.extend(std::iter::repeat_n(pair("denied", &fleet_actor), calls.len()));
+        assert_eq!(events(&trail), expected, "{:?}", t.backend);
+        for ((tool, _), event) in calls.iter().zip(&trail[1..]) {
+            assert_eq!(
+                event.detail.as_deref(),
+                Some(format!("tool {tool}: needs the 'admin' scope").as_str())
+            );
+            assert_eq!(event.user_id, fleet.record.user_id);
+        }
+        // A fleet tool refused for lack of its scope is no audit event.
+        let reader = issue_key(&t.db, "reader@example.com", Scopes::parse_list("orders:read").ok()).await;
+        let as_reader = connect(&server.mcp_url(), reader.api_key.expose())
+            .await
+            .expect("connect reader");
+        let text = call_err(&as_reader, "delete_all_orders", json!({})).await;
+        assert!(text.contains("permission denied"), "{text}");
+        assert_eq!(
+            events(&t.db.key_events(reader.record.key_id).await.expect("events")),
+            vec![pair("created", "cli")]
+        );
+        let _ = as_reader.cancel().await;
         assert_accepted(&server.mcp_url(), target.api_key.expose(), "target").await;
         let _ = client.cancel().await;
         server.stop().await;
@@ -685,6 +732,37 @@ async fn bad_admin_input_is_a_tool_error_naming_the_field_and_writes_nothing() {
                 "admin_create_api_key",
                 json!({"email": email, "name": 5}),
                 "name must be a string",
+            ),
+            // Bidi overrides and isolates would let a name spoof a listing.
+            (
+                "admin_create_api_key",
+                json!({"email": email, "name": "laptop\u{202E}nimda"}),
+                "name contains a bidirectional formatting character (U+202E)",
+            ),
+            (
+                "admin_create_api_key",
+                json!({"email": email, "name": "\u{202A}x"}),
+                "name contains a bidirectional formatting character (U+202A)",
+            ),
+            (
+                "admin_create_api_key",
+                json!({"email": email, "name": "x\u{2066}y\u{2069}"}),
+                "name contains a bidirectional formatting character (U+2066)",
+            ),
+            (
+                "admin_create_api_key",
+                json!({"email": email, "name": "a\u{1b}[31mred"}),
+                "name contains control",
+            ),
+            (
+                "admin_create_api_key",
+                json!({"email": "ev\u{202E}moc.elpmaxe@il"}),
+                "email contains a bidirectional formatting character (U+202E)",
+            ),
+            (
+                "admin_create_api_key",
+                json!({"email": "eve@exa\u{2067}mple.com"}),
+                "email contains a bidirectional formatting character (U+2067)",
             ),
             (
                 "admin_create_api_key",

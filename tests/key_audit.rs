@@ -10,19 +10,24 @@ use key_support::leaks_secret;
 use serde_json::Value;
 use sqlx::Connection;
 
-/// Runs the real `fleetmind` binary against the test database.
-async fn fleetmind(database_url: &str, args: &[&str]) -> String {
+/// Runs the real `fleetmind` binary against the test database; its output.
+async fn run_fleetmind(database_url: &str, args: &[&str]) -> std::process::Output {
     let mut command = std::process::Command::new(env!("CARGO_BIN_EXE_fleetmind"));
     command
         .arg("--database-url")
         .arg(database_url)
         .args(args)
         .env_remove("DATABASE_URL");
-    let what = args.join(" ");
-    let output = tokio::task::spawn_blocking(move || command.output())
+    tokio::task::spawn_blocking(move || command.output())
         .await
         .expect("join")
-        .expect("run fleetmind");
+        .expect("run fleetmind")
+}
+
+/// Runs the real `fleetmind` binary, which must succeed; its stdout.
+async fn fleetmind(database_url: &str, args: &[&str]) -> String {
+    let what = args.join(" ");
+    let output = run_fleetmind(database_url, args).await;
     assert!(
         output.status.success(),
         "fleetmind {what}: {}",
@@ -194,6 +199,11 @@ async fn the_first_admin_key_of_a_fresh_server_is_audited_as_bootstrap() {
             .map(|e| (e.event.as_str(), e.actor.as_str()))
             .collect();
         assert_eq!(trail, [("created", "bootstrap")]);
+        let events = t.db.key_events(issued.record.key_id).await.expect("events");
+        assert_eq!(
+            events[0].detail.as_deref(),
+            Some(r#"first start; name "first admin key"; scopes admin; expires never"#)
+        );
         // Once only.
         assert!(
             fleetmind::key_admin::bootstrap_admin_key(t.db.as_ref())
@@ -267,6 +277,108 @@ async fn an_id_no_key_can_have_names_no_key() {
         assert!(listed[0].is_active && listed[0].revoked_at.is_none());
         let trail_after = t.db.key_events(key.record.key_id).await.expect("events");
         assert_eq!(trail_after.len(), trail_before.len());
+    })
+    .await;
+}
+
+/// `created` and `rotated` events record what was granted (name, scopes,
+/// expiry), and never the key, its hash or the email.
+#[tokio::test]
+async fn created_and_rotated_events_record_the_grant_and_no_secret() {
+    on_both_backends(|t| async move {
+        let created = json(
+            &fleetmind(
+                &t.url,
+                &[
+                    "keys",
+                    "create",
+                    "--email",
+                    "grant@example.com",
+                    "--name",
+                    "night shift",
+                    "--scopes",
+                    "drivers:write,orders:read",
+                    "--expires-in-days",
+                    "30",
+                    "--json",
+                ],
+            )
+            .await,
+        );
+        let key_id = created["key_id"].as_i64().expect("key_id");
+        let expires = created["expires_at"]
+            .as_str()
+            .and_then(|at| chrono::DateTime::parse_from_rfc3339(at).ok())
+            .expect("expires_at")
+            .to_rfc3339_opts(chrono::SecondsFormat::Secs, true);
+        let grant = format!(
+            r#"name "night shift"; scopes orders:read,drivers:write; expires {expires}"#
+        );
+        let rotated = json(
+            &fleetmind(
+                &t.url,
+                &["keys", "rotate", "--key-id", &key_id.to_string(), "--grace-minutes", "0", "--json"],
+            )
+            .await,
+        );
+        let successor = rotated["key_id"].as_i64().expect("key_id");
+
+        let old = t.db.key_events(key_id).await.expect("events");
+        let new = t.db.key_events(successor).await.expect("events");
+        assert_eq!(old.len(), 2);
+        assert_eq!((old[0].event.as_str(), old[0].detail.as_deref()), ("created", Some(grant.as_str())));
+        assert_eq!(old[1].event, "rotated");
+        let rotated_detail = old[1].detail.as_deref().unwrap_or_default();
+        assert!(
+            rotated_detail.starts_with(&format!("replaced by key {successor}; old key valid until "))
+                && rotated_detail.ends_with(&format!("; {grant}")),
+            "{rotated_detail}"
+        );
+        assert_eq!(new.len(), 1);
+        assert_eq!(
+            new[0].detail.as_deref(),
+            Some(format!("rotation of key {key_id}; {grant}").as_str())
+        );
+        let keys = [
+            created["api_key"].as_str().expect("api_key"),
+            rotated["api_key"].as_str().expect("api_key"),
+        ];
+        for event in old.iter().chain(&new) {
+            let detail = event.detail.as_deref().unwrap_or_default();
+            assert!(!detail.contains("grant@example.com"), "{detail}");
+            for key in keys {
+                assert!(!detail.contains(key), "{detail}");
+                assert!(!detail.contains(&key_support::stored_hash(key)), "{detail}");
+            }
+            assert_eq!(leaks_secret(detail), None, "{detail}");
+        }
+    })
+    .await;
+}
+
+/// A name or email with a bidi override or isolate (which would make
+/// `keys list` show other text) or a control character is refused by the
+/// CLI with a clear error, and nothing is written.
+#[tokio::test]
+async fn the_cli_refuses_names_and_emails_that_reorder_text_and_writes_nothing() {
+    on_both_backends(|t| async move {
+        let cases: [(&[&str], &str); 5] = [
+            (&["--email", "a@example.com", "--name", "laptop\u{202E}nimda"], "name contains a bidirectional formatting character (U+202E)"),
+            (&["--email", "a@example.com", "--name", "\u{2066}ops\u{2069}"], "name contains a bidirectional formatting character (U+2066)"),
+            (&["--email", "a@example.com", "--name", "a\u{7}b"], "name contains control characters"),
+            (&["--email", "ev\u{202D}e@example.com"], "email contains a bidirectional formatting character (U+202D)"),
+            (&["--email", "eve@example.com\u{2068}"], "email contains a bidirectional formatting character (U+2068)"),
+        ];
+        for (args, want) in cases {
+            let mut full = vec!["keys", "create"];
+            full.extend_from_slice(args);
+            let output = run_fleetmind(&t.url, &full).await;
+            let stderr = String::from_utf8_lossy(&output.stderr);
+            assert!(!output.status.success(), "{args:?} was accepted");
+            assert!(stderr.contains(want), "{args:?}: {stderr}");
+            assert!(stderr.to_lowercase().contains("nothing was written"), "{stderr}");
+        }
+        assert_eq!(t.db.count_keys().await.expect("count"), 0, "{:?}", t.backend);
     })
     .await;
 }

@@ -141,6 +141,13 @@ pub fn leaks_secret(text: &str) -> Option<String> {
     None
 }
 
+/// The form a key is stored in (`api_key_hash`): the lowercase hex SHA-256
+/// of the whole key, computed here independently of `fleetmind::keys`.
+pub fn stored_hash(key: &str) -> String {
+    use sha2::Digest;
+    hex::encode(sha2::Sha256::digest(key.as_bytes()))
+}
+
 /// `"key:<id>"`, the actor of events done with an admin key.
 pub fn key_actor(key_id: i64) -> String {
     format!("key:{key_id}")
