@@ -132,18 +132,30 @@ mod tests {
 
     #[test]
     fn rmcp_is_capped_at_warn_whatever_its_module() {
-        for target in ["rmcp", "rmcp::service", "rmcp::transport::streamable_http_server::tower"] {
+        for target in [
+            "rmcp",
+            "rmcp::service",
+            "rmcp::transport::streamable_http_server::tower",
+        ] {
             assert!(SecretSafe::allows(&meta(target, Level::WARN)), "{target}");
             assert!(SecretSafe::allows(&meta(target, Level::ERROR)), "{target}");
             for level in [Level::INFO, Level::DEBUG, Level::TRACE] {
-                assert!(!SecretSafe::allows(&meta(target, level)), "{target} {level}");
+                assert!(
+                    !SecretSafe::allows(&meta(target, level)),
+                    "{target} {level}"
+                );
             }
         }
     }
 
     #[test]
     fn other_libraries_and_the_server_are_left_to_the_filter() {
-        for target in ["fleetmind::auth::layer", "sqlx::query", "rmcpx", "hyper_util"] {
+        for target in [
+            "fleetmind::auth::layer",
+            "sqlx::query",
+            "rmcpx",
+            "hyper_util",
+        ] {
             assert!(SecretSafe::allows(&meta(target, Level::TRACE)), "{target}");
         }
         for target in ["hyper::proto::h1", "h2::codec", "tower_http::trace"] {

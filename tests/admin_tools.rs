@@ -431,7 +431,10 @@ async fn keys_without_admin_are_refused_every_admin_tool_and_nothing_changes() {
         let fleet_actor = key_actor(fleet.record.key_id);
         let trail = t.db.key_events(fleet.record.key_id).await.expect("events");
         let mut expected = vec![pair("created", "cli")];
-        expected.extend(std::iter::repeat_n(pair("denied", &fleet_actor), calls.len()));
+        expected.extend(std::iter::repeat_n(
+            pair("denied", &fleet_actor),
+            calls.len(),
+        ));
         assert_eq!(events(&trail), expected, "{:?}", t.backend);
         for ((tool, _), event) in calls.iter().zip(&trail[1..]) {
             assert_eq!(
@@ -441,7 +444,12 @@ async fn keys_without_admin_are_refused_every_admin_tool_and_nothing_changes() {
             assert_eq!(event.user_id, fleet.record.user_id);
         }
         // A fleet tool refused for lack of its scope is no audit event.
-        let reader = issue_key(&t.db, "reader@example.com", Scopes::parse_list("orders:read").ok()).await;
+        let reader = issue_key(
+            &t.db,
+            "reader@example.com",
+            Scopes::parse_list("orders:read").ok(),
+        )
+        .await;
         let as_reader = connect(&server.mcp_url(), reader.api_key.expose())
             .await
             .expect("connect reader");

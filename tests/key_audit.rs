@@ -311,13 +311,20 @@ async fn created_and_rotated_events_record_the_grant_and_no_secret() {
             .and_then(|at| chrono::DateTime::parse_from_rfc3339(at).ok())
             .expect("expires_at")
             .to_rfc3339_opts(chrono::SecondsFormat::Secs, true);
-        let grant = format!(
-            r#"name "night shift"; scopes orders:read,drivers:write; expires {expires}"#
-        );
+        let grant =
+            format!(r#"name "night shift"; scopes orders:read,drivers:write; expires {expires}"#);
         let rotated = json(
             &fleetmind(
                 &t.url,
-                &["keys", "rotate", "--key-id", &key_id.to_string(), "--grace-minutes", "0", "--json"],
+                &[
+                    "keys",
+                    "rotate",
+                    "--key-id",
+                    &key_id.to_string(),
+                    "--grace-minutes",
+                    "0",
+                    "--json",
+                ],
             )
             .await,
         );
@@ -326,12 +333,16 @@ async fn created_and_rotated_events_record_the_grant_and_no_secret() {
         let old = t.db.key_events(key_id).await.expect("events");
         let new = t.db.key_events(successor).await.expect("events");
         assert_eq!(old.len(), 2);
-        assert_eq!((old[0].event.as_str(), old[0].detail.as_deref()), ("created", Some(grant.as_str())));
+        assert_eq!(
+            (old[0].event.as_str(), old[0].detail.as_deref()),
+            ("created", Some(grant.as_str()))
+        );
         assert_eq!(old[1].event, "rotated");
         let rotated_detail = old[1].detail.as_deref().unwrap_or_default();
         assert!(
-            rotated_detail.starts_with(&format!("replaced by key {successor}; old key valid until "))
-                && rotated_detail.ends_with(&format!("; {grant}")),
+            rotated_detail.starts_with(&format!(
+                "replaced by key {successor}; old key valid until "
+            )) && rotated_detail.ends_with(&format!("; {grant}")),
             "{rotated_detail}"
         );
         assert_eq!(new.len(), 1);
@@ -363,11 +374,26 @@ async fn created_and_rotated_events_record_the_grant_and_no_secret() {
 async fn the_cli_refuses_names_and_emails_that_reorder_text_and_writes_nothing() {
     on_both_backends(|t| async move {
         let cases: [(&[&str], &str); 5] = [
-            (&["--email", "a@example.com", "--name", "laptop\u{202E}nimda"], "name contains a bidirectional formatting character (U+202E)"),
-            (&["--email", "a@example.com", "--name", "\u{2066}ops\u{2069}"], "name contains a bidirectional formatting character (U+2066)"),
-            (&["--email", "a@example.com", "--name", "a\u{7}b"], "name contains control characters"),
-            (&["--email", "ev\u{202D}e@example.com"], "email contains a bidirectional formatting character (U+202D)"),
-            (&["--email", "eve@example.com\u{2068}"], "email contains a bidirectional formatting character (U+2068)"),
+            (
+                &["--email", "a@example.com", "--name", "laptop\u{202E}nimda"],
+                "name contains a bidirectional formatting character (U+202E)",
+            ),
+            (
+                &["--email", "a@example.com", "--name", "\u{2066}ops\u{2069}"],
+                "name contains a bidirectional formatting character (U+2066)",
+            ),
+            (
+                &["--email", "a@example.com", "--name", "a\u{7}b"],
+                "name contains control characters",
+            ),
+            (
+                &["--email", "ev\u{202D}e@example.com"],
+                "email contains a bidirectional formatting character (U+202D)",
+            ),
+            (
+                &["--email", "eve@example.com\u{2068}"],
+                "email contains a bidirectional formatting character (U+2068)",
+            ),
         ];
         for (args, want) in cases {
             let mut full = vec!["keys", "create"];
@@ -376,9 +402,17 @@ async fn the_cli_refuses_names_and_emails_that_reorder_text_and_writes_nothing()
             let stderr = String::from_utf8_lossy(&output.stderr);
             assert!(!output.status.success(), "{args:?} was accepted");
             assert!(stderr.contains(want), "{args:?}: {stderr}");
-            assert!(stderr.to_lowercase().contains("nothing was written"), "{stderr}");
+            assert!(
+                stderr.to_lowercase().contains("nothing was written"),
+                "{stderr}"
+            );
         }
-        assert_eq!(t.db.count_keys().await.expect("count"), 0, "{:?}", t.backend);
+        assert_eq!(
+            t.db.count_keys().await.expect("count"),
+            0,
+            "{:?}",
+            t.backend
+        );
     })
     .await;
 }

@@ -104,7 +104,12 @@ impl FleetMind {
         let detail = format!("tool {tool}: {why}");
         if let Err(err) = self
             .db
-            .record_denied(caller.key_id, caller.user_id.as_str(), &actor(caller), &detail)
+            .record_denied(
+                caller.key_id,
+                caller.user_id.as_str(),
+                &actor(caller),
+                &detail,
+            )
             .await
         {
             tracing::error!(error = %err, tool, "cannot write the denied event");
