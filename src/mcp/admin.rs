@@ -1,5 +1,6 @@
 //! The admin tools: issuing, listing, revoking and rotating API keys over
-//! MCP. Only keys with the `admin` scope reach them (see `policy.rs`). They
+//! MCP. Only keys with the `admin` scope reach them (see `policy.rs`; a call
+//! refused for lack of it is a `denied` event, see [`FleetMind::record_denial`]). They
 //! go through [`key_admin`], like the CLI, so both write the same rows and
 //! the same audit events; the actor of every event is `key:<id>` of the
 //! calling key.
