@@ -55,7 +55,7 @@ pub fn init(filter: &str) {
     tracing_subscriber::registry().with(layer).init();
 }
 
-/// Drops spans and events of the libraries in [`CAPS`] below their cap,
+/// Drops spans and events of the libraries listed in `CAPS` below their cap,
 /// whatever the operator's filter says.
 #[derive(Debug, Clone, Copy)]
 pub struct SecretSafe;
