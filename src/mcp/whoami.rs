@@ -1,7 +1,8 @@
 //! `whoami`: who the server thinks the caller is.
 
-use super::FleetMind;
+use super::{FleetMind, truncate};
 use crate::auth::Caller;
+use rmcp::model::JsonObject;
 use rmcp::{Json, schemars, tool, tool_router};
 use serde::Serialize;
 
@@ -26,8 +27,16 @@ impl FleetMind {
         description = "Show who you are to FleetMind: your user id, the prefix of the API key in use, and its scopes.",
         annotations(read_only_hint = true, open_world_hint = false)
     )]
-    async fn whoami(&self, caller: Caller) -> Json<WhoAmI> {
-        Json(WhoAmI {
+    async fn whoami(&self, caller: Caller, args: JsonObject) -> Result<Json<WhoAmI>, String> {
+        // Like every other tool, a field it does not know is a mistake to
+        // report, not something to ignore.
+        if let Some(unknown) = args.keys().next() {
+            return Err(format!(
+                "unknown argument '{}' (this tool takes no arguments)",
+                truncate(unknown)
+            ));
+        }
+        Ok(Json(WhoAmI {
             user_id: caller.user_id.to_string(),
             key_id: caller.key_id,
             key_prefix: caller.key_prefix.to_string(),
@@ -38,6 +47,6 @@ impl FleetMind {
                 .map(String::from)
                 .collect(),
             expires_at: caller.expires_at.map(|at| at.to_rfc3339()),
-        })
+        }))
     }
 }
