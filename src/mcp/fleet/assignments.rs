@@ -316,7 +316,7 @@ impl FleetMind {
         let now = crate::store::fleet::rules::now();
         let recent: HashMap<String, i64> = self
             .db
-            .assignments_since(user, now - chrono::Duration::hours(24))
+            .assignments_since(user, rules::later_by_minutes(now, -24 * 60))
             .await?
             .into_iter()
             .collect();

@@ -156,8 +156,7 @@ pub(super) fn rank(
     let w = weights(order.priority);
     let kg = order.weight_kg.unwrap_or(0.0);
     let wanted = wanted_skills(order);
-    let due =
-        order.expected_delivery_time + chrono::Duration::minutes(order.sla_grace_period_minutes);
+    let due = rules::due(order);
     let mut scores = Vec::new();
     let mut ruled_out = Vec::new();
     for d in drivers {
@@ -177,7 +176,7 @@ pub(super) fn rank(
         let n = recent.get(&d.driver_id).copied().unwrap_or(0);
         let workload = 1.0 / (1.0 + n as f64);
         let minutes = km / d.vehicle_type.speed_kmh() * 60.0;
-        let eta = now + chrono::Duration::seconds((minutes * 60.0).round() as i64);
+        let eta = rules::later_by_seconds(now, (minutes * 60.0).round() as i64);
         let slack = (due - eta).num_minutes();
         let urgency = (slack as f64 / 30.0).clamp(0.0, 1.0);
         let total = w.distance * distance
@@ -333,6 +332,27 @@ mod tests {
             created_at: t,
             updated_at: t,
             delivered_at: None,
+        }
+    }
+
+    #[test]
+    fn rank_survives_times_at_the_ends_of_chronos_range() {
+        // Rows stored before times were checked may hold such values; the
+        // ranking once panicked on them (issue 9).
+        let drivers = vec![driver("DRV-A", 0.01, VehicleType::Van, vec![])];
+        let now = Utc.with_ymd_and_hms(2026, 1, 1, 12, 0, 0).unwrap();
+        for (due, grace, urgency) in [
+            (DateTime::<Utc>::MAX_UTC, 15, 1.0),
+            (DateTime::<Utc>::MIN_UTC, 15, 0.0),
+            (now, i64::MAX, 1.0),
+            (now, i64::MIN, 0.0),
+        ] {
+            let mut o = order(false, 1.0);
+            o.expected_delivery_time = due;
+            o.sla_grace_period_minutes = grace;
+            let (ranking, _) = rank(&o, &drivers, &HashMap::new(), now);
+            assert_eq!(ranking.len(), 1);
+            assert_eq!(ranking[0].urgency, urgency, "{due} + {grace} min");
         }
     }
 

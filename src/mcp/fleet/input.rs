@@ -55,11 +55,22 @@ pub(super) fn search_term(value: &str) -> Result<String, Failure> {
 }
 
 /// A point in time: RFC 3339 (`2026-11-26T15:00:00Z`), or a date and time
-/// without offset (taken as UTC), or a plain date (midnight UTC).
+/// without offset (taken as UTC), or a plain date (midnight UTC); its year
+/// (in UTC) within [`rules::TIME_YEARS`].
 pub(super) fn time(field: &str, value: &str) -> Result<DateTime<Utc>, Failure> {
+    let parsed = parse_time(value).ok_or_else(|| {
+        Failure::Refused(format!(
+            "{field}: '{}' is not an ISO 8601 time (e.g. 2026-11-26T15:00:00Z)",
+            value.trim().chars().take(40).collect::<String>()
+        ))
+    })?;
+    rules::time(field, parsed).map_err(Failure::from)
+}
+
+fn parse_time(value: &str) -> Option<DateTime<Utc>> {
     let value = value.trim();
     if let Ok(t) = DateTime::parse_from_rfc3339(value) {
-        return Ok(t.with_timezone(&Utc));
+        return Some(t.with_timezone(&Utc));
     }
     for format in [
         "%Y-%m-%dT%H:%M:%S%.f",
@@ -67,18 +78,13 @@ pub(super) fn time(field: &str, value: &str) -> Result<DateTime<Utc>, Failure> {
         "%Y-%m-%dT%H:%M",
     ] {
         if let Ok(t) = NaiveDateTime::parse_from_str(value, format) {
-            return Ok(t.and_utc());
+            return Some(t.and_utc());
         }
     }
-    if let Ok(d) = NaiveDate::parse_from_str(value, "%Y-%m-%d")
-        && let Some(t) = d.and_hms_opt(0, 0, 0)
-    {
-        return Ok(t.and_utc());
-    }
-    Err(Failure::Refused(format!(
-        "{field}: '{}' is not an ISO 8601 time (e.g. 2026-11-26T15:00:00Z)",
-        value.chars().take(40).collect::<String>()
-    )))
+    NaiveDate::parse_from_str(value, "%Y-%m-%d")
+        .ok()?
+        .and_hms_opt(0, 0, 0)
+        .map(|t| t.and_utc())
 }
 
 pub(super) fn opt_time(field: &str, value: Option<&str>) -> Result<Option<DateTime<Utc>>, Failure> {
@@ -127,6 +133,33 @@ mod tests {
             other => panic!("{other:?}"),
         };
         assert!(err.starts_with("expected_delivery_time:"), "{err}");
+    }
+
+    #[test]
+    fn times_outside_the_years_are_refused_naming_the_field() {
+        for ok in [
+            "1970-01-01T00:00:00Z",
+            "9999-12-31T23:59:59.999999Z",
+            "1970-01-01",
+        ] {
+            assert!(time("t", ok).is_ok(), "{ok}");
+        }
+        for bad in [
+            "+262142-12-31T23:59:59",
+            "-5000-01-01T00:00:00",
+            "1969-12-31T23:59:59Z",
+            "1970-01-01T00:30:00+01:00",
+            "9999-12-31T23:00:00-05:00",
+            "0000-01-01",
+        ] {
+            match time("time_window_end", bad) {
+                Err(Failure::Refused(m)) => assert!(
+                    m.starts_with("time_window_end: must be a time in the years 1970 to 9999"),
+                    "{bad}: {m}"
+                ),
+                other => panic!("{bad}: {other:?}"),
+            }
+        }
     }
 
     #[test]

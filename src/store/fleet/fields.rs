@@ -3,7 +3,8 @@
 
 use super::types::*;
 use crate::store::StoreError;
-use chrono::{DateTime, SubsecRound, Utc};
+use chrono::{DateTime, Datelike, SubsecRound, Utc};
+use std::ops::RangeInclusive;
 
 /// Longest accepted values, in characters.
 pub const NAME_MAX: usize = 200;
@@ -20,6 +21,13 @@ pub const VOLUME_MAX_M3: f64 = 1_000.0;
 pub const VALUE_MAX: f64 = 1e12;
 pub const DISTANCE_MAX_M: f64 = 1e8;
 pub const GRACE_MAX_MINUTES: i64 = 7 * 24 * 60;
+/// The years (in UTC) a time field may name, on both backends alike.
+/// Four-digit years sort and compare the same as SQLite text and as
+/// Postgres `timestamptz` (which refuses years before 4713 BC and after
+/// 294276, while SQLite stored them); and every later sum on them (due time
+/// plus grace, an hour late) stays far inside chrono's range, so none can
+/// overflow. No delivery was promised before 1970.
+pub const TIME_YEARS: RangeInclusive<i32> = 1970..=9999;
 
 pub(super) fn invalid(field: &str, problem: impl std::fmt::Display) -> StoreError {
     StoreError::Invalid(format!("{field}: {problem}"))
@@ -135,6 +143,30 @@ pub(super) fn grace(value: i64) -> Result<i64, StoreError> {
     }
 }
 
+/// A time a caller gives: within [`TIME_YEARS`] (in UTC), at the precision
+/// both databases keep (microseconds).
+pub fn time(field: &str, value: DateTime<Utc>) -> Result<DateTime<Utc>, StoreError> {
+    if TIME_YEARS.contains(&value.year()) {
+        Ok(value.trunc_subsecs(6))
+    } else {
+        Err(invalid(
+            field,
+            format!(
+                "must be a time in the years {} to {} (UTC), e.g. 2026-11-26T15:00:00Z",
+                TIME_YEARS.start(),
+                TIME_YEARS.end()
+            ),
+        ))
+    }
+}
+
+fn optional_time(
+    field: &str,
+    value: Option<DateTime<Utc>>,
+) -> Result<Option<DateTime<Utc>>, StoreError> {
+    value.map(|v| time(field, v)).transpose()
+}
+
 pub(super) fn window(
     start: Option<DateTime<Utc>>,
     end: Option<DateTime<Utc>>,
@@ -160,7 +192,10 @@ pub fn id_arg(field: &str, value: &str) -> Result<String, StoreError> {
 impl NewOrder {
     /// The order as it will be stored: trimmed, checked, field by field.
     pub fn checked(self) -> Result<NewOrder, StoreError> {
-        window(self.time_window_start, self.time_window_end)?;
+        let expected_delivery_time = time("expected_delivery_time", self.expected_delivery_time)?;
+        let time_window_start = optional_time("time_window_start", self.time_window_start)?;
+        let time_window_end = optional_time("time_window_end", self.time_window_end)?;
+        window(time_window_start, time_window_end)?;
         Ok(NewOrder {
             customer_name: required_text("customer_name", &self.customer_name, NAME_MAX)?,
             customer_phone: optional_phone("customer_phone", self.customer_phone.as_deref())?,
@@ -181,9 +216,9 @@ impl NewOrder {
             )?,
             order_value: optional_amount("order_value", self.order_value, VALUE_MAX)?,
             sla_grace_period_minutes: grace(self.sla_grace_period_minutes)?,
-            expected_delivery_time: self.expected_delivery_time.trunc_subsecs(6),
-            time_window_start: self.time_window_start.map(|t| t.trunc_subsecs(6)),
-            time_window_end: self.time_window_end.map(|t| t.trunc_subsecs(6)),
+            expected_delivery_time,
+            time_window_start,
+            time_window_end,
             ..self
         })
     }

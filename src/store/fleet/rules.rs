@@ -4,7 +4,7 @@
 
 use super::types::*;
 use crate::store::StoreError;
-use chrono::{DateTime, SubsecRound, Utc};
+use chrono::{DateTime, SubsecRound, TimeDelta, Utc};
 
 pub use super::fields::*;
 use super::fields::{grace, invalid, window};
@@ -145,13 +145,13 @@ pub fn patch_order(order: &Order, patch: OrderPatch) -> Result<Order, StoreError
         next.delivery_lng = longitude("delivery_lng", v)?;
     }
     if let Some(v) = patch.expected_delivery_time {
-        next.expected_delivery_time = v.trunc_subsecs(6);
+        next.expected_delivery_time = time("expected_delivery_time", v)?;
     }
     if let Some(v) = patch.time_window_start {
-        next.time_window_start = Some(v.trunc_subsecs(6));
+        next.time_window_start = Some(time("time_window_start", v)?);
     }
     if let Some(v) = patch.time_window_end {
-        next.time_window_end = Some(v.trunc_subsecs(6));
+        next.time_window_end = Some(time("time_window_end", v)?);
     }
     window(next.time_window_start, next.time_window_end)?;
     if let Some(v) = patch.priority {
@@ -357,15 +357,42 @@ pub fn estimate_route(order: &Order, driver: &Driver) -> RouteEstimate {
     }
 }
 
+/// `t` moved by `seconds` (back when negative). Past the ends of chrono's
+/// range it stops at the end instead of overflowing: a row stored before
+/// times were checked (or written by another program) may hold any time,
+/// and a sum on it must not panic inside a request.
+pub fn later_by_seconds(t: DateTime<Utc>, seconds: i64) -> DateTime<Utc> {
+    shifted(t, TimeDelta::try_seconds(seconds), seconds < 0)
+}
+
+/// `t` moved by `minutes`, like [`later_by_seconds`].
+pub fn later_by_minutes(t: DateTime<Utc>, minutes: i64) -> DateTime<Utc> {
+    shifted(t, TimeDelta::try_minutes(minutes), minutes < 0)
+}
+
+fn shifted(t: DateTime<Utc>, delta: Option<TimeDelta>, back: bool) -> DateTime<Utc> {
+    delta
+        .and_then(|delta| t.checked_add_signed(delta))
+        .unwrap_or(if back {
+            DateTime::<Utc>::MIN_UTC
+        } else {
+            DateTime::<Utc>::MAX_UTC
+        })
+}
+
+/// When the order is late: its promised time plus the grace period.
+pub fn due(order: &Order) -> DateTime<Utc> {
+    later_by_minutes(order.expected_delivery_time, order.sla_grace_period_minutes)
+}
+
 /// How a delivery (or failure) at `at` meets the order's promise.
 pub fn delivery_status(order: &Order, at: DateTime<Utc>, failed: bool) -> DeliveryStatus {
-    let due =
-        order.expected_delivery_time + chrono::Duration::minutes(order.sla_grace_period_minutes);
+    let due = due(order);
     match (failed, at <= due) {
         (true, true) => DeliveryStatus::FailedOnTime,
         (true, false) => DeliveryStatus::FailedLate,
         (false, true) => DeliveryStatus::OnTime,
-        (false, false) if at <= due + chrono::Duration::hours(1) => DeliveryStatus::Late,
+        (false, false) if at <= later_by_minutes(due, 60) => DeliveryStatus::Late,
         (false, false) => DeliveryStatus::VeryLate,
     }
 }
@@ -428,6 +455,39 @@ mod tests {
         let km = haversine_km(48.8566, 2.3522, 51.5074, -0.1278);
         assert!((km - 343.5).abs() < 1.0, "{km}");
         assert_eq!(haversine_km(10.0, 10.0, 10.0, 10.0), 0.0);
+    }
+
+    #[test]
+    fn time_sums_stop_at_the_ends_instead_of_overflowing() {
+        let (max, min) = (DateTime::<Utc>::MAX_UTC, DateTime::<Utc>::MIN_UTC);
+        assert_eq!(later_by_minutes(max, 15), max);
+        assert_eq!(later_by_minutes(min, -15), min);
+        assert_eq!(later_by_seconds(max, i64::MAX), max);
+        assert_eq!(later_by_seconds(min, i64::MIN), min);
+        let t = now();
+        assert_eq!(later_by_minutes(t, -60), t - TimeDelta::hours(1));
+        assert_eq!(later_by_seconds(t, 90), t + TimeDelta::seconds(90));
+    }
+
+    #[test]
+    fn time_fields_are_within_the_years() {
+        use chrono::TimeZone;
+        let ok = Utc.with_ymd_and_hms(9999, 12, 31, 23, 59, 59).unwrap();
+        assert_eq!(time("t", ok).unwrap(), ok);
+        let first = Utc.with_ymd_and_hms(1970, 1, 1, 0, 0, 0).unwrap();
+        assert_eq!(time("t", first).unwrap(), first);
+        for bad in [
+            first - TimeDelta::microseconds(1),
+            ok + TimeDelta::seconds(1),
+            DateTime::<Utc>::MAX_UTC,
+            DateTime::<Utc>::MIN_UTC,
+        ] {
+            let err = time("expected_delivery_time", bad).unwrap_err().to_string();
+            assert!(
+                err.starts_with("expected_delivery_time: must be a time in the years 1970 to 9999"),
+                "{bad}: {err}"
+            );
+        }
     }
 
     #[test]

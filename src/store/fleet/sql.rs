@@ -436,7 +436,7 @@ macro_rules! fleet_store_impl {
                     delivery_lat: order.delivery_lat,
                     delivery_lng: order.delivery_lng,
                     delivery_address: order.delivery_address.clone(),
-                    estimated_arrival: now + chrono::Duration::seconds(route.duration_seconds),
+                    estimated_arrival: rules::later_by_seconds(now, route.duration_seconds),
                     actual_arrival: None,
                     actual_distance_meters: None,
                     vehicle_type: driver.vehicle_type,
@@ -526,6 +526,10 @@ macro_rules! fleet_store_impl {
                     .actual_distance_meters
                     .map(|d| rules::amount("actual_distance_meters", d, rules::DISTANCE_MAX_M, false))
                     .transpose()?;
+                let actual_arrival = change
+                    .actual_arrival
+                    .map(|at| rules::time("actual_arrival", at))
+                    .transpose()?;
                 let step = match change.step {
                     Some(AssignmentStep::Fail { reason, address, lat, lng }) => Some(AssignmentStep::Fail {
                         reason,
@@ -545,8 +549,8 @@ macro_rules! fleet_store_impl {
                 if distance.is_some() {
                     next.actual_distance_meters = distance;
                 }
-                if let Some(at) = change.actual_arrival {
-                    next.actual_arrival = Some(chrono::SubsecRound::trunc_subsecs(at, 6));
+                if actual_arrival.is_some() {
+                    next.actual_arrival = actual_arrival;
                 }
                 if let Some(step) = &step {
                     if let Some(why) = rules::refuse_step(&assignment, step) {
