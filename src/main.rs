@@ -18,6 +18,8 @@ async fn main() -> std::process::ExitCode {
     // The filter is the operator's, but some libraries are always capped so
     // that no level prints keys or emails (see `logging`).
     fleetmind::logging::init(&cli.global.log);
+    // One log line per panic, never a backtrace on stderr per call.
+    fleetmind::mcp::install_panic_hook();
     match cli::run(cli).await {
         Ok(()) => std::process::ExitCode::SUCCESS,
         Err(err) => {

@@ -3,12 +3,14 @@
 
 mod admin;
 mod fleet;
+mod guard;
 pub mod policy;
 mod prompts;
 mod whoami;
 
 use crate::auth::Caller;
 use crate::store::Db;
+pub use guard::install_panic_hook;
 use policy::Denied;
 use rmcp::handler::server::router::prompt::PromptRouter;
 use rmcp::handler::server::router::tool::ToolRouter;
@@ -89,8 +91,11 @@ impl ServerHandler for FleetMind {
                 .into());
             }
         }
+        let tool = truncate(&request.name);
         let tcc = ToolCallContext::new(self, request, context);
-        self.tool_router.call(tcc).await
+        guard::catch_panic(self.tool_router.call(tcc))
+            .await
+            .unwrap_or_else(|caught| Err(panicked(&tool, caught)))
     }
 
     /// Lists only the tools this key may call.
@@ -146,10 +151,11 @@ impl ServerHandler for FleetMind {
         context: RequestContext<RoleServer>,
     ) -> Result<ReadResourceResponse, ErrorData> {
         let caller = Caller::from_request_context(&context)?;
-        Ok(self
-            .read_fleet_resource(&caller, &request.uri)
-            .await?
-            .into())
+        let read = guard::catch_panic(self.read_fleet_resource(&caller, &request.uri));
+        match read.await {
+            Ok(contents) => Ok(contents?.into()),
+            Err(caught) => Err(panicked("resources/read", caught)),
+        }
     }
 
     fn get_info(&self) -> ServerConfig {
@@ -166,6 +172,18 @@ impl ServerHandler for FleetMind {
                  Every call acts on the data of the API key's owner only.",
             )
     }
+}
+
+/// The answer to a call whose handler panicked: an internal error with no
+/// detail for the caller, and one ERROR line for the operator.
+fn panicked(handler: &str, caught: guard::Caught) -> ErrorData {
+    tracing::error!(
+        tool = handler,
+        at = caught.location.as_deref().unwrap_or("?"),
+        message = %caught.message,
+        "the tool panicked; the call was answered with an internal error"
+    );
+    ErrorData::internal_error("internal error: the call failed unexpectedly", None)
 }
 
 /// The input schema of a tool, from a type that only describes its
