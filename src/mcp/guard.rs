@@ -23,7 +23,7 @@ thread_local! {
 
 /// What is known of a caught panic, for the operator's log only.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub(crate) struct Caught {
+pub struct Caught {
     /// `file:line` of the panic, when the hook saw it.
     pub location: Option<String>,
     /// The panic message, at most 200 characters.
@@ -33,7 +33,7 @@ pub(crate) struct Caught {
 /// Runs `fut`; a panic in any of its polls ends it and comes back as
 /// `Err`. The panic hook stays silent for these (the caller logs one line
 /// that can name the tool).
-pub(crate) async fn catch_panic<F: Future>(fut: F) -> Result<F::Output, Caught> {
+pub async fn catch_panic<F: Future>(fut: F) -> Result<F::Output, Caught> {
     let mut fut = std::pin::pin!(fut);
     std::future::poll_fn(move |cx| {
         GUARDED.with(|g| g.set(g.get() + 1));

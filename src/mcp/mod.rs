@@ -10,7 +10,7 @@ mod whoami;
 
 use crate::auth::Caller;
 use crate::store::Db;
-pub use guard::install_panic_hook;
+pub use guard::{Caught, catch_panic, install_panic_hook};
 use policy::Denied;
 use rmcp::handler::server::router::prompt::PromptRouter;
 use rmcp::handler::server::router::tool::ToolRouter;
