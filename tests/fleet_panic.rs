@@ -33,7 +33,11 @@ async fn panic_while_writing(t: &TestDb, order_id: &str) -> (fleetmind::mcp::Cau
             let writer = pool.clone();
             let caught = catch_panic(async move {
                 let mut tx = writer.begin().await.expect("begin");
-                sqlx::query(RENAME).bind(order_id).execute(&mut *tx).await.expect("update");
+                sqlx::query(RENAME)
+                    .bind(order_id)
+                    .execute(&mut *tx)
+                    .await
+                    .expect("update");
                 tokio::task::yield_now().await;
                 overflow();
                 tx.commit().await.expect("commit");
@@ -51,7 +55,11 @@ async fn panic_while_writing(t: &TestDb, order_id: &str) -> (fleetmind::mcp::Cau
             let writer = pool.clone();
             let caught = catch_panic(async move {
                 let mut tx = writer.begin_with("BEGIN IMMEDIATE").await.expect("begin");
-                sqlx::query(RENAME).bind(order_id).execute(&mut *tx).await.expect("update");
+                sqlx::query(RENAME)
+                    .bind(order_id)
+                    .execute(&mut *tx)
+                    .await
+                    .expect("update");
                 tokio::task::yield_now().await;
                 overflow();
                 tx.commit().await.expect("commit");
@@ -79,7 +87,10 @@ async fn a_panic_mid_transaction_rolls_back_and_holds_no_lock() {
         assert!(caught.message.contains("overflow"), "{caught:?}");
 
         let seen = ok(&a.client, "get_order_details", json!({"order_id": order})).await;
-        assert_eq!(seen["order"]["customer_name"], "Olive", "rolled back: {seen}");
+        assert_eq!(
+            seen["order"]["customer_name"], "Olive",
+            "rolled back: {seen}"
+        );
 
         // The same row, through the server, while the panicked pool's
         // connection is still open: a held lock would block this.
