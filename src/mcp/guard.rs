@@ -47,13 +47,7 @@ pub async fn catch_panic<F: Future>(fut: F) -> Result<F::Output, Caught> {
                 let caught = LAST.with(|last| last.borrow_mut().take());
                 Poll::Ready(Err(caught.unwrap_or_else(|| Caught {
                     location: None,
-                    message: short(
-                        payload
-                            .downcast_ref::<&str>()
-                            .copied()
-                            .or_else(|| payload.downcast_ref::<String>().map(String::as_str))
-                            .unwrap_or("(no message)"),
-                    ),
+                    message: short(payload_text(payload.as_ref())),
                 })))
             }
         }
@@ -69,7 +63,7 @@ pub fn install_panic_hook() {
     std::panic::set_hook(Box::new(|info: &PanicHookInfo<'_>| {
         let caught = Caught {
             location: info.location().map(Location::to_string),
-            message: short(info.payload_as_str().unwrap_or("(no message)")),
+            message: short(payload_text(info.payload())),
         };
         if GUARDED.with(Cell::get) > 0 {
             LAST.with(|last| *last.borrow_mut() = Some(caught));
@@ -81,6 +75,15 @@ pub fn install_panic_hook() {
             );
         }
     }));
+}
+
+/// The text a panic carries (`panic!` makes a `&str` or a `String`).
+fn payload_text(payload: &(dyn std::any::Any + Send)) -> &str {
+    payload
+        .downcast_ref::<&str>()
+        .copied()
+        .or_else(|| payload.downcast_ref::<String>().map(String::as_str))
+        .unwrap_or("(no message)")
 }
 
 /// Panic messages are the program's own text; still, keep them short.
