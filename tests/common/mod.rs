@@ -266,3 +266,54 @@ pub async fn call(
     });
     (value, is_error)
 }
+
+pub mod proxy;
+
+/// What one plain-HTTP `tools/call` got back.
+#[derive(Debug)]
+pub struct HttpAnswer {
+    pub status: u16,
+    pub retry_after: Option<String>,
+    pub body: serde_json::Value,
+}
+
+/// One `tools/call` over plain HTTP with `key` as `Authorization: Bearer`;
+/// `None` when no answer came within `within` (a hang).
+pub async fn tools_call_http(
+    http: &reqwest::Client,
+    url: &str,
+    key: &str,
+    tool: &str,
+    args: serde_json::Value,
+    within: std::time::Duration,
+) -> Option<HttpAnswer> {
+    let body = serde_json::json!({
+        "jsonrpc": "2.0", "id": 1, "method": "tools/call",
+        "params": {"name": tool, "arguments": args},
+    });
+    let send = async {
+        let response = http
+            .post(url)
+            .header("Authorization", format!("Bearer {key}"))
+            .header("Content-Type", "application/json")
+            .header("Accept", "application/json, text/event-stream")
+            .header("MCP-Protocol-Version", "2025-11-25")
+            .body(body.to_string())
+            .send()
+            .await
+            .expect("the server closed the connection instead of answering");
+        let status = response.status().as_u16();
+        let retry_after = response
+            .headers()
+            .get("retry-after")
+            .and_then(|v| v.to_str().ok())
+            .map(str::to_owned);
+        let text = response.text().await.unwrap_or_default();
+        HttpAnswer {
+            status,
+            retry_after,
+            body: serde_json::from_str(&text).unwrap_or(serde_json::Value::String(text)),
+        }
+    };
+    tokio::time::timeout(within, send).await.ok()
+}
