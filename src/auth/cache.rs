@@ -5,9 +5,11 @@
 //! row are checked on every request, and the store's change watch
 //! ([`KeyChange`]) drops a key's entry when any process changes its row
 //! (revocation, rotation, deletion). While the watch is blind (not yet
-//! connected, or its connection is lost) an entry is used only for
-//! [`BLIND_MAX_AGE`] after it was read, so a change is still seen within
-//! that bound.
+//! connected, its connection lost, or not proved alive within the last
+//! second: see `store::watch`) an entry is used only for [`BLIND_MAX_AGE`]
+//! after its lookup was sent, so a change is still seen within that bound.
+//! The watch task flips the flag; a cache hit reads it with one atomic load
+//! and no clock.
 
 use super::UserId;
 use super::usage::UsageSlot;
@@ -55,7 +57,14 @@ pub struct CachedKey {
 }
 
 impl CachedKey {
+    /// A row read just now.
     pub fn from_record(record: KeyRecord) -> Self {
+        Self::read_at(record, Instant::now())
+    }
+
+    /// A row whose lookup was sent at `asked`: its age counts from then, as
+    /// the row may be that old (a slow answer does not make it fresher).
+    pub fn read_at(record: KeyRecord, asked: Instant) -> Self {
         let revoked = record.is_revoked();
         Self {
             user_id: UserId::new(record.user_id),
@@ -64,7 +73,7 @@ impl CachedKey {
             scopes: record.scopes,
             expires_at: record.expires_at,
             revoked,
-            loaded_at: Instant::now(),
+            loaded_at: asked,
             usage: Arc::new(UsageSlot::new(record.key_id)),
         }
     }

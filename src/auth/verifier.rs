@@ -143,6 +143,7 @@ impl Verifier {
             });
         }
         let epoch = self.cache.epoch();
+        let asked = std::time::Instant::now();
         self.lookups.fetch_add(1, Ordering::Relaxed);
         let record = self.db.key_by_hash(&hash).await.map_err(|err| {
             tracing::error!(error = %err, cause = ?std::error::Error::source(&err).map(ToString::to_string), "key lookup failed");
@@ -155,7 +156,7 @@ impl Verifier {
             }
             return Err(AuthFailure::Unknown);
         };
-        let entry = Arc::new(CachedKey::from_record(record));
+        let entry = Arc::new(CachedKey::read_at(record, asked));
         // Admitted (and its use noted) means active: remembered as good.
         let admitted = self.admit(&entry, Utc::now());
         if admitted.is_ok() {

@@ -7,6 +7,10 @@ pub enum StoreError {
     /// The database cannot be reached or did not answer in time.
     #[error("the database is unavailable")]
     Unavailable(#[source] sqlx::Error),
+    /// The call passed its deadline (the database is slow, or the network
+    /// to it drops packets); whatever it was doing was abandoned.
+    #[error("the database did not answer in time")]
+    TimedOut,
     /// A row with the same unique value exists.
     #[error("{0}")]
     Conflict(String),
@@ -34,7 +38,10 @@ impl StoreError {
     pub fn is_outage(&self) -> bool {
         matches!(
             self,
-            StoreError::Unavailable(_) | StoreError::Database(_) | StoreError::Migrate(_)
+            StoreError::Unavailable(_)
+                | StoreError::TimedOut
+                | StoreError::Database(_)
+                | StoreError::Migrate(_)
         )
     }
 }
@@ -48,6 +55,10 @@ impl From<sqlx::Error> for StoreError {
             | sqlx::Error::PoolClosed
             | sqlx::Error::WorkerCrashed
             | sqlx::Error::Protocol(_) => StoreError::Unavailable(err),
+            // Postgres cancelled the statement at `statement_timeout`.
+            sqlx::Error::Database(ref db) if db.code().as_deref() == Some("57014") => {
+                StoreError::TimedOut
+            }
             sqlx::Error::Database(ref db) if db.is_unique_violation() => {
                 StoreError::Conflict("a row with the same unique value already exists".into())
             }

@@ -10,7 +10,7 @@
 //!   `BIGINT` and `AT TIME ZONE 'UTC'`), and the value written to
 //!   `created_at`;
 //! - items of the backend's module, which the implementation calls:
-//!   - `static MIGRATOR`, the backend's migrations;
+//!   - `run_migrations`, which runs the backend's migrations;
 //!   - `fn key_id_param(i64) -> Result<_, StoreError>`, a key id as the
 //!     backend binds it (`NotFound` where no such key can exist);
 //!   - the store's fields `pool` and `local`, and its methods
@@ -134,8 +134,7 @@ macro_rules! key_store_impl {
             #[async_trait::async_trait]
             impl KeyStore for super::$store {
                 async fn migrate(&self) -> Result<(), StoreError> {
-                    super::MIGRATOR.run(&self.pool).await?;
-                    Ok(())
+                    self.run_migrations().await
                 }
 
                 async fn ping(&self) -> Result<(), StoreError> {

@@ -6,6 +6,7 @@
 
 #[macro_use]
 mod keys_sql;
+mod deadline;
 mod error;
 pub mod fleet;
 mod keys;
@@ -60,6 +61,14 @@ pub struct PoolOptions {
     /// Postgres: a pooled connection idle this long is pinged before it
     /// serves a query; busier ones are not (see `postgres.rs`).
     pub ping_when_idle_for: Duration,
+    /// The longest any store call may take, waiting for a connection
+    /// included; past it the call fails as [`StoreError::TimedOut`]. It is
+    /// enforced by the client, so it holds even when the network drops
+    /// packets; Postgres also cancels a statement itself a little earlier
+    /// (`statement_timeout`), which keeps the connection usable.
+    pub query_timeout: Duration,
+    /// The longest the health check's ping may take.
+    pub ping_timeout: Duration,
 }
 
 impl Default for PoolOptions {
@@ -68,16 +77,20 @@ impl Default for PoolOptions {
             max_connections: 8,
             acquire_timeout: Duration::from_secs(3),
             ping_when_idle_for: Duration::from_secs(5),
+            query_timeout: Duration::from_secs(5),
+            ping_timeout: Duration::from_millis(1500),
         }
     }
 }
 
-/// Opens the database the URL names (without running migrations).
+/// Opens the database the URL names (without running migrations). Every
+/// call on it has a deadline (see [`PoolOptions::query_timeout`]).
 pub async fn connect(url: &str, pool: &PoolOptions) -> Result<Db, StoreError> {
-    Ok(match Backend::from_url(url)? {
+    let store: Db = match Backend::from_url(url)? {
         Backend::Sqlite => Arc::new(sqlite::SqliteStore::connect(url, pool).await?),
         Backend::Postgres => Arc::new(postgres::PgStore::connect(url, pool).await?),
-    })
+    };
+    Ok(Arc::new(deadline::Deadlines::new(store, pool)))
 }
 
 /// Opens the database and brings its schema up to date.

@@ -6,19 +6,20 @@
 //! The key store's SQL is shared with SQLite (`keys_sql.rs`); this file holds
 //! what only Postgres does.
 
-use super::watch::LocalChanges;
+use super::watch::{ListenTarget, LocalChanges};
 use super::{PoolOptions, StoreError};
 use chrono::{DateTime, Utc};
-use sqlx::postgres::{PgConnectOptions, PgPool, PgPoolOptions};
+use sqlx::postgres::{PgConnectOptions, PgConnection, PgPool, PgPoolOptions};
 use sqlx::{Postgres, Transaction};
 use std::str::FromStr;
+use std::time::Duration;
 
 static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations/postgres");
 
 pub struct PgStore {
     pool: PgPool,
-    /// One connection for `LISTEN`, apart from the query pool.
-    listen_pool: PgPool,
+    /// Where the `LISTEN` connection goes, apart from the query pool.
+    listen: ListenTarget,
     local: LocalChanges,
 }
 
@@ -26,15 +27,14 @@ impl PgStore {
     pub async fn connect(url: &str, pool: &PoolOptions) -> Result<Self, StoreError> {
         let options = PgConnectOptions::from_str(url)
             .map_err(|_| StoreError::Config("the Postgres database URL cannot be parsed".into()))?
-            .options([("timezone", "UTC")])
+            .options(session_settings(pool))
             .application_name("fleetmind");
-        let listen_pool = PgPoolOptions::new()
-            .max_connections(1)
-            .idle_timeout(None)
-            .max_lifetime(None)
-            .acquire_timeout(pool.acquire_timeout)
-            .connect_lazy_with(options.clone());
+        let listen = ListenTarget {
+            options: options.clone(),
+            connect_timeout: pool.acquire_timeout,
+        };
         let ping_when_idle_for = pool.ping_when_idle_for;
+        let ping_timeout = pool.ping_timeout;
         let pool = PgPoolOptions::new()
             .max_connections(pool.max_connections.max(1))
             .acquire_timeout(pool.acquire_timeout)
@@ -47,8 +47,21 @@ impl PgStore {
             .before_acquire(move |conn, meta| {
                 Box::pin(async move {
                     if meta.idle_for >= ping_when_idle_for {
-                        sqlx::Connection::ping(conn).await?;
+                        ping_within(conn, ping_timeout).await?;
                     }
+                    Ok(true)
+                })
+            })
+            // A connection comes back here also when its query was abandoned
+            // at the deadline, half-read. sqlx then pings it with no time
+            // limit, which over a network that drops packets never ends and
+            // keeps the connection's place in the pool forever. Pinged here
+            // first, within a limit, it either proves itself or is closed
+            // (an error closes it without a goodbye), so the pool opens a
+            // fresh one once the network is back.
+            .after_release(move |conn, _meta| {
+                Box::pin(async move {
+                    ping_within(conn, ping_timeout).await?;
                     Ok(true)
                 })
             })
@@ -56,9 +69,23 @@ impl PgStore {
             .await?;
         Ok(Self {
             pool,
-            listen_pool,
+            listen,
             local: LocalChanges::default(),
         })
+    }
+
+    /// Migrations run without `statement_timeout` (an index on a big table
+    /// or another replica's migration lock may rightly take longer), on a
+    /// connection that is closed afterwards rather than returned with that
+    /// setting.
+    async fn run_migrations(&self) -> Result<(), StoreError> {
+        let mut conn = self.pool.acquire().await?;
+        sqlx::query("SET statement_timeout = 0")
+            .execute(&mut *conn)
+            .await?;
+        let ran = MIGRATOR.run_direct(&mut *conn).await;
+        let _ = conn.close().await;
+        Ok(ran?)
     }
 
     /// The pool, for the fleet tables that live beside the keys.
@@ -105,6 +132,45 @@ impl PgStore {
     }
 }
 
+/// The session settings of every connection (sent at connect, so a pooled
+/// connection cannot lose them):
+/// - `timezone=UTC`, so both servers read and write the same instants;
+/// - `statement_timeout` a little below the client's deadline, so a merely
+///   slow statement is cancelled by the server and its connection stays
+///   usable (the client's deadline is left for a network that does not
+///   answer at all);
+/// - `idle_in_transaction_session_timeout`, so a transaction whose client
+///   gave up (deadline passed, network gone) does not hold its locks;
+/// - TCP keepalive probes from the server, so it notices a client that
+///   vanished. sqlx 0.8 has no setting for keepalive on its own (client)
+///   socket; the client side is covered by the deadline instead.
+fn session_settings(pool: &PoolOptions) -> [(&'static str, String); 6] {
+    let query_ms = pool.query_timeout.as_millis().max(1);
+    [
+        ("timezone", "UTC".into()),
+        ("statement_timeout", (query_ms * 4 / 5).max(1).to_string()),
+        (
+            "idle_in_transaction_session_timeout",
+            (query_ms * 2).to_string(),
+        ),
+        ("tcp_keepalives_idle", "30".into()),
+        ("tcp_keepalives_interval", "10".into()),
+        ("tcp_keepalives_count", "3".into()),
+    ]
+}
+
+/// A round trip that must end within `limit`; an error otherwise, which
+/// makes the pool close the connection.
+async fn ping_within(conn: &mut PgConnection, limit: Duration) -> Result<(), sqlx::Error> {
+    match tokio::time::timeout(limit, sqlx::Connection::ping(conn)).await {
+        Ok(answered) => answered,
+        Err(_) => Err(sqlx::Error::Io(std::io::Error::new(
+            std::io::ErrorKind::TimedOut,
+            "the database connection did not answer a ping in time",
+        ))),
+    }
+}
+
 /// `key_id` is the predecessor's `SERIAL` (INT4); an id outside its range
 /// cannot exist.
 fn key_id_param(key_id: i64) -> Result<i32, StoreError> {
@@ -114,7 +180,7 @@ fn key_id_param(key_id: i64) -> Result<i32, StoreError> {
 key_store_impl! {
     store: PgStore,
     db: sqlx::Postgres,
-    watch: watch_postgres(listen_pool),
+    watch: watch_postgres(listen),
     key_columns: "key_id::BIGINT AS key_id, user_id, email, name, api_key_prefix, scopes, \
                   created_at AT TIME ZONE 'UTC' AS created_at, \
                   last_used_at AT TIME ZONE 'UTC' AS last_used_at, \

@@ -43,6 +43,10 @@ impl SqliteStore {
         })
     }
 
+    async fn run_migrations(&self) -> Result<(), StoreError> {
+        Ok(MIGRATOR.run(&self.pool).await?)
+    }
+
     /// The pool, for the fleet tables that live beside the keys.
     pub fn pool(&self) -> &SqlitePool {
         &self.pool

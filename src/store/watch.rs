@@ -3,10 +3,12 @@
 //! SQLite polls the change counter that migration keeps.
 
 use crate::keys::KeyHash;
-use sqlx::postgres::{PgListener, PgPool};
+use sqlx::postgres::{PgConnectOptions, PgListener, PgPoolOptions};
 use sqlx::sqlite::SqlitePool;
+use std::future::Future;
 use std::sync::{Arc, RwLock, Weak};
 use std::time::Duration;
+use tokio::time::Instant;
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 
@@ -24,11 +26,12 @@ pub enum KeyChange {
     /// Anything may have changed (first contact, or after being blind):
     /// forget every cached key. Changes are seen again from now on.
     All,
-    /// Changes may go unseen from now on (the watch connection is lost),
-    /// until the next `All`.
+    /// Changes may go unseen from now on (the watch connection is lost, or
+    /// has not proved itself alive within [`PROOF_LASTS`]), until the next
+    /// `All`.
     Blind,
-    /// This process changed some keys: forget every cached key now, before
-    /// the change is even reported by the watch.
+    /// Some keys changed (this process changed them, before the watch even
+    /// reports it; or the watch cannot say which): forget every cached key.
     Flush,
 }
 
@@ -66,25 +69,94 @@ impl LocalChanges {
 const RETRY_MIN: Duration = Duration::from_millis(100);
 const RETRY_MAX: Duration = Duration::from_secs(2);
 
-/// Listens on its own connection (from `pool`, a pool of one kept apart from
-/// the query pool, so the listener never takes a query connection) and
-/// reconnects after any loss.
+/// How often the Postgres watch proves its connection alive with a round
+/// trip on it (SQLite's poll, every [`SQLITE_POLL`], is its own proof).
+pub const HEARTBEAT_EVERY: Duration = Duration::from_millis(250);
+
+/// How long a proof lasts: this long after the last one, the watch reports
+/// [`KeyChange::Blind`], so a change it may have missed still stops cached
+/// keys within this bound. A connection the network silently dropped
+/// gives no error; only a missing answer shows it.
+pub const PROOF_LASTS: Duration = Duration::from_secs(1);
+
+/// A heartbeat unanswered this long: the connection is given up for a new one.
+const HEARTBEAT_GIVE_UP: Duration = Duration::from_secs(3);
+
+/// Where the Postgres watch connects.
+#[derive(Clone)]
+pub struct ListenTarget {
+    pub(super) options: PgConnectOptions,
+    pub(super) connect_timeout: Duration,
+}
+
+/// The watch's last proof that it sees every change, and what it told the
+/// sink about it.
+struct Liveness {
+    sink: KeyChangeSink,
+    proven: Instant,
+    blind: bool,
+}
+
+impl Liveness {
+    fn new(sink: KeyChangeSink) -> Self {
+        Self {
+            sink,
+            proven: Instant::now(),
+            // The cache starts blind too.
+            blind: true,
+        }
+    }
+
+    /// Everything committed before `asked` has been seen. After being blind,
+    /// what changed meanwhile is unknown: start afresh (`All`).
+    fn proven(&mut self, asked: Instant) {
+        self.proven = asked;
+        if self.blind {
+            self.blind = false;
+            (self.sink)(KeyChange::All);
+        }
+    }
+
+    fn lost(&mut self) {
+        self.blind = true;
+        (self.sink)(KeyChange::Blind);
+    }
+
+    /// Runs `work`; if the last proof runs out meanwhile, reports `Blind`
+    /// then and keeps waiting for `work` (which has its own limit).
+    async fn while_trusted<T>(&mut self, work: impl Future<Output = T>) -> T {
+        let mut work = std::pin::pin!(work);
+        loop {
+            tokio::select! {
+                out = &mut work => return out,
+                _ = tokio::time::sleep_until(self.proven + PROOF_LASTS), if !self.blind => {
+                    self.lost();
+                }
+            }
+        }
+    }
+}
+
+/// Listens on a connection of its own (never one of the query pool's) and
+/// proves it alive every [`HEARTBEAT_EVERY`]; reconnects after any loss.
 pub fn watch_postgres(
-    pool: PgPool,
+    target: ListenTarget,
     sink: KeyChangeSink,
     shutdown: CancellationToken,
 ) -> JoinHandle<()> {
     tokio::spawn(async move {
+        let mut live = Liveness::new(sink.clone());
         let mut retry = RETRY_MIN;
         loop {
+            let asked = Instant::now();
             let listener = tokio::select! {
                 _ = shutdown.cancelled() => return,
-                l = listen(&pool) => l,
+                l = live.while_trusted(listen(&target)) => l,
             };
             let mut listener = match listener {
                 Ok(listener) => listener,
                 Err(err) => {
-                    sink(KeyChange::Blind);
+                    live.lost();
                     tracing::warn!(error = %err, "key change listener cannot connect; retrying");
                     tokio::select! {
                         _ = shutdown.cancelled() => return,
@@ -94,76 +166,123 @@ pub fn watch_postgres(
                     continue;
                 }
             };
-            // Whatever changed while nobody listened is unknown: start afresh.
-            sink(KeyChange::All);
+            live.proven(asked);
             retry = RETRY_MIN;
-            loop {
-                let next = tokio::select! {
-                    _ = shutdown.cancelled() => return,
-                    n = listener.try_recv() => n,
-                };
-                match next {
-                    Ok(Some(note)) => match note.payload() {
-                        "*" => sink(KeyChange::All),
-                        hex => match KeyHash::from_stored(hex) {
-                            Some(hash) => sink(KeyChange::Key(hash)),
-                            None => sink(KeyChange::All),
-                        },
-                    },
-                    Ok(None) => {
-                        sink(KeyChange::Blind);
-                        tracing::warn!("key change listener lost its connection; reconnecting");
-                        break;
-                    }
-                    Err(err) => {
-                        sink(KeyChange::Blind);
-                        tracing::warn!(error = %err, "key change listener failed; reconnecting");
-                        break;
-                    }
-                }
-            }
+            let Err(why) = follow(&mut listener, &mut live, &sink, &shutdown).await else {
+                return;
+            };
+            live.lost();
+            tracing::warn!(reason = %why, "key change listener lost; reconnecting");
+            // Dropping a listener whose connection no longer answers leaves
+            // sqlx's clean-up of it waiting on that connection, holding its
+            // pool; each connection has a pool of its own, so the next one
+            // is not kept waiting behind it.
+            drop(listener);
         }
     })
 }
 
-async fn listen(pool: &PgPool) -> Result<PgListener, sqlx::Error> {
-    let mut listener = PgListener::connect_with(pool).await?;
+/// Reports what `listener` receives and proves it alive, until shutdown
+/// (`Ok`) or until the connection fails or stops answering (`Err`).
+async fn follow(
+    listener: &mut PgListener,
+    live: &mut Liveness,
+    sink: &KeyChangeSink,
+    shutdown: &CancellationToken,
+) -> Result<(), String> {
+    loop {
+        let beat_at = live.proven + HEARTBEAT_EVERY;
+        // Cancelling `try_recv` is safe: sqlx consumes a message only once
+        // it has all of it.
+        let next = tokio::select! {
+            _ = shutdown.cancelled() => return Ok(()),
+            _ = tokio::time::sleep_until(beat_at) => None,
+            n = listener.try_recv() => Some(n),
+        };
+        match next {
+            Some(Ok(Some(note))) => {
+                sink(match KeyHash::from_stored(note.payload()) {
+                    Some(hash) => KeyChange::Key(hash),
+                    // "*" (or anything else): every key may have changed.
+                    None => KeyChange::Flush,
+                });
+                continue;
+            }
+            Some(Ok(None)) => return Err("the connection was closed".into()),
+            Some(Err(err)) => return Err(err.to_string()),
+            None => {}
+        }
+        // A round trip on the listening connection itself; notifications
+        // that arrive meanwhile are buffered for `try_recv`.
+        let asked = Instant::now();
+        let beat = tokio::time::timeout(
+            HEARTBEAT_GIVE_UP,
+            sqlx::Executor::execute(&mut *listener, "SELECT 1"),
+        );
+        let beat = tokio::select! {
+            _ = shutdown.cancelled() => return Ok(()),
+            b = live.while_trusted(beat) => b,
+        };
+        match beat {
+            Ok(Ok(_)) => live.proven(asked),
+            Ok(Err(err)) => return Err(err.to_string()),
+            Err(_) => return Err(format!("no answer to a heartbeat within {HEARTBEAT_GIVE_UP:?}")),
+        }
+    }
+}
+
+async fn listen(target: &ListenTarget) -> Result<PgListener, sqlx::Error> {
+    let pool = PgPoolOptions::new()
+        .max_connections(1)
+        .idle_timeout(None)
+        .max_lifetime(None)
+        .acquire_timeout(target.connect_timeout)
+        .connect_lazy_with(target.options.clone());
+    let mut listener = PgListener::connect_with(&pool).await?;
     // Reconnection is this loop's job, so that it can report `Blind` first.
     listener.eager_reconnect(false);
-    listener.listen(PG_CHANNEL).await?;
+    tokio::time::timeout(target.connect_timeout, listener.listen(PG_CHANNEL))
+        .await
+        .map_err(|_| sqlx::Error::PoolTimedOut)??;
     Ok(listener)
 }
 
-/// Polls `api_key_changes.generation` every [`SQLITE_POLL`].
+/// Polls `api_key_changes.generation` every [`SQLITE_POLL`]; each answer
+/// proves the watch alive.
 pub fn watch_sqlite(
     pool: SqlitePool,
     sink: KeyChangeSink,
     shutdown: CancellationToken,
 ) -> JoinHandle<()> {
     tokio::spawn(async move {
+        let mut live = Liveness::new(sink.clone());
         let mut seen: Option<i64> = None;
         let mut ticker = tokio::time::interval(SQLITE_POLL);
         ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         loop {
             tokio::select! {
                 _ = shutdown.cancelled() => return,
-                _ = ticker.tick() => {}
+                _ = live.while_trusted(ticker.tick()) => {}
             }
-            let generation: Result<i64, _> =
-                sqlx::query_scalar("SELECT generation FROM api_key_changes WHERE id = 1")
-                    .fetch_one(&pool)
-                    .await;
+            let asked = Instant::now();
+            let read = sqlx::query_scalar("SELECT generation FROM api_key_changes WHERE id = 1")
+                .fetch_one(&pool);
+            let generation: Result<i64, _> = tokio::select! {
+                _ = shutdown.cancelled() => return,
+                g = live.while_trusted(read) => g,
+            };
             match generation {
-                Ok(now) if seen == Some(now) => {}
                 Ok(now) => {
-                    seen = Some(now);
-                    sink(KeyChange::All);
+                    if seen.replace(now) != Some(now) {
+                        sink(KeyChange::Flush);
+                    }
+                    live.proven(asked);
                 }
                 Err(err) => {
                     if seen.take().is_some() {
                         tracing::warn!(error = %err, "cannot read the key change counter");
                     }
-                    sink(KeyChange::Blind);
+                    live.lost();
                 }
             }
         }

@@ -1,0 +1,148 @@
+//! A deadline on every store call, whichever backend is behind it.
+//!
+//! Pool and server timeouts do not cover a network that silently drops
+//! packets: a query already sent waits for an answer that never comes. So
+//! the deadline is kept here, by the client: past it the call is abandoned
+//! and fails as [`StoreError::TimedOut`], which callers answer with "the
+//! database is unavailable, retry" (503 + `Retry-After` for key checks).
+//!
+//! An abandoned call drops its connection in the middle of a query; the
+//! backend's pool must not hand that connection out again unless it proves
+//! itself in bounded time (see `postgres.rs`, `after_release`).
+//!
+//! A write abandoned after its `COMMIT` was sent may still have committed:
+//! the caller is told the database is unavailable, as it cannot know more.
+
+use super::fleet::*;
+use super::{
+    Db, KeyChangeSink, KeyEvent, KeyRecord, KeyStore, NewKey, PoolOptions, RevokeTarget,
+    StoreError,
+};
+use crate::auth::UserId;
+use crate::keys::KeyHash;
+use async_trait::async_trait;
+use chrono::{DateTime, Utc};
+use std::future::Future;
+use std::time::Duration;
+use tokio_util::sync::CancellationToken;
+
+/// The store of `inner`, each call bounded in time.
+pub struct Deadlines {
+    inner: Db,
+    query_timeout: Duration,
+    ping_timeout: Duration,
+}
+
+impl Deadlines {
+    pub fn new(inner: Db, options: &PoolOptions) -> Self {
+        Self {
+            inner,
+            query_timeout: options.query_timeout,
+            ping_timeout: options.ping_timeout,
+        }
+    }
+
+    async fn bound<T>(
+        &self,
+        limit: Duration,
+        call: impl Future<Output = Result<T, StoreError>>,
+    ) -> Result<T, StoreError> {
+        tokio::time::timeout(limit, call)
+            .await
+            .unwrap_or(Err(StoreError::TimedOut))
+    }
+}
+
+/// Implements `$trait` for [`Deadlines`] by calling `inner` within the
+/// query deadline; `$extra` are the methods that need something else.
+macro_rules! bounded {
+    (
+        $trait:ident {
+            $( fn $name:ident(&self $(, $arg:ident : $ty:ty)* ) -> $ret:ty; )*
+        }
+        $($extra:tt)*
+    ) => {
+        #[async_trait]
+        impl $trait for Deadlines {
+            $(
+                async fn $name(&self $(, $arg: $ty)*) -> Result<$ret, StoreError> {
+                    self.bound(self.query_timeout, self.inner.$name($($arg),*)).await
+                }
+            )*
+            $($extra)*
+        }
+    };
+}
+
+bounded! {
+    KeyStore {
+        fn key_by_hash(&self, hash: &KeyHash) -> Option<KeyRecord>;
+        fn key_by_id(&self, key_id: i64) -> Option<KeyRecord>;
+        fn user_id_for_email(&self, normalized_email: &str) -> Option<String>;
+        fn insert_key(&self, key: &NewKey) -> KeyRecord;
+        fn insert_first_key(&self, key: &NewKey) -> Option<KeyRecord>;
+        fn rotate_key(
+            &self,
+            old_key_id: i64,
+            old_expires_at: DateTime<Utc>,
+            new: &NewKey
+        ) -> KeyRecord;
+        fn revoke_keys(&self, target: &RevokeTarget, actor: &str) -> Vec<KeyRecord>;
+        fn list_keys(&self, email: Option<&str>) -> Vec<KeyRecord>;
+        fn count_keys(&self) -> i64;
+        fn record_key_use(&self, uses: &[(i64, DateTime<Utc>)]) -> ();
+        fn key_events(&self, key_id: i64) -> Vec<KeyEvent>;
+    }
+
+    /// Migrations may rightly take long (a big table, another replica
+    /// holding the migration lock); they run at start, not for a request.
+    async fn migrate(&self) -> Result<(), StoreError> {
+        self.inner.migrate().await
+    }
+
+    /// Shorter than a query's: the health check must answer quickly.
+    async fn ping(&self) -> Result<(), StoreError> {
+        self.bound(self.ping_timeout, self.inner.ping()).await
+    }
+
+    fn watch_key_changes(
+        &self,
+        sink: KeyChangeSink,
+        shutdown: CancellationToken,
+    ) -> tokio::task::JoinHandle<()> {
+        self.inner.watch_key_changes(sink, shutdown)
+    }
+}
+
+bounded! {
+    FleetStore {
+        fn create_order(&self, user: &UserId, new: NewOrder) -> Order;
+        fn order(&self, user: &UserId, order_id: &str) -> Order;
+        fn orders(&self, user: &UserId, query: &OrderQuery) -> Vec<Order>;
+        fn count_orders(&self, user: &UserId, filter: &OrderFilter) -> StatusCounts;
+        fn search_orders(&self, user: &UserId, term: &str, limit: i64) -> Vec<Order>;
+        fn open_orders(&self, user: &UserId, limit: i64) -> Vec<Order>;
+        fn update_order(&self, user: &UserId, order_id: &str, patch: OrderPatch) -> Order;
+        fn delete_order(&self, user: &UserId, order_id: &str) -> ();
+        fn delete_all_orders(&self, user: &UserId, status: Option<OrderStatus>) -> u64;
+        fn create_driver(&self, user: &UserId, new: NewDriver) -> Driver;
+        fn driver(&self, user: &UserId, driver_id: &str) -> Driver;
+        fn drivers(&self, user: &UserId, query: &DriverQuery) -> Vec<Driver>;
+        fn count_drivers(&self, user: &UserId, filter: &DriverFilter) -> StatusCounts;
+        fn search_drivers(&self, user: &UserId, term: &str, limit: i64) -> Vec<Driver>;
+        fn update_driver(&self, user: &UserId, driver_id: &str, patch: DriverPatch) -> Driver;
+        fn delete_driver(&self, user: &UserId, driver_id: &str) -> ();
+        fn delete_all_drivers(&self, user: &UserId, status: Option<DriverStatus>) -> u64;
+        fn assign(&self, user: &UserId, order_id: &str, driver_id: &str) -> Assignment;
+        fn assignment(&self, user: &UserId, assignment_id: &str) -> Assignment;
+        fn assignments_of_order(&self, user: &UserId, order_id: &str) -> Vec<Assignment>;
+        fn assignments_of_driver(&self, user: &UserId, driver_id: &str) -> Vec<Assignment>;
+        fn assignments_since(&self, user: &UserId, since: DateTime<Utc>) -> Vec<(String, i64)>;
+        fn change_assignment(
+            &self,
+            user: &UserId,
+            assignment_id: &str,
+            change: AssignmentChange
+        ) -> Assignment;
+    }
+}
