@@ -44,6 +44,17 @@ pub struct GlobalArgs {
         global = true
     )]
     pub db_max_connections: u32,
+    /// Longest a database call may take, in seconds, waiting for a
+    /// connection included; past it the request is answered "unavailable,
+    /// retry" (503 with Retry-After for a key check) instead of waiting.
+    #[arg(
+        long,
+        env = "FLEETMIND_DB_TIMEOUT_SECS",
+        default_value_t = 5,
+        global = true,
+        value_parser = clap::value_parser!(u64).range(1..=300)
+    )]
+    pub db_timeout_secs: u64,
     /// Log filter (tracing syntax), e.g. `info` or `fleetmind=debug`. Whatever
     /// it says, rmcp never logs below warn (it would print whole messages, keys
     /// included); see `src/logging.rs`.
@@ -171,6 +182,7 @@ pub enum CliError {
 pub async fn run(cli: Cli) -> Result<(), CliError> {
     let pool = PoolOptions {
         max_connections: cli.global.db_max_connections,
+        query_timeout: Duration::from_secs(cli.global.db_timeout_secs),
         ..PoolOptions::default()
     };
     match cli.command {

@@ -198,18 +198,3 @@ async fn a_silent_partition_never_hangs_a_request_nor_lets_a_revoked_key_in_and_
     assert_eq!(health, Some(200), "/healthz after the heal");
     server.stop().await;
 }
-
-/// A tool call the database could not serve: a JSON-RPC error that says to
-/// retry, or a 503 with `Retry-After`; never a result.
-fn assert_unavailable(answer: &HttpAnswer) {
-    if answer.status == 503 {
-        assert!(answer.retry_after.is_some(), "{answer:?}");
-        return;
-    }
-    assert_eq!(answer.status, 200, "{answer:?}");
-    let message = answer.body["error"]["message"].as_str().unwrap_or_default();
-    assert!(
-        message.contains("unavailable") && message.contains("try again"),
-        "{answer:?}"
-    );
-}

@@ -71,7 +71,7 @@ impl IntoCallToolResult for Failure {
             }
             Failure::Unavailable => Err(ErrorData::internal_error(
                 "the key store is unavailable; nothing was changed, try again shortly",
-                None,
+                Some(super::fleet::unavailable_data()),
             )),
         }
     }

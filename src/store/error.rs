@@ -55,16 +55,25 @@ impl From<sqlx::Error> for StoreError {
             | sqlx::Error::PoolClosed
             | sqlx::Error::WorkerCrashed
             | sqlx::Error::Protocol(_) => StoreError::Unavailable(err),
-            // Postgres cancelled the statement at `statement_timeout`.
-            sqlx::Error::Database(ref db) if db.code().as_deref() == Some("57014") => {
-                StoreError::TimedOut
-            }
+            sqlx::Error::Database(ref db) if gave_up_waiting(db.as_ref()) => StoreError::TimedOut,
             sqlx::Error::Database(ref db) if db.is_unique_violation() => {
                 StoreError::Conflict("a row with the same unique value already exists".into())
             }
             other => StoreError::Database(other),
         }
     }
+}
+
+/// Postgres cancelled the statement at `statement_timeout`, or SQLite
+/// waited its `busy_timeout` for another writer's lock (SQLITE_BUSY and its
+/// extended codes): the database's own side of the deadline.
+fn gave_up_waiting(err: &dyn sqlx::error::DatabaseError) -> bool {
+    let code = err.code();
+    if err.try_downcast_ref::<sqlx::postgres::PgDatabaseError>().is_some() {
+        return code.as_deref() == Some("57014");
+    }
+    err.try_downcast_ref::<sqlx::sqlite::SqliteError>().is_some()
+        && code.and_then(|c| c.parse::<i32>().ok()).is_some_and(|c| c & 0xff == 5)
 }
 
 impl From<sqlx::migrate::MigrateError> for StoreError {

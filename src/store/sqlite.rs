@@ -11,7 +11,6 @@ use sqlx::sqlite::{
 };
 use sqlx::{Sqlite, Transaction};
 use std::str::FromStr;
-use std::time::Duration;
 
 static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations/sqlite");
 
@@ -28,7 +27,11 @@ impl SqliteStore {
             .journal_mode(SqliteJournalMode::Wal)
             .synchronous(SqliteSynchronous::Normal)
             .foreign_keys(true)
-            .busy_timeout(Duration::from_secs(5));
+            // Waiting for another writer's lock ends a little before the
+            // client's deadline, so SQLite gives up itself (the statement
+            // never runs) rather than leaving it to run after the caller
+            // was told it failed.
+            .busy_timeout(pool.query_timeout * 4 / 5);
         let pool = SqlitePoolOptions::new()
             .max_connections(pool.max_connections.max(1))
             .acquire_timeout(pool.acquire_timeout)

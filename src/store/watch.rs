@@ -190,6 +190,7 @@ async fn follow(
     sink: &KeyChangeSink,
     shutdown: &CancellationToken,
 ) -> Result<(), String> {
+    let heartbeat = format!("LISTEN \"{PG_CHANNEL}\"");
     loop {
         let beat_at = live.proven + HEARTBEAT_EVERY;
         // Cancelling `try_recv` is safe: sqlx consumes a message only once
@@ -213,11 +214,13 @@ async fn follow(
             None => {}
         }
         // A round trip on the listening connection itself; notifications
-        // that arrive meanwhile are buffered for `try_recv`.
+        // that arrive meanwhile are buffered for `try_recv`. Repeating the
+        // LISTEN changes nothing (Postgres ignores a second one) and keeps
+        // the connection recognisable as the listener in pg_stat_activity.
         let asked = Instant::now();
         let beat = tokio::time::timeout(
             HEARTBEAT_GIVE_UP,
-            sqlx::Executor::execute(&mut *listener, "SELECT 1"),
+            sqlx::Executor::execute(&mut *listener, heartbeat.as_str()),
         );
         let beat = tokio::select! {
             _ = shutdown.cancelled() => return Ok(()),
@@ -243,7 +246,12 @@ async fn listen(target: &ListenTarget) -> Result<PgListener, sqlx::Error> {
     listener.eager_reconnect(false);
     tokio::time::timeout(target.connect_timeout, listener.listen(PG_CHANNEL))
         .await
-        .map_err(|_| sqlx::Error::PoolTimedOut)??;
+        .map_err(|_| {
+            sqlx::Error::Io(std::io::Error::new(
+                std::io::ErrorKind::TimedOut,
+                "LISTEN was not answered in time",
+            ))
+        })??;
     Ok(listener)
 }
 

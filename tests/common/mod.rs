@@ -317,3 +317,21 @@ pub async fn tools_call_http(
     };
     tokio::time::timeout(within, send).await.ok()
 }
+
+/// A tool call the database could not serve: a JSON-RPC error that says to
+/// try again, or a 503 with `Retry-After`; never a result.
+pub fn assert_unavailable(answer: &HttpAnswer) {
+    if answer.status == 503 {
+        assert!(answer.retry_after.is_some(), "{answer:?}");
+        return;
+    }
+    assert_eq!(answer.status, 200, "{answer:?}");
+    assert!(answer.body.get("result").is_none(), "{answer:?}");
+    let error = &answer.body["error"];
+    let message = error["message"].as_str().unwrap_or_default();
+    assert!(
+        message.contains("unavailable") && message.contains("try again"),
+        "{answer:?}"
+    );
+    assert_eq!(error["data"]["error"], "unavailable", "{answer:?}");
+}

@@ -70,8 +70,20 @@ impl Failure {
 }
 
 /// What the caller sees of [`Failure::Unavailable`]: no internal details.
+/// A tool's answer travels in a JSON-RPC body (HTTP 200), so the "retry"
+/// that a 503 says with `Retry-After` is said in `data`, with the same
+/// machine code as the HTTP refusals (`unavailable`).
 fn database_unavailable() -> ErrorData {
-    ErrorData::internal_error("the database is unavailable; try again shortly", None)
+    ErrorData::internal_error(
+        "the database is unavailable; try again shortly",
+        Some(unavailable_data()),
+    )
+}
+
+/// `error.data` of an answer the store could not give: retry in 5 s, like
+/// the key check's 503.
+pub(crate) fn unavailable_data() -> serde_json::Value {
+    serde_json::json!({"error": "unavailable", "retry_after_secs": 5})
 }
 
 impl From<StoreError> for Failure {
