@@ -58,11 +58,17 @@ async fn release(lock: WriteLock) {
     use sqlx::Connection;
     match lock {
         WriteLock::Sqlite(mut c) => {
-            sqlx::query("ROLLBACK").execute(&mut c).await.expect("rollback");
+            sqlx::query("ROLLBACK")
+                .execute(&mut c)
+                .await
+                .expect("rollback");
             c.close().await.expect("close");
         }
         WriteLock::Postgres(mut c) => {
-            sqlx::query("ROLLBACK").execute(&mut c).await.expect("rollback");
+            sqlx::query("ROLLBACK")
+                .execute(&mut c)
+                .await
+                .expect("rollback");
             c.close().await.expect("close");
         }
     }
@@ -80,7 +86,7 @@ fn order() -> serde_json::Value {
 
 #[tokio::test]
 async fn a_write_kept_waiting_past_the_deadline_is_refused_in_time_writes_nothing_and_the_next_works()
-{
+ {
     on_both_backends(|t| async move {
         let options = PoolOptions {
             query_timeout: DEADLINE,
@@ -101,7 +107,10 @@ async fn a_write_kept_waiting_past_the_deadline_is_refused_in_time_writes_nothin
             .await
             .expect("create_order hung behind the lock");
         let took = started.elapsed();
-        eprintln!("{:?}: create_order behind a lock -> {answer:?} in {took:?}", t.backend);
+        eprintln!(
+            "{:?}: create_order behind a lock -> {answer:?} in {took:?}",
+            t.backend
+        );
         assert!(took <= LATE, "{:?}: answered after {took:?}", t.backend);
         assert_unavailable(&answer);
         release(lock).await;
@@ -110,7 +119,10 @@ async fn a_write_kept_waiting_past_the_deadline_is_refused_in_time_writes_nothin
         let counted = tools_call_http(&http, &url, key, "count_orders", json!({}), LATE)
             .await
             .expect("count_orders answers");
-        assert_eq!(counted.body["result"]["structuredContent"]["total"], 0, "{counted:?}");
+        assert_eq!(
+            counted.body["result"]["structuredContent"]["total"], 0,
+            "{counted:?}"
+        );
         let created = tools_call_http(&http, &url, key, "create_order", order(), LATE)
             .await
             .expect("create_order answers");

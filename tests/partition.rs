@@ -108,8 +108,7 @@ async fn a_silent_partition_never_hangs_a_request_nor_lets_a_revoked_key_in_and_
         let (http, url, kept) = (http.clone(), url.clone(), kept.to_owned());
         tokio::spawn(async move {
             let started = Instant::now();
-            let answer =
-                tools_call_http(&http, &url, &kept, "count_orders", json!({}), HANG).await;
+            let answer = tools_call_http(&http, &url, &kept, "count_orders", json!({}), HANG).await;
             (answer, started.elapsed())
         })
     };
@@ -151,15 +150,15 @@ async fn a_silent_partition_never_hangs_a_request_nor_lets_a_revoked_key_in_and_
     eprintln!("partition: valid key: {}", summary(&kept_shots));
 
     assert_eq!(health, Some(503), "/healthz during the partition");
-    assert!(
-        health_took <= HEALTH_BOUND,
-        "/healthz took {health_took:?}"
-    );
+    assert!(health_took <= HEALTH_BOUND, "/healthz took {health_took:?}");
     let tool_answer = tool_answer.expect("count_orders hung during the partition");
     assert!(tool_took <= ANSWER_BOUND, "count_orders took {tool_took:?}");
     assert_unavailable(&tool_answer);
 
-    for shot in gone_shots.iter().filter(|s| s.sent_after >= REVOCATION_BOUND) {
+    for shot in gone_shots
+        .iter()
+        .filter(|s| s.sent_after >= REVOCATION_BOUND)
+    {
         assert!(
             matches!(shot.status, Some(401 | 503)),
             "revoked key, sent {:?} after the revocation: {shot:?}",
@@ -173,7 +172,10 @@ async fn a_silent_partition_never_hangs_a_request_nor_lets_a_revoked_key_in_and_
     {
         // The key store cannot be reached and the cache is not trusted.
         assert_eq!(shot.status, Some(503), "valid key: {shot:?}");
-        assert!(shot.retry_after.is_some(), "503 without Retry-After: {shot:?}");
+        assert!(
+            shot.retry_after.is_some(),
+            "503 without Retry-After: {shot:?}"
+        );
         assert!(shot.took <= ANSWER_BOUND, "{shot:?}");
     }
 
@@ -191,9 +193,16 @@ async fn a_silent_partition_never_hangs_a_request_nor_lets_a_revoked_key_in_and_
         "partition: recovered after the heal: {recovered} in {:?}",
         healed_at.elapsed()
     );
-    assert!(recovered, "the server did not recover after the network healed");
+    assert!(
+        recovered,
+        "the server did not recover after the network healed"
+    );
     let a = tools_call_http(&http, &url, gone, "whoami", json!({}), HANG).await;
-    assert_eq!(a.map(|a| a.status), Some(401), "the revoked key after the heal");
+    assert_eq!(
+        a.map(|a| a.status),
+        Some(401),
+        "the revoked key after the heal"
+    );
     let (health, _) = healthz(&http, &base).await;
     assert_eq!(health, Some(200), "/healthz after the heal");
     server.stop().await;

@@ -15,8 +15,7 @@
 
 use super::fleet::*;
 use super::{
-    Db, KeyChangeSink, KeyEvent, KeyRecord, KeyStore, NewKey, PoolOptions, RevokeTarget,
-    StoreError,
+    Db, KeyChangeSink, KeyEvent, KeyRecord, KeyStore, NewKey, PoolOptions, RevokeTarget, StoreError,
 };
 use crate::auth::UserId;
 use crate::keys::KeyHash;

@@ -69,11 +69,17 @@ impl From<sqlx::Error> for StoreError {
 /// extended codes): the database's own side of the deadline.
 fn gave_up_waiting(err: &dyn sqlx::error::DatabaseError) -> bool {
     let code = err.code();
-    if err.try_downcast_ref::<sqlx::postgres::PgDatabaseError>().is_some() {
+    if err
+        .try_downcast_ref::<sqlx::postgres::PgDatabaseError>()
+        .is_some()
+    {
         return code.as_deref() == Some("57014");
     }
-    err.try_downcast_ref::<sqlx::sqlite::SqliteError>().is_some()
-        && code.and_then(|c| c.parse::<i32>().ok()).is_some_and(|c| c & 0xff == 5)
+    err.try_downcast_ref::<sqlx::sqlite::SqliteError>()
+        .is_some()
+        && code
+            .and_then(|c| c.parse::<i32>().ok())
+            .is_some_and(|c| c & 0xff == 5)
 }
 
 impl From<sqlx::migrate::MigrateError> for StoreError {

@@ -8,8 +8,8 @@ use sqlx::sqlite::SqlitePool;
 use std::future::Future;
 use std::sync::{Arc, RwLock, Weak};
 use std::time::Duration;
-use tokio::time::Instant;
 use tokio::task::JoinHandle;
+use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 
 /// The Postgres channel the trigger notifies.
@@ -229,7 +229,11 @@ async fn follow(
         match beat {
             Ok(Ok(_)) => live.proven(asked),
             Ok(Err(err)) => return Err(err.to_string()),
-            Err(_) => return Err(format!("no answer to a heartbeat within {HEARTBEAT_GIVE_UP:?}")),
+            Err(_) => {
+                return Err(format!(
+                    "no answer to a heartbeat within {HEARTBEAT_GIVE_UP:?}"
+                ));
+            }
         }
     }
 }
@@ -295,4 +299,43 @@ pub fn watch_sqlite(
             }
         }
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::sync::Mutex;
+
+    #[tokio::test]
+    async fn without_a_proof_for_a_second_the_watch_goes_blind_and_a_new_proof_starts_afresh() {
+        let seen: Arc<Mutex<Vec<(KeyChange, Instant)>>> = Arc::default();
+        let log = seen.clone();
+        let sink: KeyChangeSink = Arc::new(move |change| {
+            if let Ok(mut log) = log.lock() {
+                log.push((change, Instant::now()));
+            }
+        });
+        let mut live = Liveness::new(sink);
+        let start = Instant::now();
+        live.proven(start);
+        // Shorter than a proof lasts: nothing to report.
+        live.while_trusted(tokio::time::sleep(PROOF_LASTS / 2))
+            .await;
+        // A round trip that does not come back within the proof's life.
+        live.while_trusted(tokio::time::sleep(PROOF_LASTS * 2))
+            .await;
+        live.proven(Instant::now());
+        let seen = seen.lock().expect("log").clone();
+        let changes: Vec<_> = seen.iter().map(|(c, _)| c.clone()).collect();
+        assert_eq!(
+            changes,
+            [KeyChange::All, KeyChange::Blind, KeyChange::All],
+            "first proof, proof lapsed, proof again"
+        );
+        let blind_after = seen[1].1 - start;
+        assert!(
+            blind_after >= PROOF_LASTS && blind_after < PROOF_LASTS * 2,
+            "blind {blind_after:?} after the proof; it lasts {PROOF_LASTS:?}"
+        );
+    }
 }
