@@ -131,3 +131,65 @@ async fn a_write_kept_waiting_past_the_deadline_is_refused_in_time_writes_nothin
     })
     .await;
 }
+
+/// SQLite's change watch proves itself by reading the change counter; when
+/// it cannot (its pool is taken), cached keys stop being trusted after a
+/// second and are looked up again; once it reads again, they are trusted.
+#[tokio::test]
+async fn a_sqlite_watch_that_cannot_read_the_counter_stops_trusting_the_cache() {
+    use fleetmind::auth::{UsageRecorder, Verifier};
+    use fleetmind::store::RevokeTarget;
+    use tokio_util::sync::CancellationToken;
+
+    let t = sqlite_db().await;
+    // One connection, held below by a write waiting for the lock: the watch
+    // cannot read the counter while it waits.
+    let options = PoolOptions {
+        max_connections: 1,
+        query_timeout: Duration::from_secs(3),
+        ..PoolOptions::default()
+    };
+    let db = store::open(&t.url, &options).await.expect("open");
+    let shutdown = CancellationToken::new();
+    let verifier = Verifier::new(db.clone(), UsageRecorder::new());
+    let _watch = verifier.spawn_watch(shutdown.clone());
+    let issued = issue_key(&t.db, "blind@example.com", None).await;
+    let key = issued.api_key.expose();
+    assert!(
+        eventually(Duration::from_secs(10), || async {
+            verifier.cache().is_watching()
+        })
+        .await,
+        "the watch never reported in"
+    );
+    verifier.verify(key).await.expect("looked up and cached");
+    let lookups = verifier.lookups();
+    verifier.verify(key).await.expect("from the cache");
+    assert_eq!(verifier.lookups(), lookups, "a cached key costs no lookup");
+
+    let lock = hold_write_lock(&t).await;
+    let waiting = {
+        let db = db.clone();
+        tokio::spawn(async move { db.revoke_keys(&RevokeTarget::KeyId(999_999), "cli").await })
+    };
+    let blind = eventually(Duration::from_secs(2), || async {
+        !verifier.cache().is_watching()
+    })
+    .await;
+    assert!(blind, "the watch still claims to see every change");
+    release(lock).await;
+    // (It proceeds once the lock is gone, or fails at its deadline.)
+    let _ = waiting.await.expect("task");
+
+    assert!(
+        eventually(Duration::from_secs(5), || async {
+            verifier.cache().is_watching()
+        })
+        .await,
+        "the watch did not prove itself again"
+    );
+    // Whatever was cached before the blind spell was dropped: looked up again.
+    verifier.verify(key).await.expect("looked up again");
+    assert_eq!(verifier.lookups(), lookups + 1);
+    shutdown.cancel();
+}
