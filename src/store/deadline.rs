@@ -22,22 +22,73 @@ use crate::keys::KeyHash;
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 use std::future::Future;
-use std::time::Duration;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::{Duration, Instant};
 use tokio_util::sync::CancellationToken;
+
+/// When a store call was last abandoned (its deadline passed, or whoever
+/// awaited it went away): the connection it held comes back to its pool
+/// half-read right after, and must prove itself before it is reused.
+#[derive(Clone)]
+pub struct Abandoned(Arc<(Instant, AtomicU64)>);
+
+impl Default for Abandoned {
+    fn default() -> Self {
+        Self(Arc::new((Instant::now(), AtomicU64::new(0))))
+    }
+}
+
+impl Abandoned {
+    fn note(&self) {
+        let (base, last) = &*self.0;
+        // +1: zero means never.
+        let ms = base.elapsed().as_millis() as u64 + 1;
+        last.store(ms, Ordering::Release);
+    }
+
+    /// Whether a call was abandoned within `window`.
+    pub fn within(&self, window: Duration) -> bool {
+        let (base, last) = &*self.0;
+        match last.load(Ordering::Acquire) {
+            0 => false,
+            at => {
+                let now = base.elapsed().as_millis() as u64 + 1;
+                now.saturating_sub(at) <= window.as_millis() as u64
+            }
+        }
+    }
+}
+
+/// Notes an abandonment if dropped before the call it guards ended.
+struct InFlight<'a> {
+    abandoned: &'a Abandoned,
+    done: bool,
+}
+
+impl Drop for InFlight<'_> {
+    fn drop(&mut self) {
+        if !self.done {
+            self.abandoned.note();
+        }
+    }
+}
 
 /// The store of `inner`, each call bounded in time.
 pub struct Deadlines {
     inner: Db,
     query_timeout: Duration,
     ping_timeout: Duration,
+    abandoned: Abandoned,
 }
 
 impl Deadlines {
-    pub fn new(inner: Db, options: &PoolOptions) -> Self {
+    pub fn new(inner: Db, options: &PoolOptions, abandoned: Abandoned) -> Self {
         Self {
             inner,
             query_timeout: options.query_timeout,
             ping_timeout: options.ping_timeout,
+            abandoned,
         }
     }
 
@@ -46,9 +97,16 @@ impl Deadlines {
         limit: Duration,
         call: impl Future<Output = Result<T, StoreError>>,
     ) -> Result<T, StoreError> {
-        tokio::time::timeout(limit, call)
-            .await
-            .unwrap_or(Err(StoreError::TimedOut))
+        let mut call = std::pin::pin!(call);
+        // Declared after `call`, so dropped before it: the abandonment is
+        // noted before the connection goes back to its pool.
+        let mut in_flight = InFlight {
+            abandoned: &self.abandoned,
+            done: false,
+        };
+        let answered = tokio::time::timeout(limit, &mut call).await;
+        in_flight.done = answered.is_ok();
+        answered.unwrap_or(Err(StoreError::TimedOut))
     }
 }
 

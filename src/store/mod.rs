@@ -86,11 +86,14 @@ impl Default for PoolOptions {
 /// Opens the database the URL names (without running migrations). Every
 /// call on it has a deadline (see [`PoolOptions::query_timeout`]).
 pub async fn connect(url: &str, pool: &PoolOptions) -> Result<Db, StoreError> {
+    let abandoned = deadline::Abandoned::default();
     let store: Db = match Backend::from_url(url)? {
         Backend::Sqlite => Arc::new(sqlite::SqliteStore::connect(url, pool).await?),
-        Backend::Postgres => Arc::new(postgres::PgStore::connect(url, pool).await?),
+        Backend::Postgres => {
+            Arc::new(postgres::PgStore::connect(url, pool, abandoned.clone()).await?)
+        }
     };
-    Ok(Arc::new(deadline::Deadlines::new(store, pool)))
+    Ok(Arc::new(deadline::Deadlines::new(store, pool, abandoned)))
 }
 
 /// Opens the database and brings its schema up to date.

@@ -6,6 +6,7 @@
 //! The key store's SQL is shared with SQLite (`keys_sql.rs`); this file holds
 //! what only Postgres does.
 
+use super::deadline::Abandoned;
 use super::watch::{ListenTarget, LocalChanges};
 use super::{PoolOptions, StoreError};
 use chrono::{DateTime, Utc};
@@ -24,7 +25,13 @@ pub struct PgStore {
 }
 
 impl PgStore {
-    pub async fn connect(url: &str, pool: &PoolOptions) -> Result<Self, StoreError> {
+    /// `abandoned` tells when a call on this store was last given up
+    /// (see `after_release` below).
+    pub async fn connect(
+        url: &str,
+        pool: &PoolOptions,
+        abandoned: Abandoned,
+    ) -> Result<Self, StoreError> {
         let options = PgConnectOptions::from_str(url)
             .map_err(|_| StoreError::Config("the Postgres database URL cannot be parsed".into()))?
             .options(session_settings(pool))
@@ -53,15 +60,20 @@ impl PgStore {
                 })
             })
             // A connection comes back here also when its query was abandoned
-            // at the deadline, half-read. sqlx then pings it with no time
-            // limit, which over a network that drops packets never ends and
-            // keeps the connection's place in the pool forever. Pinged here
-            // first, within a limit, it either proves itself or is closed
-            // (an error closes it without a goodbye), so the pool opens a
-            // fresh one once the network is back.
+            // (deadline passed, caller gone), half-read. sqlx then pings it
+            // with no time limit, which over a network that drops packets
+            // never ends and keeps the connection's place in the pool
+            // forever. Pinged here first, within a limit, it either proves
+            // itself or is closed (an error closes it without a goodbye), so
+            // the pool opens a fresh one once the network is back. Only
+            // while calls are being abandoned: otherwise this would be a
+            // second round trip per query (sqlx's own ping follows).
             .after_release(move |conn, _meta| {
+                let abandoned = abandoned.clone();
                 Box::pin(async move {
-                    ping_within(conn, ping_timeout).await?;
+                    if abandoned.within(ABANDONED_LATELY) {
+                        ping_within(conn, ping_timeout).await?;
+                    }
                     Ok(true)
                 })
             })
@@ -131,6 +143,11 @@ impl PgStore {
         Ok(())
     }
 }
+
+/// How long after a call was abandoned released connections are pinged
+/// within a limit: the abandoned connection comes back at once, this is
+/// room for a loaded machine.
+const ABANDONED_LATELY: Duration = Duration::from_secs(5);
 
 /// The session settings of every connection (sent at connect, so a pooled
 /// connection cannot lose them):
