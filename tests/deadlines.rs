@@ -193,3 +193,46 @@ async fn a_sqlite_watch_that_cannot_read_the_counter_stops_trusting_the_cache() 
     assert_eq!(verifier.lookups(), lookups + 1);
     shutdown.cancel();
 }
+
+/// `--db-timeout-secs` (`FLEETMIND_DB_TIMEOUT_SECS`) takes 1 to 300 seconds;
+/// anything else stops the command before it opens the database.
+#[test]
+fn the_deadline_setting_is_checked() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let url = format!("sqlite://{}", dir.path().join("fleetmind.db").display());
+    let run = |args: &[&str], env: Option<&str>| {
+        let mut cmd = std::process::Command::new(env!("CARGO_BIN_EXE_fleetmind"));
+        cmd.args(["keys", "list", "--database-url", &url])
+            .args(args);
+        match env {
+            Some(value) => cmd.env("FLEETMIND_DB_TIMEOUT_SECS", value),
+            None => cmd.env_remove("FLEETMIND_DB_TIMEOUT_SECS"),
+        };
+        cmd.output().expect("run fleetmind")
+    };
+    for (args, env) in [
+        (&["--db-timeout-secs", "0"][..], None),
+        (&["--db-timeout-secs", "301"][..], None),
+        (&[][..], Some("soon")),
+    ] {
+        let out = run(args, env);
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert!(!out.status.success(), "{args:?} {env:?} was accepted");
+        assert!(stderr.contains("db-timeout-secs"), "{stderr}");
+    }
+    assert!(
+        !dir.path().join("fleetmind.db").exists(),
+        "the database was opened"
+    );
+    for (args, env) in [
+        (&["--db-timeout-secs", "2"][..], None),
+        (&[][..], Some("30")),
+    ] {
+        let out = run(args, env);
+        assert!(
+            out.status.success(),
+            "{args:?} {env:?}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+}
