@@ -145,6 +145,7 @@ bounded! {
             new: &NewKey
         ) -> KeyRecord;
         fn revoke_keys(&self, target: &RevokeTarget, actor: &str) -> Vec<KeyRecord>;
+        fn record_denied(&self, key_id: i64, user_id: &str, actor: &str, detail: &str) -> ();
         fn list_keys(&self, email: Option<&str>) -> Vec<KeyRecord>;
         fn count_keys(&self) -> i64;
         fn record_key_use(&self, uses: &[(i64, DateTime<Utc>)]) -> ();
