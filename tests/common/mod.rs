@@ -334,4 +334,329 @@ pub fn assert_unavailable(answer: &HttpAnswer) {
         "{answer:?}"
     );
     assert_eq!(error["data"]["error"], "unavailable", "{answer:?}");
+// ---------------------------------------------------------------------------
+// Raw HTTP and database snapshots (added for tests/fuzz_http.rs, issue 9).
+
+/// What a raw HTTP exchange gave.
+#[derive(Debug)]
+pub enum RawOutcome {
+    /// A complete response.
+    Answered(RawAnswer),
+    /// The connection closed or was reset before a complete response.
+    Closed(String),
+    /// No complete response within the deadline.
+    TimedOut,
+}
+
+#[derive(Debug)]
+pub struct RawAnswer {
+    pub status: u16,
+    /// Header names in lower case.
+    pub headers: Vec<(String, String)>,
+    /// The body, de-chunked.
+    pub body: Vec<u8>,
+}
+
+impl RawAnswer {
+    pub fn header(&self, name: &str) -> Option<&str> {
+        self.headers
+            .iter()
+            .find(|(n, _)| n == name)
+            .map(|(_, v)| v.as_str())
+    }
+
+    pub fn text(&self) -> String {
+        String::from_utf8_lossy(&self.body).into_owned()
+    }
+
+    /// The body as JSON, if it is JSON.
+    pub fn json(&self) -> Option<serde_json::Value> {
+        serde_json::from_slice(&self.body).ok()
+    }
+}
+
+/// Sends `request` (bytes exactly as given, so malformed requests can be
+/// sent) on a new connection to `addr` and reads one response, all within
+/// `deadline`. Reading runs while writing, so an early answer to a large
+/// body is not lost. With `half_close` the write side is shut after the
+/// request (a client that stops sending mid-body).
+pub async fn raw_http(
+    addr: std::net::SocketAddr,
+    request: Vec<u8>,
+    half_close: bool,
+    deadline: std::time::Duration,
+) -> RawOutcome {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let head_request = request.starts_with(b"HEAD ");
+    let exchange = async move {
+        let stream = match tokio::net::TcpStream::connect(addr).await {
+            Ok(stream) => stream,
+            Err(err) => return RawOutcome::Closed(format!("connect: {err}")),
+        };
+        let _ = stream.set_nodelay(true);
+        let (mut reader, mut writer) = stream.into_split();
+        let write = tokio::spawn(async move {
+            let _ = writer.write_all(&request).await;
+            if half_close {
+                let _ = writer.shutdown().await;
+            } else {
+                // Keep the write side open until the answer is read.
+                std::future::pending::<()>().await;
+            }
+            writer
+        });
+        let mut buf = Vec::with_capacity(4096);
+        let outcome = loop {
+            let mut chunk = [0u8; 16 * 1024];
+            let read = reader.read(&mut chunk).await;
+            match read {
+                Ok(0) => {
+                    break match parse_response(&buf, head_request, true) {
+                        Some(answer) => RawOutcome::Answered(answer),
+                        None => RawOutcome::Closed(format!(
+                            "closed after {} bytes: {:?}",
+                            buf.len(),
+                            String::from_utf8_lossy(&buf[..buf.len().min(200)])
+                        )),
+                    };
+                }
+                Ok(n) => {
+                    buf.extend_from_slice(&chunk[..n]);
+                    if let Some(answer) = parse_response(&buf, head_request, false) {
+                        break RawOutcome::Answered(answer);
+                    }
+                }
+                Err(err) => {
+                    break match parse_response(&buf, head_request, true) {
+                        Some(answer) => RawOutcome::Answered(answer),
+                        None => RawOutcome::Closed(format!("read: {err}")),
+                    };
+                }
+            }
+        };
+        write.abort();
+        outcome
+    };
+    tokio::time::timeout(deadline, exchange)
+        .await
+        .unwrap_or(RawOutcome::TimedOut)
+}
+
+/// A complete response in `buf`, or `None` while more bytes are needed
+/// (`at_eof`: the body runs to the end of the stream when it has no length).
+fn parse_response(buf: &[u8], head_request: bool, at_eof: bool) -> Option<RawAnswer> {
+    let mut header_slots = [httparse::EMPTY_HEADER; 64];
+    let mut response = httparse::Response::new(&mut header_slots);
+    let head_len = match response.parse(buf) {
+        Ok(httparse::Status::Complete(n)) => n,
+        _ => return None,
+    };
+    let status = response.code?;
+    let headers: Vec<(String, String)> = response
+        .headers
+        .iter()
+        .map(|h| {
+            (
+                h.name.to_ascii_lowercase(),
+                String::from_utf8_lossy(h.value).into_owned(),
+            )
+        })
+        .collect();
+    let rest = &buf[head_len..];
+    let find = |name: &str| headers.iter().find(|(n, _)| n == name).map(|(_, v)| v);
+    let no_body = head_request || status == 204 || status == 304 || (100..200).contains(&status);
+    let body = if no_body {
+        Vec::new()
+    } else if find("transfer-encoding").is_some_and(|v| v.to_ascii_lowercase().contains("chunked"))
+    {
+        dechunk(rest)?
+    } else if let Some(length) = find("content-length") {
+        let length: usize = length.trim().parse().ok()?;
+        if rest.len() < length {
+            return None;
+        }
+        rest[..length].to_vec()
+    } else if at_eof {
+        rest.to_vec()
+    } else {
+        return None;
+    };
+    Some(RawAnswer {
+        status,
+        headers,
+        body,
+    })
+}
+
+/// A complete chunked body, or `None` if it has not all arrived.
+fn dechunk(mut rest: &[u8]) -> Option<Vec<u8>> {
+    let mut body = Vec::new();
+    loop {
+        let line_end = memchr::memmem::find(rest, b"\r\n")?;
+        let size_text = std::str::from_utf8(&rest[..line_end]).ok()?;
+        let size_text = size_text.split(';').next().unwrap_or_default().trim();
+        let size = usize::from_str_radix(size_text, 16).ok()?;
+        rest = &rest[line_end + 2..];
+        if size == 0 {
+            return Some(body);
+        }
+        if rest.len() < size + 2 {
+            return None;
+        }
+        body.extend_from_slice(&rest[..size]);
+        rest = &rest[size + 2..];
+    }
+}
+
+/// Every table's row count and a SHA-256 of its rows (read through a
+/// connection of its own, not the server's pool), to prove that something
+/// wrote nothing. `only_user`: only rows with that `user_id` (tables without
+/// the column are left out). `ignore`: (table, column) pairs left out of the
+/// rows.
+pub async fn db_snapshot(
+    url: &str,
+    backend: Backend,
+    only_user: Option<&str>,
+    ignore: &[(&str, &str)],
+) -> std::collections::BTreeMap<String, (usize, String)> {
+    use sha2::Digest;
+    let mut snapshot = std::collections::BTreeMap::new();
+    match backend {
+        Backend::Postgres => {
+            let mut conn = sqlx::PgConnection::connect(url)
+                .await
+                .expect("snapshot: connect");
+            let tables: Vec<String> = sqlx::query_scalar(
+                "SELECT table_name::text FROM information_schema.tables \
+                 WHERE table_schema = 'public' AND table_type = 'BASE TABLE' ORDER BY 1",
+            )
+            .fetch_all(&mut conn)
+            .await
+            .expect("snapshot: tables");
+            for table in tables {
+                let columns: Vec<String> = sqlx::query_scalar(
+                    "SELECT column_name::text FROM information_schema.columns \
+                     WHERE table_schema = 'public' AND table_name = $1 ORDER BY ordinal_position",
+                )
+                .bind(&table)
+                .fetch_all(&mut conn)
+                .await
+                .expect("snapshot: columns");
+                let Some(filter) = user_filter(&columns, only_user) else {
+                    continue;
+                };
+                let row = snapshot_columns(&table, &columns, ignore)
+                    .iter()
+                    .map(|c| format!("coalesce(\"{c}\"::text, '<null>')"))
+                    .collect::<Vec<_>>()
+                    .join(", ");
+                let sql = format!(
+                    "SELECT concat_ws('|', {row}) AS r FROM \"{table}\"{} ORDER BY r",
+                    filter.replace('?', "$1")
+                );
+                let mut query = sqlx::query_scalar::<_, String>(&sql);
+                if let Some(user) = only_user {
+                    query = query.bind(user);
+                }
+                let rows = query.fetch_all(&mut conn).await.expect("snapshot: rows");
+                let hash = hex::encode(sha2::Sha256::digest(rows.join("\n")));
+                snapshot.insert(table, (rows.len(), hash));
+            }
+        }
+        Backend::Sqlite => {
+            let mut conn = sqlx::SqliteConnection::connect(url)
+                .await
+                .expect("snapshot: connect");
+            let tables: Vec<String> = sqlx::query_scalar(
+                "SELECT name FROM sqlite_master WHERE type = 'table' \
+                 AND name NOT LIKE 'sqlite_%' ORDER BY name",
+            )
+            .fetch_all(&mut conn)
+            .await
+            .expect("snapshot: tables");
+            for table in tables {
+                let columns: Vec<String> =
+                    sqlx::query_scalar("SELECT name FROM pragma_table_info(?) ORDER BY cid")
+                        .bind(&table)
+                        .fetch_all(&mut conn)
+                        .await
+                        .expect("snapshot: columns");
+                let Some(filter) = user_filter(&columns, only_user) else {
+                    continue;
+                };
+                let row = snapshot_columns(&table, &columns, ignore)
+                    .iter()
+                    .map(|c| format!("quote(\"{c}\")"))
+                    .collect::<Vec<_>>()
+                    .join(" || '|' || ");
+                let sql = format!("SELECT {row} AS r FROM \"{table}\"{filter} ORDER BY r");
+                let mut query = sqlx::query_scalar::<_, String>(&sql);
+                if let Some(user) = only_user {
+                    query = query.bind(user);
+                }
+                let rows = query.fetch_all(&mut conn).await.expect("snapshot: rows");
+                let hash = hex::encode(sha2::Sha256::digest(rows.join("\n")));
+                snapshot.insert(table, (rows.len(), hash));
+            }
+        }
+    }
+    snapshot
+}
+
+/// The WHERE clause for `only_user` (`?` for the bound user id), or `None`
+/// when the table is to be left out.
+fn user_filter(columns: &[String], only_user: Option<&str>) -> Option<String> {
+    match only_user {
+        None => Some(String::new()),
+        Some(_) if columns.iter().any(|c| c == "user_id") => Some(" WHERE user_id = ?".to_owned()),
+        Some(_) => None,
+    }
+}
+
+fn snapshot_columns<'a>(
+    table: &str,
+    columns: &'a [String],
+    ignore: &[(&str, &str)],
+) -> Vec<&'a str> {
+    columns
+        .iter()
+        .map(String::as_str)
+        .filter(|c| !ignore.iter().any(|(t, col)| *t == table && col == c))
+        .collect()
+}
+
+/// Takes snapshots until two in a row agree (writes queued before, such as
+/// the usage flush, have landed); gives up after `within`.
+pub async fn settled_snapshot(
+    url: &str,
+    backend: Backend,
+    only_user: Option<&str>,
+    ignore: &[(&str, &str)],
+    pause: std::time::Duration,
+    within: std::time::Duration,
+) -> std::collections::BTreeMap<String, (usize, String)> {
+    let deadline = std::time::Instant::now() + within;
+    let mut last = db_snapshot(url, backend, only_user, ignore).await;
+    loop {
+        tokio::time::sleep(pause).await;
+        let next = db_snapshot(url, backend, only_user, ignore).await;
+        if next == last || std::time::Instant::now() >= deadline {
+            return next;
+        }
+        last = next;
+    }
+}
+
+/// The tables whose rows differ between two snapshots.
+pub fn snapshot_diff(
+    before: &std::collections::BTreeMap<String, (usize, String)>,
+    after: &std::collections::BTreeMap<String, (usize, String)>,
+) -> Vec<String> {
+    let mut tables: std::collections::BTreeSet<&String> = before.keys().collect();
+    tables.extend(after.keys());
+    tables
+        .into_iter()
+        .filter(|t| before.get(*t) != after.get(*t))
+        .map(|t| format!("{t}: {:?} -> {:?}", before.get(t), after.get(t)))
+        .collect()
 }
