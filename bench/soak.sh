@@ -46,6 +46,7 @@ SECONDS_TOTAL=$(python3 -c "import sys; print(max(1, int(float(sys.argv[1]) * 60
 log() { echo "soak: $*" >&2; }
 
 PG_ADMIN=${PG_ADMIN:-postgres://postgres@127.0.0.1:5432/postgres}
+export PGOPTIONS="-c client_min_messages=warning"   # no NOTICE on DROP IF EXISTS
 if [ -n "${FLEETMIND_BIN:-}" ]; then
     BIN=$FLEETMIND_BIN
 else
