@@ -427,7 +427,11 @@ async fn deliver(server: &Server, round: u32, expected: &str, arrival: &str) -> 
         return Err(format!("create_driver refused: {}", driver.0));
     }
     let mut order = valid_order(&format!("delivery {round}"), expected);
-    order["priority"] = json!(if round % 2 == 0 { "urgent" } else { "standard" });
+    order["priority"] = json!(if round.is_multiple_of(2) {
+        "urgent"
+    } else {
+        "standard"
+    });
     order["time_window_end"] = json!(expected);
     let (order, refused) = server.tool("create_order", order, key).await?;
     if refused {
@@ -437,7 +441,7 @@ async fn deliver(server: &Server, round: u32, expected: &str, arrival: &str) -> 
         .as_str()
         .unwrap_or_default()
         .to_owned();
-    let assign = if round % 3 == 0 {
+    let assign = if round.is_multiple_of(3) {
         "auto_assign_order"
     } else {
         "intelligent_assign_order"
@@ -460,7 +464,7 @@ async fn deliver(server: &Server, round: u32, expected: &str, arrival: &str) -> 
         .tool("update_assignment", json!({"assignment_id": assignment_id, "status": "in_progress", "actual_arrival": arrival}), key)
         .await?;
     let _ = refused; // a refused arrival time is fine; finishing must still work
-    let (finished, refused) = if round % 2 == 0 {
+    let (finished, refused) = if round.is_multiple_of(2) {
         server
             .tool(
                 "complete_delivery",
