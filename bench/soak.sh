@@ -83,7 +83,7 @@ start_server() {
     local url=$1 name=$2 port attempt
     for attempt in 1 2 3 4 5; do
         port=$((20000 + (RANDOM % 20000)))
-        "$BIN" serve --bind "127.0.0.1:$port" --database-url "$url" >"$TMP/$name.log" 2>&1 &
+        NO_COLOR=1 "$BIN" serve --bind "127.0.0.1:$port" --database-url "$url" >"$TMP/$name.log" 2>&1 &
         SPID=$!
         PIDS+=("$SPID")
         for _ in $(seq 1 100); do
@@ -159,14 +159,17 @@ for backend in $BACKENDS; do
     wait "$SPID" 2>/dev/null || true
 
     serverlog=$TMP/$backend.log
+    # Colour codes out, in case the log has them.
+    sed -i 's/\x1b\[[0-9;]*m//g' "$serverlog"
     panics=$(grep -c 'panicked' "$serverlog" || true)
     errors=$(grep -c ' ERROR ' "$serverlog" || true)
+    warns=$(grep -c ' WARN ' "$serverlog" || true)
     lines=$(wc -l <"$serverlog") bytes=$(wc -c <"$serverlog")
     kills=$(cat "$TMP/kills" 2>/dev/null || true)
     python3 - "$backend" "$TMP/driver.json" "$rss_start" "$rss_end" "$hwm" "$fds_start" "$fds_end" \
-        "$panics" "$errors" "$lines" "$bytes" "$healthz" "$kills" <<'EOF' || STATUS=1
+        "$panics" "$errors" "$warns" "$lines" "$bytes" "$healthz" "$kills" <<'EOF' || STATUS=1
 import json, sys
-(backend, path, rss0, rss1, hwm, fd0, fd1, panics, errors, lines, size, healthz, kills) = sys.argv[1:]
+(backend, path, rss0, rss1, hwm, fd0, fd1, panics, errors, warns, lines, size, healthz, kills) = sys.argv[1:]
 d = json.load(open(path))
 print(f"{backend}: requests={d['requests']} seconds={d['seconds']} rps={d['rps']} "
       f"p50_ms={d['p50_ms']} p99_ms={d['p99_ms']} max_ms={d['max_ms']}")
@@ -176,13 +179,16 @@ for kind in ("unknown_key", "malformed_body"):
 print(f"{backend}: 5xx_not_503={d['5xx_not_503']} timeouts={d['timeouts']} "
       f"connection_errors={d['connection_errors']} valid_key_refused={d['valid_key_refused']} "
       f"stuck_workers={d['stuck_workers']}")
-print(f"{backend}: panics_in_log={panics} error_lines={errors} log_lines={lines} log_bytes={size}")
+print(f"{backend}: valid requests answered 200 with rpc_error={d['valid_rpc_errors']} "
+      f"tool_error={d['valid_tool_errors']}")
+print(f"{backend}: panics_in_log={panics} error_lines={errors} warn_lines={warns} "
+      f"log_lines={lines} log_bytes={size}")
 print(f"{backend}: rss_mb start={int(rss0)/1024:.1f} end={int(rss1)/1024:.1f} peak={int(hwm)/1024:.1f} "
       f"fds start={fd0} end={fd1} healthz_after={healthz}")
 for line in kills.splitlines():
     print(f"{backend}: kill {line}")
-for p in d["first_problems"]:
-    print(f"{backend}: problem: {p}")
+for category, (count, example) in sorted(d["problems"].items()):
+    print(f"{backend}: problem: {count} x {category}, e.g. {example}")
 bad = d["5xx_not_503"] or d["timeouts"] or d["valid_key_refused"] or d["stuck_workers"] or int(panics)
 print(f"{backend}: RESULT {'FAIL' if bad else 'PASS'}")
 sys.exit(1 if bad else 0)

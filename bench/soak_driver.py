@@ -86,7 +86,10 @@ class Tally:
         self.timeouts = 0
         self.connection_errors = 0
         self.valid_refused = 0
-        self.first_problems = []
+        # Valid requests answered 200 with a JSON-RPC error, or a tool error.
+        self.rpc_errors = 0
+        self.tool_errors = 0
+        self.problems = {}
         self.latencies = []
 
     def add(self, kind, status, latency):
@@ -98,10 +101,11 @@ class Tally:
             if latency is not None:
                 self.latencies.append(latency)
 
-    def problem(self, what):
+    def problem(self, category, example):
+        """Counts a problem under `category`, keeping its first example."""
         with self.lock:
-            if len(self.first_problems) < 10:
-                self.first_problems.append(what)
+            entry = self.problems.setdefault(category, [0, example])
+            entry[0] += 1
 
 
 class Worker(threading.Thread):
@@ -113,6 +117,8 @@ class Worker(threading.Thread):
         self.host, self.port, self.path = url.hostname, url.port or 80, url.path or "/mcp"
         self.conn = None
         self.id = 0
+        # What the connection answered last, to tell what a broken one followed.
+        self.last = "nothing (new connection)"
 
     def post(self, kind, body, key, expect_valid):
         """One request; returns the parsed JSON answer or None."""
@@ -125,10 +131,12 @@ class Worker(threading.Thread):
         try:
             if self.conn is None:
                 self.conn = http.client.HTTPConnection(self.host, self.port, timeout=self.opts.timeout)
+                self.last = "nothing (new connection)"
             self.conn.request("POST", self.path, body=body, headers=headers)
             response = self.conn.getresponse()
             data = response.read()
             status = response.status
+            self.last = "%s %s" % (kind, status)
             if response.getheader("connection", "").lower() == "close":
                 self.conn.close()
                 self.conn = None
@@ -136,29 +144,41 @@ class Worker(threading.Thread):
             self.tally.add(kind, "timeout", None)
             with self.tally.lock:
                 self.tally.timeouts += 1
-            self.tally.problem("%s: no answer within %ss" % (kind, self.opts.timeout))
+            self.tally.problem("timeout", "%s: no answer within %ss" % (kind, self.opts.timeout))
             self.reset()
             return None
         except (OSError, http.client.HTTPException) as err:
             self.tally.add(kind, "connection_error", None)
             with self.tally.lock:
                 self.tally.connection_errors += 1
-            self.tally.problem("%s: %s" % (kind, err))
+            self.tally.problem("connection error after %s" % self.last, "%s: %s" % (kind, err))
             self.reset()
             return None
         self.tally.add(kind, status, time.monotonic() - started)
         if status >= 500 and status != 503:
-            self.tally.problem("%s: HTTP %d %s" % (kind, status, data[:200]))
+            self.tally.problem("HTTP %d" % status, "%s: %s" % (kind, data[:200]))
         if expect_valid and status in (401, 429):
             with self.tally.lock:
                 self.tally.valid_refused += 1
-            self.tally.problem("%s: valid key refused: HTTP %d %s" % (kind, status, data[:200]))
+            self.tally.problem("valid key refused with %d" % status, "%s: %s" % (kind, data[:200]))
         if status != 200:
             return None
         try:
-            return json.loads(data)
+            answer = json.loads(data)
         except ValueError:
+            self.tally.problem("HTTP 200, body not JSON", "%s: %s" % (kind, data[:200]))
             return None
+        if expect_valid and "error" in answer:
+            with self.tally.lock:
+                self.tally.rpc_errors += 1
+            self.tally.problem("valid request, JSON-RPC error %s" % answer["error"].get("code"),
+                              "%s: %s" % (kind, json.dumps(answer["error"])[:200]))
+        elif expect_valid and (answer.get("result") or {}).get("isError"):
+            with self.tally.lock:
+                self.tally.tool_errors += 1
+            text = " ".join(c.get("text", "") for c in answer["result"].get("content", []))
+            self.tally.problem("tool error from %s (expected for some)" % kind, text[:200])
+        return answer
 
     def reset(self):
         if self.conn is not None:
@@ -274,11 +294,13 @@ def main():
             "timeouts": tally.timeouts,
             "connection_errors": tally.connection_errors,
             "valid_key_refused": tally.valid_refused,
+            "valid_rpc_errors": tally.rpc_errors,
+            "valid_tool_errors": tally.tool_errors,
             "p50_ms": round(percentile(tally.latencies, 0.50) * 1000, 2),
             "p99_ms": round(percentile(tally.latencies, 0.99) * 1000, 2),
             "max_ms": round(max(tally.latencies, default=0) * 1000, 2),
             "stuck_workers": sum(1 for w in workers if w.is_alive()),
-            "first_problems": tally.first_problems,
+            "problems": tally.problems,
         }))
 
 
