@@ -24,7 +24,9 @@
 //!
 //! All violations are collected and reported together with the seed. Rerun
 //! one with `FLEETMIND_FUZZ_SEED=<seed>`; `FLEETMIND_FUZZ_CASES=<n>` changes
-//! the number of general cases (default 300 per backend).
+//! the number of general cases (default 300 per backend), and
+//! `FLEETMIND_FUZZ_BUDGET_SECS` the time a backend's run may take (default
+//! 40 s; past it the run stops and fails).
 
 mod common;
 mod fuzz_support;
@@ -48,6 +50,23 @@ use std::time::{Duration, Instant};
 /// Longest any one request may take to be answered. Generous for a loaded
 /// 2-core machine; a hang (issue 9, finding 1) is unbounded.
 const DEADLINE: Duration = Duration::from_secs(10);
+
+/// How long one backend's run may send requests before it stops and fails
+/// (requests that hang would otherwise add [`DEADLINE`] each), so the suite
+/// stays under a minute. `FLEETMIND_FUZZ_BUDGET_SECS` changes it.
+const BUDGET: Duration = Duration::from_secs(40);
+
+/// True, with a finding, once the run's budget is spent.
+fn out_of_time(budget: Instant, findings: &mut Findings, phase: &str, done: u64) -> bool {
+    if Instant::now() < budget {
+        return false;
+    }
+    findings.add(
+        "the run's time budget ran out (requests hang or crawl)",
+        || format!("stopped in {phase} after {done} requests"),
+    );
+    true
+}
 
 // ---------------------------------------------------------------------------
 // Panics on the server's threads.
@@ -161,6 +180,11 @@ impl Server {
 
 async fn fuzz(t: TestDb, thread_prefix: &'static str) {
     let started = Instant::now();
+    let budget = started
+        + std::env::var("FLEETMIND_FUZZ_BUDGET_SECS")
+            .ok()
+            .and_then(|s| s.parse().ok())
+            .map_or(BUDGET, Duration::from_secs);
     let seed: u64 = std::env::var("FLEETMIND_FUZZ_SEED")
         .ok()
         .and_then(|s| s.parse().ok())
@@ -240,10 +264,15 @@ async fn fuzz(t: TestDb, thread_prefix: &'static str) {
     // 1. Refused at the door (no good key, or a foreign Host): nothing at
     //    all may change, key usage included.
     let before = settled_snapshot(&t.url, t.backend, None, &[], pause, settle).await;
+    let mut sent = 0usize;
     let door = refused_at_the_door();
     for i in 0..120u64 {
+        if out_of_time(budget, &mut findings, "phase 1", i) {
+            break;
+        }
         let case = door.new_tree(&mut runner).expect("case").current();
         let outcome = send(&case, &keys, server.addr, i).await;
+        sent += 1;
         check(&case, &outcome, &markers, &mut findings);
     }
     tokio::time::sleep(Duration::from_millis(500)).await;
@@ -261,11 +290,15 @@ async fn fuzz(t: TestDb, thread_prefix: &'static str) {
     let before = settled_snapshot(&t.url, t.backend, None, &ignore, pause, settle).await;
     let envelope_refusals = refused_with_a_good_key();
     for i in 0..120u64 {
+        if out_of_time(budget, &mut findings, "phase 2", i) {
+            break;
+        }
         let case = envelope_refusals
             .new_tree(&mut runner)
             .expect("case")
             .current();
         let outcome = send(&case, &keys, server.addr, i).await;
+        sent += 1;
         check(&case, &outcome, &markers, &mut findings);
         if let RawOutcome::Answered(answer) = &outcome
             && tool_result(answer).is_some_and(|(_, is_error)| !is_error)
@@ -287,12 +320,21 @@ async fn fuzz(t: TestDb, thread_prefix: &'static str) {
     // 3. Everything at once, and deliveries through far dates.
     let general = case(&all_ids);
     for i in 0..cases as u64 {
+        if out_of_time(budget, &mut findings, "phase 3", i) {
+            break;
+        }
         let case = general.new_tree(&mut runner).expect("case").current();
         let outcome = send(&case, &keys, server.addr, i).await;
+        sent += 1;
         check(&case, &outcome, &markers, &mut findings);
     }
     let dates = (fuzz_time(), fuzz_time());
+    let mut delivered = 0;
     for round in 0..12 {
+        if out_of_time(budget, &mut findings, "deliveries", u64::from(round)) {
+            break;
+        }
+        delivered += 1;
         let (mut expected, arrival) = dates.new_tree(&mut runner).expect("dates").current();
         if round == 0 {
             // The value of issue 9, finding 1, every run.
@@ -355,8 +397,7 @@ async fn fuzz(t: TestDb, thread_prefix: &'static str) {
     running.stop().await;
 
     eprintln!(
-        "{thread_prefix}: {} fuzzed requests and 12 deliveries in {:.1} s",
-        240 + cases,
+        "{thread_prefix}: {sent} fuzzed requests and {delivered} deliveries in {:.1} s",
         started.elapsed().as_secs_f64()
     );
     if !findings.by_rule.is_empty() {
