@@ -105,10 +105,14 @@ start_server() {
 # Ends the server's Postgres connections every KILL_EVERY seconds until
 # the file STOP appears; writes one line per round to $TMP/kills.
 terminator() {
-    local start=$SECONDS
+    local start=$SECONDS sleeper=""
+    # Ended early: take the pending sleep along.
+    trap '[ -n "$sleeper" ] && kill "$sleeper" 2>/dev/null; exit 0' TERM
     while [ ! -e "$TMP/STOP" ]; do
         sleep "$KILL_EVERY" &
-        wait $! || true
+        sleeper=$!
+        wait "$sleeper" || true
+        sleeper=""
         [ -e "$TMP/STOP" ] && break
         local n
         n=$(psql -At "$PG_ADMIN" -c "SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity \
