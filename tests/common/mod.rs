@@ -334,6 +334,8 @@ pub fn assert_unavailable(answer: &HttpAnswer) {
         "{answer:?}"
     );
     assert_eq!(error["data"]["error"], "unavailable", "{answer:?}");
+}
+
 // ---------------------------------------------------------------------------
 // Raw HTTP and database snapshots (added for tests/fuzz_http.rs, issue 9).
 
