@@ -46,13 +46,16 @@ enum Op {
 fn op() -> impl Strategy<Value = Op> {
     let t = 0..TENANTS;
     let i = any::<usize>();
+    // Auto-assign and complete weigh more than the rest: they are what turns
+    // a case into deliveries made and finished (over 2000 seeds, per run of
+    // ten cases: 24 assignments and 7 completions instead of 18 and 4.5).
     prop_oneof![
         6 => (t.clone(), 0..WEIGHTS.len()).prop_map(|(t, w)| Op::CreateOrder(t, w)),
         5 => (t.clone(), 0..CAPACITIES.len()).prop_map(|(t, c)| Op::CreateDriver(t, c)),
         6 => (t.clone(), i, i).prop_map(|(t, o, d)| Op::Assign(t, o, d)),
-        4 => (t.clone(), i).prop_map(|(t, o)| Op::Auto(t, o)),
+        8 => (t.clone(), i).prop_map(|(t, o)| Op::Auto(t, o)),
         3 => (t.clone(), i).prop_map(|(t, a)| Op::Start(t, a)),
-        5 => (t.clone(), i).prop_map(|(t, a)| Op::Complete(t, a)),
+        7 => (t.clone(), i).prop_map(|(t, a)| Op::Complete(t, a)),
         3 => (t.clone(), i).prop_map(|(t, a)| Op::Fail(t, a)),
         3 => (t.clone(), i).prop_map(|(t, a)| Op::Unassign(t, a)),
         2 => (t.clone(), i).prop_map(|(t, o)| Op::CancelOrder(t, o)),
@@ -461,9 +464,10 @@ async fn step(
 
 /// A fixed scenario run once before the random cases, through the same
 /// steps and checks. Random runs alone left `complete_delivery` unused, or
-/// fewer than five assignments finished, in about 2% of seeds (the floor
-/// asserted at the end of `run_model`), so CI flaked; this makes every
-/// required success, and refusals at own and other tenants' rows, certain.
+/// fewer than five assignments finished, in about 2% of seeds (0.1% with
+/// the weights in `op`), failing the floor asserted at the end of
+/// `run_model`, so CI flaked; this makes every required success, and
+/// refusals at own and other tenants' rows, certain whatever the seed.
 /// Each tenant holds one order and one driver at a time (two for tenant 2's
 /// last assignment), so index 1 always picks its own row; index 0 picks from
 /// the shared pool, whose first rows are tenant 0's.
