@@ -201,6 +201,7 @@ class Deployment:
     db_url: str
     tmp: Path
     trust_proxy: bool = True
+    haproxy_cfg: Path = DEPLOY / "haproxy.cfg"
     lb_port: int = 0
     ports: dict[str, int] = field(default_factory=dict)
     procs: dict[str, subprocess.Popen] = field(default_factory=dict)
@@ -243,7 +244,7 @@ class Deployment:
         )
         # -db: stay in the foreground, so the PID we hold is HAProxy's.
         log = self.tmp / "haproxy.log"
-        proc = self.procs["haproxy"] = spawn([haproxy, "-db", "-f", str(DEPLOY / "haproxy.cfg")], log, env)
+        proc = self.procs["haproxy"] = spawn([haproxy, "-db", "-f", str(self.haproxy_cfg)], log, env)
         # /healthz through the balancer: it listens and routes.
         wait_for("haproxy to listen", lambda: healthy(self.lb_port), 30, proc, log)
         wait_for("both replicas UP in haproxy", lambda: self.servers_up() == {"fm1": "UP", "fm2": "UP"}, 30, proc, log)
@@ -287,8 +288,8 @@ def check_unit(ci: bool, binary: str) -> None:
     check("unit", out.returncode == 0 and not problems, f"systemd-analyze verify: rc={out.returncode} {problems or 'no findings'}")
 
 
-def check_config(haproxy: str) -> None:
-    out = run([haproxy, "-c", "-f", str(DEPLOY / "haproxy.cfg")])
+def check_config(haproxy: str, cfg: Path) -> None:
+    out = run([haproxy, "-c", "-f", str(cfg)])
     check("config", out.returncode == 0, f"haproxy -c: {(out.stdout + out.stderr).strip()}")
 
 
@@ -481,6 +482,8 @@ def main() -> int:
     # Shows what the deployment is without --trusted-proxies: the limit check
     # fails (client B is throttled for client A's flood). Never used by CI.
     ap.add_argument("--without-trusted-proxies", action="store_true")
+    # Another HAProxy configuration (same ${FM_*} variables), e.g. your own.
+    ap.add_argument("--haproxy-config", type=Path, default=DEPLOY / "haproxy.cfg")
     opts = ap.parse_args()
     opts.binary = os.path.abspath(opts.binary)
     ci = os.environ.get("CI") == "true"
@@ -492,13 +495,15 @@ def main() -> int:
     created = False
     try:
         check_unit(ci, opts.binary)
-        check_config(opts.haproxy)
+        check_config(opts.haproxy, opts.haproxy_config)
         out = run(["psql", opts.pg_admin_url, "-qc", f'CREATE DATABASE "{db}"'])
         if out.returncode != 0:
             raise RuntimeError(f"cannot create the database: {out.stderr.strip()}")
         created = True
         dep = Deployment(
-            binary=opts.binary, db_url=f"{base}/{db}", tmp=tmp, trust_proxy=not opts.without_trusted_proxies
+            binary=opts.binary, db_url=f"{base}/{db}", tmp=tmp,
+            trust_proxy=not opts.without_trusted_proxies,
+            haproxy_cfg=opts.haproxy_config.resolve(),
         )
         out = run([opts.binary, "migrate", "--database-url", dep.db_url])
         if out.returncode != 0:
