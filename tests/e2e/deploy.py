@@ -14,6 +14,7 @@ Checks, in this order (the kill comes last, the others need both replicas):
             fresh valid key gets 200 every time through the same balancer
   kill      replica 2 SIGKILLed under load: only requests already sent fail,
             then every request goes to the survivor
+  logs      no key in HAProxy's or the replicas' logs
 
 Per-replica counts come from HAProxy's own access log (its stdout, one line
 per request naming the replica and the status). Prints `N passed, M failed`;
@@ -473,6 +474,17 @@ def check_kill(dep: Deployment, key: str) -> None:
     )
 
 
+def check_logs(dep: Deployment) -> None:
+    """No key in any log: neither one we sent (HAProxy's httplog has no
+    headers) nor a bootstrap key (an admin key existed before the first start)."""
+    leaks = []
+    for name in ("haproxy", "fm1", "fm2"):
+        text = (dep.tmp / f"{name}.log").read_text(errors="replace")
+        if re.search(r"fm_[A-Za-z0-9_-]{43}", text) or any(s in text for s in SECRETS):
+            leaks.append(name)
+    check("logs", not leaks, f"no key in the logs of haproxy, fm1, fm2" if not leaks else f"a key in: {leaks}")
+
+
 def main() -> int:
     ap = argparse.ArgumentParser()
     ap.add_argument("--binary", required=True)
@@ -519,6 +531,7 @@ def main() -> int:
         check_revoke(dep, admin)
         check_limit(dep)
         check_kill(dep, user)
+        check_logs(dep)
     except Exception as err:  # a setup failure is a failed check, never a pass
         check("setup", False, f"{type(err).__name__}: {err}")
     finally:
