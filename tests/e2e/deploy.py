@@ -414,7 +414,7 @@ def check_limit(dep: Deployment) -> None:
 
 
 def check_kill(dep: Deployment, key: str) -> None:
-    workers, max_requests = 8, 4000
+    workers, max_requests = 8, 20000
     records: list[tuple[float, float, bool, str]] = []  # sent, done, ok, what
     lock = threading.Lock()
     stop = threading.Event()
