@@ -6,6 +6,7 @@ mod caller;
 mod client_addr;
 #[cfg(feature = "bench-noauth")]
 mod fixed;
+mod known_keys;
 mod layer;
 mod limiter;
 pub mod no_oauth;
@@ -18,6 +19,7 @@ pub use caller::{Caller, UserId};
 pub use client_addr::{InvalidNetwork, IpNetwork, TrustedProxies};
 #[cfg(feature = "bench-noauth")]
 pub use fixed::FixedCallerLayer;
+pub use known_keys::KnownKeys;
 pub use layer::{AuthLayer, AuthService};
 pub use limiter::LimiterOptions;
 pub use usage::{UsageRecorder, UsageSlot};

@@ -1,6 +1,7 @@
 //! Turns a presented key into a [`Caller`], or says why not.
 
 use super::cache::{CacheOptions, CachedKey, KeyCache};
+use super::known_keys::KnownKeys;
 use super::limiter::{FailureLimiter, LimiterOptions};
 use super::{Caller, UsageRecorder};
 use crate::keys::{ApiKey, KeyHash};
@@ -63,6 +64,9 @@ pub struct Verifier {
     usage: UsageRecorder,
     cache: Arc<KeyCache>,
     limiter: FailureLimiter,
+    /// Every usable key's hash, so that unknown keys need no lookup and
+    /// known ones are never held back by a client's budget.
+    known: Arc<KnownKeys>,
     /// Keys found active lately: a throttled client may still have these
     /// looked up (never a reason to accept a key, only to look it up).
     recently_good: moka::sync::Cache<KeyHash, ()>,
@@ -81,6 +85,7 @@ impl Verifier {
             usage,
             cache: Arc::new(KeyCache::new(options.cache)),
             limiter: FailureLimiter::new(options.limiter),
+            known: Arc::new(KnownKeys::new()),
             recently_good: moka::sync::Cache::builder()
                 .max_capacity(options.cache.capacity)
                 .time_to_live(Duration::from_secs(3600))
@@ -89,14 +94,29 @@ impl Verifier {
         }
     }
 
-    /// Starts the store's change watch, which keeps the cache honest. Until
-    /// it reports in, cached keys are trusted for one second only.
+    /// Starts the store's change watch, which keeps the cache honest and the
+    /// set of known keys current. Until it reports in, cached keys are
+    /// trusted for one second only.
     pub fn spawn_watch(&self, shutdown: CancellationToken) -> JoinHandle<()> {
         let cache = self.cache.clone();
-        self.db.watch_key_changes(
-            Arc::new(move |change: KeyChange| cache.apply(change)),
-            shutdown,
-        )
+        let known = self.known.clone();
+        let watch = self.db.watch_key_changes(
+            Arc::new(move |change: KeyChange| {
+                if known.apply(&change) {
+                    cache.apply(change);
+                }
+            }),
+            shutdown.clone(),
+        );
+        let sync = self.known.clone().spawn(self.db.clone(), shutdown);
+        tokio::spawn(async move {
+            let _ = tokio::join!(watch, sync);
+        })
+    }
+
+    /// The set of known keys, for tests.
+    pub fn known_keys(&self) -> &KnownKeys {
+        &self.known
     }
 
     /// The cache, for tests and benchmarks.
@@ -115,8 +135,12 @@ impl Verifier {
     }
 
     /// The shape check first (no query for anything that is not a key), then
-    /// the cache, then — within the client's budget of failures — the lookup
-    /// by hash; state and expiry are checked on every request.
+    /// the cache, then the set of known keys: a key it holds is looked up by
+    /// hash whatever the client's budget; one it does not hold, once a sync
+    /// round proves the set current, is refused without a lookup (401, or
+    /// 429 past the budget). Only while the set cannot tell (the change watch
+    /// is blind) does the budget decide whether to look a key up, as before
+    /// the set existed. State and expiry are checked on every request.
     ///
     /// `client` gives the address whose budget counts (`None`: no limit). It
     /// is called once, and only when the key is not cached, so a cache hit
@@ -133,7 +157,14 @@ impl Verifier {
             return self.admit(&entry, now);
         }
         let client = client();
-        if let Some(ip) = client
+        let known = self.known.contains(&hash)
+            || match self.known.settle().await {
+                true if self.known.contains(&hash) => true,
+                true => return Err(self.refuse_unknown(client)),
+                false => false,
+            };
+        if !known
+            && let Some(ip) = client
             && let Some(wait) = self.limiter.check(ip)
             && !self.recently_good.contains_key(&hash)
         {
@@ -164,6 +195,23 @@ impl Verifier {
         }
         self.cache.insert(hash, entry, epoch);
         admitted
+    }
+
+    /// A key the set of known keys does not hold, while it is current:
+    /// unknown, no lookup; past the client's budget, throttled instead, so a
+    /// flood still meets its 429.
+    fn refuse_unknown(&self, client: Option<IpAddr>) -> AuthFailure {
+        let Some(ip) = client else {
+            return AuthFailure::Unknown;
+        };
+        if let Some(wait) = self.limiter.check(ip) {
+            return AuthFailure::Throttled {
+                retry_after_secs: retry_after(wait),
+            };
+        }
+        tracing::debug!(client = %ip, "unknown key; one failure spent");
+        self.limiter.failed(ip);
+        AuthFailure::Unknown
     }
 
     /// The cache-only half of [`Verifier::verify_from`]: `None` when the key

@@ -117,6 +117,16 @@ pub enum RevokeTarget {
     Email(String),
 }
 
+/// One key as the set of known keys sees it (`auth::known_keys`): no more
+/// than its id, its hash, and whether it may be used now.
+#[derive(Clone)]
+pub struct KeyHashRow {
+    pub key_id: i64,
+    pub hash: KeyHash,
+    /// Neither revoked nor expired when it was read.
+    pub usable: bool,
+}
+
 /// One entry of the append-only audit trail.
 #[derive(Debug, Clone, Serialize)]
 pub struct KeyEvent {
@@ -186,6 +196,19 @@ pub trait KeyStore: Send + Sync + 'static {
 
     /// Every key, newest first, optionally for one email.
     async fn list_keys(&self, email: Option<&str>) -> Result<Vec<KeyRecord>, StoreError>;
+
+    /// Up to `limit` keys whose `key_id` is above `after`, in `key_id` order,
+    /// any state: paged, so that loading a million keys never holds a
+    /// million rows at once.
+    async fn key_hashes_after(&self, after: i64, limit: i64)
+    -> Result<Vec<KeyHashRow>, StoreError>;
+
+    /// Sends `marker` on the key change channel, so that every change watch
+    /// reports it (as [`KeyChange::Key`](super::KeyChange::Key)) after every
+    /// change committed before it: Postgres delivers notifications in commit
+    /// order. `false` where changes have no channel (SQLite; there, keys
+    /// committed before a read are simply seen by it).
+    async fn send_change_marker(&self, marker: &KeyHash) -> Result<bool, StoreError>;
 
     /// How many keys exist, in any state.
     async fn count_keys(&self) -> Result<i64, StoreError>;

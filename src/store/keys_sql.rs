@@ -26,6 +26,22 @@
 //! The boolean literals `true` and `false` mean 1 and 0 to SQLite (since
 //! 3.23), so the statements that use them are the same text on both.
 
+/// How a backend sends a marker on the key change channel (see
+/// `KeyStore::send_change_marker`): the statement, or `None` where there is
+/// no channel.
+pub(crate) trait ChangeChannel {
+    const SEND_MARKER: Option<&'static str>;
+}
+
+impl ChangeChannel for sqlx::Postgres {
+    // The channel of `watch::PG_CHANNEL`, which the key triggers notify too.
+    const SEND_MARKER: Option<&'static str> = Some("SELECT pg_notify('fleetmind_api_keys', $1)");
+}
+
+impl ChangeChannel for sqlx::Sqlite {
+    const SEND_MARKER: Option<&'static str> = None;
+}
+
 macro_rules! key_store_impl {
     (
         store: $store:ident,
@@ -41,7 +57,10 @@ macro_rules! key_store_impl {
             use $crate::keys::{KeyHash, normalize_email};
             use $crate::scopes::Scopes;
             use $crate::store::watch::KeyChangeSink;
-            use $crate::store::{KeyEvent, KeyRecord, KeyStore, NewKey, RevokeTarget, StoreError};
+            use $crate::store::keys_sql::ChangeChannel;
+            use $crate::store::{
+                KeyEvent, KeyHashRow, KeyRecord, KeyStore, NewKey, RevokeTarget, StoreError,
+            };
             use chrono::{DateTime, Utc};
             use sqlx::Row;
             use tokio_util::sync::CancellationToken;
@@ -324,6 +343,49 @@ macro_rules! key_store_impl {
                         .iter()
                         .map(key_from_row)
                         .collect::<Result<Vec<_>, _>>()?)
+                }
+
+                async fn key_hashes_after(
+                    &self,
+                    after: i64,
+                    limit: i64,
+                ) -> Result<Vec<KeyHashRow>, StoreError> {
+                    // `key_id > $1` walks the primary key; the CAST makes the
+                    // id BIGINT on both (Postgres keeps the predecessor's INT4).
+                    let rows = sqlx::query(
+                        "SELECT CAST(key_id AS BIGINT) AS key_id, api_key_hash, \
+                           (is_active = true AND revoked_at IS NULL \
+                            AND (expires_at IS NULL OR expires_at > $2)) AS usable \
+                         FROM api_keys WHERE key_id > $1 ORDER BY key_id LIMIT $3",
+                    )
+                    .bind(after)
+                    .bind(Utc::now())
+                    .bind(limit)
+                    .fetch_all(&self.pool)
+                    .await?;
+                    let mut keys = Vec::with_capacity(rows.len());
+                    for row in &rows {
+                        let hex: String = row.try_get("api_key_hash")?;
+                        // A stored hash that is not 64 hex digits cannot match
+                        // any key: there is nothing to know about it.
+                        let Some(hash) = KeyHash::from_stored(&hex) else {
+                            continue;
+                        };
+                        keys.push(KeyHashRow {
+                            key_id: row.try_get("key_id")?,
+                            hash,
+                            usable: row.try_get::<Option<bool>, _>("usable")?.unwrap_or(false),
+                        });
+                    }
+                    Ok(keys)
+                }
+
+                async fn send_change_marker(&self, marker: &KeyHash) -> Result<bool, StoreError> {
+                    let Some(sql) = <$db as ChangeChannel>::SEND_MARKER else {
+                        return Ok(false);
+                    };
+                    sqlx::query(sql).bind(marker.as_hex()).execute(&self.pool).await?;
+                    Ok(true)
                 }
 
                 async fn count_keys(&self) -> Result<i64, StoreError> {

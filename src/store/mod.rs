@@ -16,7 +16,7 @@ pub mod watch;
 
 pub use error::StoreError;
 pub use fleet::FleetStore;
-pub use keys::{KeyEvent, KeyRecord, KeyState, KeyStore, NewKey, RevokeTarget};
+pub use keys::{KeyEvent, KeyHashRow, KeyRecord, KeyState, KeyStore, NewKey, RevokeTarget};
 pub use watch::{KeyChange, KeyChangeSink};
 
 use std::sync::Arc;

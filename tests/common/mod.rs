@@ -662,3 +662,19 @@ pub fn snapshot_diff(
         .map(|t| format!("{t}: {:?} -> {:?}", before.get(t), after.get(t)))
         .collect()
 }
+
+/// The HTTP status of a `whoami` call with `key` as `Authorization: Bearer`
+/// (0 when no answer came: connection refused or reset).
+pub async fn whoami_status(http: &reqwest::Client, url: &str, key: &str) -> u16 {
+    http.post(url)
+        .header("Authorization", format!("Bearer {key}"))
+        .header("Content-Type", "application/json")
+        .header("Accept", "application/json, text/event-stream")
+        .header("MCP-Protocol-Version", "2025-11-25")
+        .body(r#"{"jsonrpc":"2.0","id":1,"method":"tools/call","params":{"name":"whoami","arguments":{}}}"#)
+        .timeout(std::time::Duration::from_secs(30))
+        .send()
+        .await
+        .map(|r| r.status().as_u16())
+        .unwrap_or(0)
+}
