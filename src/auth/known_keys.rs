@@ -1,6 +1,7 @@
-//! The set of known keys: the hashes of every usable key in the database,
-//! held in memory so that an unknown key is refused without a key lookup, and
-//! a known one is looked up whatever its client's failure budget.
+//! The set of known keys: the hashes of every key stored in the database
+//! (in any state, so that a revoked or expired key is still refused as
+//! such), held in memory so that an unknown key is refused without a key
+//! lookup, and a known one is looked up whatever its client's failure budget.
 //!
 //! The finding it answers (issue 9): the failure budget is per address, so a
 //! flood of random keys from one address made the server refuse (429) any
@@ -12,8 +13,8 @@
 //! [`KeyChange::All`] (the watch's first contact, and after it was blind),
 //! added to on [`KeyChange::Key`] (Postgres notifies every inserted,
 //! updated or deleted key, see migration `…_key_notify_insert`). The set may
-//! hold a few keys that were revoked since the last full load: membership
-//! only means "look it up", never "accept".
+//! hold a few keys deleted since the last full load: membership only means
+//! "look it up", never "accept".
 //!
 //! The race: a key committed a moment ago (by the CLI, another replica, an
 //! admin tool) may not be in the set yet. So a key the set does not hold is
@@ -120,7 +121,7 @@ struct Rounds {
     current: bool,
 }
 
-/// The hashes of usable keys; see the module documentation.
+/// The hashes of stored keys; see the module documentation.
 pub struct KnownKeys {
     tags: RwLock<Tags>,
     state: Mutex<State>,
@@ -295,7 +296,7 @@ impl KnownKeys {
             .is_ok_and(|s| s.watching && s.turns == turns && !s.needs_full_load)
     }
 
-    /// Reads every usable key into a new set, which replaces the old one.
+    /// Reads every stored key into a new set, which replaces the old one.
     async fn full_load(&self, db: &Db) -> bool {
         if let Ok(mut state) = self.state.lock() {
             state.needs_full_load = false;
@@ -370,8 +371,7 @@ impl KnownKeys {
         }
     }
 
-    /// Pages through the keys above `after`, giving each usable one's tag to
-    /// `add`; the highest `key_id` read, or `None` if a query failed.
+    /// Pages through the keys above `after`, giving each one's tag to `add`; the highest `key_id` read, or `None` if a query failed.
     async fn read_after(&self, db: &Db, after: i64, mut add: impl FnMut(u64)) -> Option<i64> {
         let mut last = after;
         loop {
@@ -389,9 +389,7 @@ impl KnownKeys {
                 };
             for row in &page {
                 last = last.max(row.key_id);
-                if row.usable {
-                    add(tag(&row.hash));
-                }
+                add(tag(&row.hash));
             }
             if (page.len() as i64) < PAGE {
                 return Some(last);

@@ -118,13 +118,11 @@ pub enum RevokeTarget {
 }
 
 /// One key as the set of known keys sees it (`auth::known_keys`): no more
-/// than its id, its hash, and whether it may be used now.
+/// than its id and its hash.
 #[derive(Clone)]
 pub struct KeyHashRow {
     pub key_id: i64,
     pub hash: KeyHash,
-    /// Neither revoked nor expired when it was read.
-    pub usable: bool,
 }
 
 /// One entry of the append-only audit trail.

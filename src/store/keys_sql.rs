@@ -353,13 +353,10 @@ macro_rules! key_store_impl {
                     // `key_id > $1` walks the primary key; the CAST makes the
                     // id BIGINT on both (Postgres keeps the predecessor's INT4).
                     let rows = sqlx::query(
-                        "SELECT CAST(key_id AS BIGINT) AS key_id, api_key_hash, \
-                           (is_active = true AND revoked_at IS NULL \
-                            AND (expires_at IS NULL OR expires_at > $2)) AS usable \
-                         FROM api_keys WHERE key_id > $1 ORDER BY key_id LIMIT $3",
+                        "SELECT CAST(key_id AS BIGINT) AS key_id, api_key_hash FROM api_keys \
+                         WHERE key_id > $1 ORDER BY key_id LIMIT $2",
                     )
                     .bind(after)
-                    .bind(Utc::now())
                     .bind(limit)
                     .fetch_all(&self.pool)
                     .await?;
@@ -374,7 +371,6 @@ macro_rules! key_store_impl {
                         keys.push(KeyHashRow {
                             key_id: row.try_get("key_id")?,
                             hash,
-                            usable: row.try_get::<Option<bool>, _>("usable")?.unwrap_or(false),
                         });
                     }
                     Ok(keys)
