@@ -302,7 +302,8 @@ impl KnownKeys {
             state.needs_full_load = false;
             state.loading = Some(Vec::new());
         }
-        let mut fresh = Tags::default();
+        // Sized like the set it replaces: a reload does not regrow it step by step.
+        let mut fresh = Tags::with_capacity_and_hasher(self.len(), Default::default());
         let read = self.read_after(db, 0, |t| {
             fresh.insert(t);
         });

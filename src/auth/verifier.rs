@@ -64,7 +64,7 @@ pub struct Verifier {
     usage: UsageRecorder,
     cache: Arc<KeyCache>,
     limiter: FailureLimiter,
-    /// Every usable key's hash, so that unknown keys need no lookup and
+    /// Every stored key's hash, so that unknown keys need no lookup and
     /// known ones are never held back by a client's budget.
     known: Arc<KnownKeys>,
     /// Keys found active lately: a throttled client may still have these
@@ -157,12 +157,20 @@ impl Verifier {
             return self.admit(&entry, now);
         }
         let client = client();
-        let known = self.known.contains(&hash)
-            || match self.known.settle().await {
-                true if self.known.contains(&hash) => true,
-                true => return Err(self.refuse_unknown(client)),
-                false => false,
-            };
+        // A key the set holds is looked up whatever the budget. One it does
+        // not hold may have been issued a moment ago: it is unknown only once
+        // a round that started after now proves the set current; when no
+        // round can, the budget decides, as before the set existed.
+        let known = if self.known.contains(&hash) {
+            true
+        } else if self.known.settle().await {
+            if !self.known.contains(&hash) {
+                return Err(self.refuse_unknown(client));
+            }
+            true
+        } else {
+            false
+        };
         if !known
             && let Some(ip) = client
             && let Some(wait) = self.limiter.check(ip)
