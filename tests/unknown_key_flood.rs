@@ -9,7 +9,7 @@ use common::*;
 use fleetmind::auth::{AuthFailure, UsageRecorder, Verifier};
 use fleetmind::keys::ApiKey;
 use fleetmind::scopes::Scopes;
-use fleetmind::store::{self, Db, PoolOptions};
+use fleetmind::store::{self, Db, PoolOptions, RevokeTarget};
 use serde_json::json;
 use std::net::IpAddr;
 use std::sync::Arc;
@@ -242,6 +242,43 @@ async fn unknown_keys_cost_no_lookup_while_the_known_keys_are_current() {
             assert_eq!(caller.key_id, key.record.key_id);
         }
         assert_eq!(verifier.lookups(), lookups + 2, "{:?}", t.backend);
+
+        // A revocation by another process (SQLite: the change counter moves,
+        // the watch reports `All`): the revoked key is refused as revoked,
+        // unknown keys still cost no lookup, and a new key still works.
+        cli.revoke_keys(&RevokeTarget::KeyId(before.record.key_id), "cli")
+            .await
+            .expect("revoke");
+        let revoked = eventually(Duration::from_secs(5), || async {
+            matches!(
+                verifier
+                    .verify_from(before.api_key.expose(), || Some(LOCALHOST))
+                    .await,
+                Err(AuthFailure::Revoked)
+            )
+        })
+        .await;
+        assert!(revoked, "{:?}: the revocation was not seen", t.backend);
+        let lookups = verifier.lookups();
+        for _ in 0..20 {
+            let key = ApiKey::generate().expect("random key");
+            let refusal = verifier.verify_from(key.expose(), || Some(LOCALHOST)).await;
+            assert!(
+                matches!(
+                    refusal,
+                    Err(AuthFailure::Unknown | AuthFailure::Throttled { .. })
+                ),
+                "{:?}: {refusal:?}",
+                t.backend
+            );
+        }
+        assert_eq!(verifier.lookups(), lookups, "{:?}", t.backend);
+        let newer = issue_key(&cli, "newer@example.com", None).await;
+        let caller = verifier
+            .verify_from(newer.api_key.expose(), || Some(LOCALHOST))
+            .await
+            .unwrap_or_else(|e| panic!("{:?}: a valid key refused: {e:?}", t.backend));
+        assert_eq!(caller.key_id, newer.record.key_id);
         shutdown.cancel();
     })
     .await;

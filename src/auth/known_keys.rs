@@ -104,6 +104,15 @@ struct State {
     watching: bool,
     /// The set must be loaded in full before it can be current again.
     needs_full_load: bool,
+    /// Whether changes come through a channel (`None`: not known yet). With
+    /// one (Postgres), after the watch was blind only a full load can tell
+    /// what was missed. Without one (SQLite), reading on by `key_id` finds
+    /// every key stored meanwhile, and keys are never taken out of the set
+    /// (revoked ones stay, to be refused as such), so one full load at
+    /// start is enough.
+    channel: Option<bool>,
+    /// A full load has completed.
+    loaded: bool,
     /// While a full load runs: the keys reported meanwhile, kept on top of
     /// what it read.
     loading: Option<Vec<u64>>,
@@ -146,6 +155,8 @@ impl KnownKeys {
             state: Mutex::new(State {
                 watching: false,
                 needs_full_load: true,
+                channel: None,
+                loaded: false,
                 loading: None,
                 max_key_id: 0,
                 turns: 0,
@@ -281,7 +292,12 @@ impl KnownKeys {
     /// One sync round; whether it proved the set current.
     async fn round(&self, db: &Db, round: u64) -> bool {
         let (turns, full) = match self.state.lock() {
-            Ok(state) if state.watching => (state.turns, state.needs_full_load),
+            Ok(mut state) if state.watching => {
+                if state.loaded && state.channel == Some(false) {
+                    state.needs_full_load = false;
+                }
+                (state.turns, state.needs_full_load)
+            }
             _ => return false,
         };
         if full && !self.full_load(db).await {
@@ -319,6 +335,7 @@ impl KnownKeys {
         fresh.extend(reported);
         fresh.shrink_to_fit();
         state.max_key_id = max_key_id;
+        state.loaded = true;
         if let Ok(mut tags) = self.tags.write() {
             *tags = fresh;
         }
@@ -339,13 +356,20 @@ impl KnownKeys {
         };
         match tokio::time::timeout(PAGE_DEADLINE, db.send_change_marker(&marker)).await {
             Ok(Ok(true)) => {
+                if let Ok(mut state) = self.state.lock() {
+                    state.channel = Some(true);
+                }
                 let arrived = seen.wait_for(|&s| s >= round);
                 return matches!(
                     tokio::time::timeout(MARKER_DEADLINE, arrived).await,
                     Ok(Ok(_))
                 );
             }
-            Ok(Ok(false)) => {}
+            Ok(Ok(false)) => {
+                if let Ok(mut state) = self.state.lock() {
+                    state.channel = Some(false);
+                }
+            }
             Ok(Err(err)) => {
                 tracing::warn!(error = %err, "cannot send the key sync marker");
                 return false;
