@@ -94,9 +94,14 @@ impl Hasher for PassThrough {
 
 type Tags = HashSet<u64, BuildHasherDefault<PassThrough>>;
 
-/// The first 64 bits of a hash.
+/// The first 64 bits of a hash (64 hex digits by construction).
 fn tag(hash: &KeyHash) -> u64 {
-    u64::from_str_radix(&hash.as_hex()[..16], 16).unwrap_or(0)
+    hex_u64(hash.as_hex(), 0).unwrap_or(0)
+}
+
+/// The 16 hex digits of `hex` from `at`, as a number.
+fn hex_u64(hex: &str, at: usize) -> Option<u64> {
+    u64::from_str_radix(hex.get(at..at + 16)?, 16).ok()
 }
 
 struct State {
@@ -190,9 +195,8 @@ impl KnownKeys {
     pub fn apply(&self, change: &KeyChange) -> bool {
         match change {
             KeyChange::Key(hash) if hash.as_hex().starts_with(MARKER_PREFIX) => {
-                let hex = &hash.as_hex()[MARKER_PREFIX.len()..];
-                let instance = u64::from_str_radix(&hex[..16], 16).ok();
-                let round = u64::from_str_radix(&hex[16..], 16).ok();
+                let instance = hex_u64(hash.as_hex(), MARKER_PREFIX.len());
+                let round = hex_u64(hash.as_hex(), MARKER_PREFIX.len() + 16);
                 if let (Some(instance), Some(round)) = (instance, round)
                     && instance == self.instance
                 {
