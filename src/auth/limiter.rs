@@ -1,15 +1,22 @@
 //! Bounds what a flood of unknown keys can cost: each client (by IP address:
 //! the TCP peer, or behind a trusted proxy the `X-Forwarded-For` client, see
-//! [`super::client_addr`]) has a budget of failed lookups that refills over
-//! time. A client past it gets 429 with `Retry-After`, without a database
-//! query, for any key that did not verify recently; keys that did (cached,
-//! or remembered as good even after the cache was emptied) keep working.
+//! [`super::client_addr`]) has a budget of failures that refills over time.
+//! A client past it gets 429 with `Retry-After` for a key that is not known.
+//!
+//! What "not known" means depends on the set of known keys
+//! ([`super::known_keys`]): while it is current, a key it does not hold is
+//! refused without a lookup (401 within the budget, 429 past it) and a key
+//! it holds is looked up whatever the budget, so the budget never stands in
+//! front of a stored key. While it cannot tell (the change watch is blind),
+//! the budget decides whether a key is looked up at all, as before the set
+//! existed: past it, only keys that verified recently (cached, or remembered
+//! as good even after the cache was emptied) get through.
 //!
 //! The 429 is answered after [`THROTTLED_ANSWER_DELAY`], so that a client
 //! looping on refusals cannot spend the server's CPU either.
 //!
 //! Unknown keys are not cached (random keys never repeat, and a key issued
-//! later must work at once), so this budget is what protects the database.
+//! later must work at once).
 
 use std::collections::HashMap;
 use std::net::IpAddr;
