@@ -89,6 +89,22 @@ where
     }
 }
 
+/// The HTTP status of a `whoami` call with `key` as `Authorization: Bearer`
+/// (0 when no answer came: connection refused or reset).
+pub async fn whoami_status(http: &reqwest::Client, url: &str, key: &str) -> u16 {
+    http.post(url)
+        .header("Authorization", format!("Bearer {key}"))
+        .header("Content-Type", "application/json")
+        .header("Accept", "application/json, text/event-stream")
+        .header("MCP-Protocol-Version", "2025-11-25")
+        .body(r#"{"jsonrpc":"2.0","id":1,"method":"tools/call","params":{"name":"whoami","arguments":{}}}"#)
+        .timeout(std::time::Duration::from_secs(30))
+        .send()
+        .await
+        .map(|r| r.status().as_u16())
+        .unwrap_or(0)
+}
+
 pub fn pg_admin_url() -> String {
     std::env::var("FLEETMIND_TEST_PG")
         .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/postgres".into())
@@ -663,18 +679,3 @@ pub fn snapshot_diff(
         .collect()
 }
 
-/// The HTTP status of a `whoami` call with `key` as `Authorization: Bearer`
-/// (0 when no answer came: connection refused or reset).
-pub async fn whoami_status(http: &reqwest::Client, url: &str, key: &str) -> u16 {
-    http.post(url)
-        .header("Authorization", format!("Bearer {key}"))
-        .header("Content-Type", "application/json")
-        .header("Accept", "application/json, text/event-stream")
-        .header("MCP-Protocol-Version", "2025-11-25")
-        .body(r#"{"jsonrpc":"2.0","id":1,"method":"tools/call","params":{"name":"whoami","arguments":{}}}"#)
-        .timeout(std::time::Duration::from_secs(30))
-        .send()
-        .await
-        .map(|r| r.status().as_u16())
-        .unwrap_or(0)
-}
