@@ -15,7 +15,8 @@
 
 use super::fleet::*;
 use super::{
-    Db, KeyChangeSink, KeyEvent, KeyRecord, KeyStore, NewKey, PoolOptions, RevokeTarget, StoreError,
+    Db, KeyChangeSink, KeyEvent, KeyHashRow, KeyRecord, KeyStore, NewKey, PoolOptions,
+    RevokeTarget, StoreError,
 };
 use crate::auth::UserId;
 use crate::keys::KeyHash;
@@ -147,6 +148,8 @@ bounded! {
         fn revoke_keys(&self, target: &RevokeTarget, actor: &str) -> Vec<KeyRecord>;
         fn record_denied(&self, key_id: i64, user_id: &str, actor: &str, detail: &str) -> ();
         fn list_keys(&self, email: Option<&str>) -> Vec<KeyRecord>;
+        fn key_hashes_after(&self, after: i64, limit: i64) -> Vec<KeyHashRow>;
+        fn send_change_marker(&self, marker: &KeyHash) -> bool;
         fn count_keys(&self) -> i64;
         fn record_key_use(&self, uses: &[(i64, DateTime<Utc>)]) -> ();
         fn key_events(&self, key_id: i64) -> Vec<KeyEvent>;

@@ -678,4 +678,3 @@ pub fn snapshot_diff(
         .map(|t| format!("{t}: {:?} -> {:?}", before.get(t), after.get(t)))
         .collect()
 }
-
