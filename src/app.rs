@@ -2,6 +2,9 @@
 //! server the same way.
 
 use crate::auth::{AuthLayer, TrustedProxies, UsageRecorder, Verifier, VerifierOptions, no_oauth};
+use crate::edge::envelope::{MAX_BODY_BYTES, check_envelope};
+use crate::edge::host::{HostRules, check_host};
+use crate::edge::{EdgeOptions, EdgeStats, limits};
 use crate::mcp::FleetMind;
 use crate::store::Db;
 use axum::Router;
@@ -9,7 +12,6 @@ use axum::extract::State;
 use axum::http::StatusCode;
 use axum::response::IntoResponse;
 use axum::routing::{any, get};
-use axum::serve::ListenerExt;
 use rmcp::transport::streamable_http_server::{
     StreamableHttpServerConfig, StreamableHttpService, session::never::NeverSessionManager,
 };
@@ -36,6 +38,8 @@ pub struct ServeOptions {
     /// Reverse proxies whose `X-Forwarded-For` names the client for the
     /// failed-attempt limit. Empty: the TCP peer is the client.
     pub trusted_proxies: TrustedProxies,
+    /// Connection timeouts, the request timeout and the connection cap.
+    pub edge: EdgeOptions,
 }
 
 impl Default for ServeOptions {
@@ -46,6 +50,7 @@ impl Default for ServeOptions {
             usage_flush_interval: Duration::from_secs(60),
             auth: VerifierOptions::default(),
             trusted_proxies: TrustedProxies::default(),
+            edge: EdgeOptions::default(),
         }
     }
 }
@@ -77,11 +82,19 @@ pub fn build(db: Db, options: &ServeOptions, shutdown: &CancellationToken) -> Ap
     }
 }
 
+/// rmcp's service behind the envelope check (boxed: the check's type cannot
+/// be named in `routes`' bounds).
+pub type McpService = tower::util::BoxCloneSyncService<
+    http::Request<axum::body::Body>,
+    http::Response<axum::body::Body>,
+    std::convert::Infallible,
+>;
+
 /// The routes, with `gate` in front of the MCP service: the auth layer, or
 /// (only in the `bench-noauth` benchmark build) a fixed caller.
 fn routes<L>(db: Db, options: &ServeOptions, shutdown: &CancellationToken, gate: L) -> Router
 where
-    L: tower::Layer<StreamableHttpService<FleetMind, NeverSessionManager>>,
+    L: tower::Layer<McpService>,
     L::Service: tower::Service<http::Request<axum::body::Body>, Error = std::convert::Infallible>
         + Clone
         + Send
@@ -97,20 +110,34 @@ where
     };
     // Stateless with JSON answers: any replica serves any request (no sticky
     // sessions), and no session outlives its request.
+    // Host and Origin are checked by `check_host`, before the key; rmcp's
+    // copy of that check, after the key, would answer in another shape.
     let config = StreamableHttpServerConfig::default()
         .with_legacy_session_mode(false)
         .with_json_response(true)
         .with_sse_keep_alive(None)
-        .with_allowed_hosts(hosts)
-        .with_allowed_origins(options.allowed_origins.clone())
+        .disable_allowed_hosts()
+        .disable_allowed_origins()
+        .with_max_request_body_bytes(MAX_BODY_BYTES)
         .with_cancellation_token(shutdown.child_token());
+    let host_rules = Arc::new(HostRules::new(&hosts, &options.allowed_origins));
     let server = FleetMind::new(db.clone());
     let mcp = StreamableHttpService::new(
         move || Ok(server.clone()),
         Arc::new(NeverSessionManager::default()),
         config,
     );
-    let mcp = tower::ServiceBuilder::new().layer(gate).service(mcp);
+    // In this order: Host/Origin, then the key, then the message's shape
+    // (a refused key never gets its body read).
+    let mcp = McpService::new(
+        tower::ServiceBuilder::new()
+            .layer(axum::middleware::from_fn(check_envelope))
+            .service(mcp),
+    );
+    let mcp = tower::ServiceBuilder::new()
+        .layer(axum::middleware::from_fn_with_state(host_rules, check_host))
+        .layer(gate)
+        .service(mcp);
 
     Router::new()
         .route("/healthz", get(healthz))
@@ -136,7 +163,7 @@ pub fn start_without_auth_for_benchmarks(
         &shutdown,
         crate::auth::FixedCallerLayer::new(caller),
     );
-    serve(listener, router, shutdown, Vec::new())
+    serve(listener, router, options, shutdown, Vec::new())
 }
 
 async fn healthz(State(db): State<Db>) -> impl IntoResponse {
@@ -168,6 +195,10 @@ async fn not_found() -> impl IntoResponse {
 /// A server running in this process.
 pub struct RunningServer {
     pub addr: SocketAddr,
+    /// The connection cap in force (see `edge::limits`).
+    pub max_connections: usize,
+    /// What the connection loop counted.
+    pub stats: Arc<EdgeStats>,
     shutdown: CancellationToken,
     serve: JoinHandle<std::io::Result<()>>,
     tasks: Vec<JoinHandle<()>>,
@@ -209,31 +240,39 @@ pub fn start(
     shutdown: CancellationToken,
 ) -> std::io::Result<RunningServer> {
     let app = build(db, options, &shutdown);
-    serve(listener, app.router, shutdown, app.tasks)
+    serve(listener, app.router, options, shutdown, app.tasks)
 }
 
 fn serve(
     listener: TcpListener,
     router: Router,
+    options: &ServeOptions,
     shutdown: CancellationToken,
     tasks: Vec<JoinHandle<()>>,
 ) -> std::io::Result<RunningServer> {
     let addr = listener.local_addr()?;
-    // Without TCP_NODELAY, small streamed answers wait ~40 ms for Nagle and
-    // delayed ACKs.
-    let listener = listener.tap_io(|tcp| {
-        let _ = tcp.set_nodelay(true);
-    });
-    let token = shutdown.clone();
-    // The peer address lets the auth layer limit failed attempts per client.
-    let service = router.into_make_service_with_connect_info::<SocketAddr>();
-    let serve = tokio::spawn(async move {
-        axum::serve(listener, service)
-            .with_graceful_shutdown(async move { token.cancelled_owned().await })
-            .await
-    });
+    let edge = options.edge;
+    let (max_connections, lowered) = limits::connection_cap(
+        edge.max_connections,
+        limits::raise_file_limit(),
+        edge.db_connections,
+    );
+    if let Some(why) = lowered {
+        tracing::warn!("{why}");
+    }
+    let stats = Arc::new(EdgeStats::default());
+    let serve = tokio::spawn(crate::edge::serve(
+        listener,
+        router,
+        edge,
+        max_connections,
+        stats.clone(),
+        shutdown.clone(),
+    ));
     Ok(RunningServer {
         addr,
+        max_connections,
+        stats,
         shutdown,
         serve,
         tasks,

@@ -3,6 +3,7 @@
 
 use crate::app::{self, ServeOptions};
 use crate::auth::TrustedProxies;
+use crate::edge::EdgeOptions;
 use crate::key_admin::{self, CreateKey, IssuedKey};
 use crate::scopes::Scopes;
 use crate::store::{self, Db, KeyRecord, KeyState, PoolOptions, RevokeTarget};
@@ -108,6 +109,25 @@ pub struct ServeArgs {
         value_name = "ADDR[/BITS]"
     )]
     pub trusted_proxies: Vec<String>,
+    /// Seconds a connection has to send a complete request head; a new
+    /// connection that sends nothing is closed after it too.
+    #[arg(long, env = "FLEETMIND_HEADER_TIMEOUT_SECS", default_value_t = 10,
+          value_parser = clap::value_parser!(u64).range(1..))]
+    pub header_timeout_secs: u64,
+    /// Seconds an idle keep-alive connection stays open.
+    #[arg(long, env = "FLEETMIND_IDLE_TIMEOUT_SECS", default_value_t = 60,
+          value_parser = clap::value_parser!(u64).range(1..))]
+    pub idle_timeout_secs: u64,
+    /// Seconds a request may take; a longer one is stopped and answered 503.
+    #[arg(long, env = "FLEETMIND_REQUEST_TIMEOUT_SECS", default_value_t = 30,
+          value_parser = clap::value_parser!(u64).range(1..))]
+    pub request_timeout_secs: u64,
+    /// Most connections open at once; more are closed at once (default:
+    /// the open-file limit, raised to its hard limit at start, minus room
+    /// for the database and files).
+    #[arg(long, env = "FLEETMIND_MAX_CONNECTIONS",
+          value_parser = clap::value_parser!(u64).range(1..))]
+    pub max_connections: Option<u64>,
 }
 
 #[derive(Debug, Subcommand)]
@@ -222,6 +242,15 @@ async fn serve(global: &GlobalArgs, pool: &PoolOptions, args: ServeArgs) -> Resu
         allowed_origins: args.allowed_origins,
         usage_flush_interval: Duration::from_secs(args.usage_flush_secs.max(1)),
         trusted_proxies,
+        edge: EdgeOptions {
+            header_timeout: Duration::from_secs(args.header_timeout_secs),
+            idle_timeout: Duration::from_secs(args.idle_timeout_secs),
+            request_timeout: Duration::from_secs(args.request_timeout_secs),
+            max_connections: args
+                .max_connections
+                .map(|n| usize::try_from(n).unwrap_or(usize::MAX)),
+            db_connections: global.db_max_connections,
+        },
         ..ServeOptions::default()
     };
     if !options.trusted_proxies.is_empty() {
@@ -240,7 +269,14 @@ async fn serve(global: &GlobalArgs, pool: &PoolOptions, args: ServeArgs) -> Resu
     let server = app::start(listener, db, &options, shutdown.clone())?;
     let signal = shutdown_signal();
     println!("FleetMind MCP listening on {url}");
-    tracing::info!(%addr, "serving");
+    tracing::info!(
+        %addr,
+        max_connections = server.max_connections,
+        header_timeout_secs = args.header_timeout_secs,
+        idle_timeout_secs = args.idle_timeout_secs,
+        request_timeout_secs = args.request_timeout_secs,
+        "serving"
+    );
     tokio::spawn(async move {
         signal.await;
         tracing::info!("shutting down");

@@ -7,6 +7,7 @@
 pub mod app;
 pub mod auth;
 pub mod cli;
+pub mod edge;
 pub mod key_admin;
 pub mod keys;
 pub mod logging;

@@ -9,7 +9,8 @@ use super::limiter::THROTTLED_ANSWER_DELAY;
 use super::refusal_log::RefusalLog;
 use super::{AuthFailure, Caller, Verifier};
 use axum::body::Body;
-use http::header::{AUTHORIZATION, CONTENT_TYPE, RETRY_AFTER, WWW_AUTHENTICATE};
+use crate::edge::answer::{REFUSED, json_rpc_error};
+use http::header::{AUTHORIZATION, RETRY_AFTER, WWW_AUTHENTICATE};
 use http::{Extensions, HeaderMap, HeaderValue, Request, Response, StatusCode, Uri};
 use std::future::Future;
 use std::pin::Pin;
@@ -191,10 +192,6 @@ pub(crate) async fn refuse(failure: AuthFailure) -> Response<Body> {
     refusal(failure)
 }
 
-/// The JSON-RPC error code of a refusal (the implementation-defined server
-/// error range); the HTTP status carries the meaning.
-const REFUSAL_CODE: i64 = -32001;
-
 /// The answer to a request that cannot be authenticated.
 ///
 /// The body is a JSON-RPC error with a null id because that is the one shape
@@ -249,22 +246,17 @@ pub(crate) fn refusal(failure: AuthFailure) -> Response<Body> {
             ),
         ),
     };
-    let body = serde_json::json!({
-        "jsonrpc": "2.0",
-        "id": null,
-        "error": {
-            "code": REFUSAL_CODE,
-            "message": message,
-            "data": {
-                "error": code,
-                "error_description": failure.description(),
-            },
-        },
-    });
-    let mut response = Response::new(Body::from(body.to_string()));
-    *response.status_mut() = status;
+    let mut response = json_rpc_error(
+        status,
+        serde_json::Value::Null,
+        REFUSED,
+        &message,
+        serde_json::json!({
+            "error": code,
+            "error_description": failure.description(),
+        }),
+    );
     let headers = response.headers_mut();
-    headers.insert(CONTENT_TYPE, HeaderValue::from_static("application/json"));
     if let Ok(value) = HeaderValue::from_str(&challenge)
         && !challenge.is_empty()
     {

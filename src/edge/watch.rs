@@ -1,0 +1,172 @@
+//! Per-connection deadlines, enforced where the bytes are read.
+//!
+//! hyper's own `header_read_timeout` starts whenever it waits for a request
+//! head, so on a keep-alive connection it also ends the wait *between*
+//! requests: it cannot tell a slow head from an idle connection. This wrapper
+//! around the socket does:
+//! - a new connection must send its first request head within
+//!   `header_timeout` of the accept (one that sends nothing is closed then);
+//! - after an answer the connection is idle, and closed `idle_timeout` after
+//!   it unless a new head starts;
+//! - from the first byte of a later head until the request reaches the
+//!   service, the head must arrive within `header_timeout` (slowloris);
+//! - while a request is in the service, the request timeout governs.
+//!
+//! Closing means failing the read with `TimedOut`: hyper then drops the
+//! connection.
+
+use std::io;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
+use std::task::{Context, Poll};
+use std::time::Duration;
+use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
+use tokio::net::TcpStream;
+use tokio::time::{Instant, Sleep};
+
+/// What the service tells the socket: how many requests are in it, and how
+/// many it has answered.
+#[derive(Default)]
+pub struct Activity {
+    in_service: AtomicU32,
+    answered: AtomicU64,
+}
+
+impl Activity {
+    /// Marks a request as in the service until the guard is dropped
+    /// (answered, timed out or cancelled).
+    pub fn enter(self: &Arc<Self>) -> InService {
+        self.in_service.fetch_add(1, Ordering::AcqRel);
+        InService(self.clone())
+    }
+}
+
+pub struct InService(Arc<Activity>);
+
+impl Drop for InService {
+    fn drop(&mut self) {
+        self.0.answered.fetch_add(1, Ordering::AcqRel);
+        self.0.in_service.fetch_sub(1, Ordering::AcqRel);
+    }
+}
+
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+enum Phase {
+    /// Waiting for the first byte of a request head.
+    Idle,
+    /// Part of a head has arrived.
+    Head,
+}
+
+#[derive(Clone, Copy)]
+pub struct Deadlines {
+    pub header: Duration,
+    pub idle: Duration,
+}
+
+/// A socket with the deadlines above.
+pub struct Watched {
+    inner: TcpStream,
+    activity: Arc<Activity>,
+    deadlines: Deadlines,
+    phase: Phase,
+    /// `answered` when the phase was last set.
+    seen_answered: u64,
+    timer: Pin<Box<Sleep>>,
+}
+
+impl Watched {
+    pub fn new(inner: TcpStream, activity: Arc<Activity>, deadlines: Deadlines) -> Self {
+        Self {
+            inner,
+            activity,
+            deadlines,
+            // A new connection is waiting for its first head, counted from
+            // the accept: one that sends nothing is closed after `header`.
+            phase: Phase::Head,
+            seen_answered: 0,
+            timer: Box::pin(tokio::time::sleep(deadlines.header)),
+        }
+    }
+
+    fn in_service(&self) -> bool {
+        self.activity.in_service.load(Ordering::Acquire) > 0
+    }
+
+    /// After an answer, the connection is idle again.
+    fn note_answers(&mut self) {
+        let answered = self.activity.answered.load(Ordering::Acquire);
+        if answered != self.seen_answered && !self.in_service() {
+            self.seen_answered = answered;
+            self.phase = Phase::Idle;
+            self.timer
+                .as_mut()
+                .reset(Instant::now() + self.deadlines.idle);
+        }
+    }
+}
+
+impl AsyncRead for Watched {
+    fn poll_read(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &mut ReadBuf<'_>,
+    ) -> Poll<io::Result<()>> {
+        let this = self.get_mut();
+        this.note_answers();
+        let before = buf.filled().len();
+        match Pin::new(&mut this.inner).poll_read(cx, buf) {
+            Poll::Ready(Ok(())) => {
+                if buf.filled().len() > before && this.phase == Phase::Idle && !this.in_service() {
+                    this.phase = Phase::Head;
+                    this.timer
+                        .as_mut()
+                        .reset(Instant::now() + this.deadlines.header);
+                }
+                Poll::Ready(Ok(()))
+            }
+            Poll::Pending => {
+                if !this.in_service() && this.timer.as_mut().poll(cx).is_ready() {
+                    let why = match this.phase {
+                        Phase::Idle => "idle connection closed",
+                        Phase::Head => "request head not received in time",
+                    };
+                    return Poll::Ready(Err(io::Error::new(io::ErrorKind::TimedOut, why)));
+                }
+                Poll::Pending
+            }
+            ready => ready,
+        }
+    }
+}
+
+impl AsyncWrite for Watched {
+    fn poll_write(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &[u8],
+    ) -> Poll<io::Result<usize>> {
+        Pin::new(&mut self.get_mut().inner).poll_write(cx, buf)
+    }
+
+    fn poll_write_vectored(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        bufs: &[io::IoSlice<'_>],
+    ) -> Poll<io::Result<usize>> {
+        Pin::new(&mut self.get_mut().inner).poll_write_vectored(cx, bufs)
+    }
+
+    fn is_write_vectored(&self) -> bool {
+        self.inner.is_write_vectored()
+    }
+
+    fn poll_flush(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        Pin::new(&mut self.get_mut().inner).poll_flush(cx)
+    }
+
+    fn poll_shutdown(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        Pin::new(&mut self.get_mut().inner).poll_shutdown(cx)
+    }
+}
