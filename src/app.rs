@@ -64,7 +64,9 @@ pub struct App {
     tasks: Vec<JoinHandle<()>>,
 }
 
-/// Assembles routes, the auth layer and the MCP service.
+/// Assembles routes, the auth layer and the MCP service. `shutdown` ends
+/// the background work and rmcp's handlers: it is cancelled once the
+/// requests in flight have been answered (see `serve`).
 pub fn build(db: Db, options: &ServeOptions, shutdown: &CancellationToken) -> App {
     let usage = UsageRecorder::new();
     let flusher = usage.spawn_flusher(db.clone(), options.usage_flush_interval, shutdown.clone());
@@ -157,13 +159,14 @@ pub fn start_without_auth_for_benchmarks(
     shutdown: CancellationToken,
     caller: crate::auth::Caller,
 ) -> std::io::Result<RunningServer> {
+    let drained = CancellationToken::new();
     let router = routes(
         db,
         options,
-        &shutdown,
+        &drained,
         crate::auth::FixedCallerLayer::new(caller),
     );
-    serve(listener, router, options, shutdown, Vec::new())
+    serve(listener, router, options, shutdown, drained, Vec::new())
 }
 
 async fn healthz(State(db): State<Db>) -> impl IntoResponse {
@@ -239,8 +242,9 @@ pub fn start(
     options: &ServeOptions,
     shutdown: CancellationToken,
 ) -> std::io::Result<RunningServer> {
-    let app = build(db, options, &shutdown);
-    serve(listener, app.router, options, shutdown, app.tasks)
+    let drained = CancellationToken::new();
+    let app = build(db, options, &drained);
+    serve(listener, app.router, options, shutdown, drained, app.tasks)
 }
 
 fn serve(
@@ -248,6 +252,7 @@ fn serve(
     router: Router,
     options: &ServeOptions,
     shutdown: CancellationToken,
+    drained: CancellationToken,
     tasks: Vec<JoinHandle<()>>,
 ) -> std::io::Result<RunningServer> {
     let addr = listener.local_addr()?;
@@ -261,14 +266,22 @@ fn serve(
         tracing::warn!("{why}");
     }
     let stats = Arc::new(EdgeStats::default());
-    let serve = tokio::spawn(crate::edge::serve(
+    let serving = crate::edge::serve(
         listener,
         router,
         edge,
         max_connections,
         stats.clone(),
         shutdown.clone(),
-    ));
+    );
+    // Only once the requests in flight are answered do rmcp's handlers, the
+    // key watch and the usage flusher stop (the flusher then writes the
+    // last uses).
+    let serve = tokio::spawn(async move {
+        let result = serving.await;
+        drained.cancel();
+        result
+    });
     Ok(RunningServer {
         addr,
         max_connections,

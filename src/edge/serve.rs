@@ -29,6 +29,24 @@ pub struct EdgeStats {
     pub refused_connections: AtomicU64,
     /// Failed `accept` calls.
     pub accept_errors: AtomicU64,
+    /// Connections open now.
+    pub open_connections: AtomicU64,
+}
+
+/// Counts a connection as open while it lives.
+struct Open(Arc<EdgeStats>);
+
+impl Open {
+    fn new(stats: &Arc<EdgeStats>) -> Self {
+        stats.open_connections.fetch_add(1, Ordering::Relaxed);
+        Self(stats.clone())
+    }
+}
+
+impl Drop for Open {
+    fn drop(&mut self) {
+        self.0.open_connections.fetch_sub(1, Ordering::Relaxed);
+    }
 }
 
 /// How often a repeated warning (refused connections, accept errors) is
@@ -100,7 +118,7 @@ pub async fn serve(
             router.clone(),
             options,
             shutdown.clone(),
-            slot,
+            (slot, Open::new(&stats)),
         ));
     }
     drop(listener);
@@ -124,7 +142,7 @@ async fn connection(
     router: Router,
     options: EdgeOptions,
     shutdown: CancellationToken,
-    _slot: OwnedSemaphorePermit,
+    _open: (OwnedSemaphorePermit, Open),
 ) {
     let activity = Arc::new(Activity::default());
     let deadlines = Deadlines {

@@ -17,9 +17,9 @@
 
 use std::io;
 use std::pin::Pin;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
-use std::task::{Context, Poll};
+use std::task::{Context, Poll, Waker};
 use std::time::Duration;
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tokio::net::TcpStream;
@@ -31,6 +31,20 @@ use tokio::time::{Instant, Sleep};
 pub struct Activity {
     in_service: AtomicU32,
     answered: AtomicU64,
+    /// The connection's task, woken after an answer: hyper does not read
+    /// again by itself once it is idle, so without this the idle deadline
+    /// would not be armed until the client sent something.
+    reader: Mutex<Option<Waker>>,
+}
+
+impl Activity {
+    fn park(&self, waker: &Waker) {
+        if let Ok(mut reader) = self.reader.lock()
+            && !reader.as_ref().is_some_and(|w| w.will_wake(waker))
+        {
+            *reader = Some(waker.clone());
+        }
+    }
 }
 
 impl Activity {
@@ -48,6 +62,10 @@ impl Drop for InService {
     fn drop(&mut self) {
         self.0.answered.fetch_add(1, Ordering::AcqRel);
         self.0.in_service.fetch_sub(1, Ordering::AcqRel);
+        let reader = self.0.reader.lock().ok().and_then(|mut r| r.take());
+        if let Some(reader) = reader {
+            reader.wake();
+        }
     }
 }
 
@@ -127,6 +145,9 @@ impl AsyncRead for Watched {
                 Poll::Ready(Ok(()))
             }
             Poll::Pending => {
+                // Parked before `in_service` is read: an answer that comes
+                // after the read wakes this task.
+                this.activity.park(cx.waker());
                 if !this.in_service() && this.timer.as_mut().poll(cx).is_ready() {
                     let why = match this.phase {
                         Phase::Idle => "idle connection closed",
