@@ -104,7 +104,11 @@ async fn read_answer(stream: &mut TcpStream) -> Answer {
             .await
             .expect("an answer in time")
             .expect("read");
-        assert!(n > 0, "closed before a whole answer: {:?}", String::from_utf8_lossy(&buf));
+        assert!(
+            n > 0,
+            "closed before a whole answer: {:?}",
+            String::from_utf8_lossy(&buf)
+        );
         buf.extend_from_slice(&chunk[..n]);
     }
 }
@@ -137,7 +141,8 @@ async fn closed_within(stream: &mut TcpStream, within: Duration) -> bool {
     }
 }
 
-const WHOAMI: &str = r#"{"jsonrpc":"2.0","id":1,"method":"tools/call","params":{"name":"whoami","arguments":{}}}"#;
+const WHOAMI: &str =
+    r#"{"jsonrpc":"2.0","id":1,"method":"tools/call","params":{"name":"whoami","arguments":{}}}"#;
 
 fn assert_host_refusal(answer: &Answer, host: &str, what: &str) {
     assert_eq!(answer.status, 403, "{what}: {}", answer.body);
@@ -151,7 +156,10 @@ fn assert_host_refusal(answer: &Answer, host: &str, what: &str) {
         message.contains("--allowed-hosts") && message.contains("FLEETMIND_ALLOWED_HOSTS"),
         "{what}: names the setting: {message}"
     );
-    assert!(answer.header("www-authenticate").is_none(), "{what}: no key challenge");
+    assert!(
+        answer.header("www-authenticate").is_none(),
+        "{what}: no key challenge"
+    );
 }
 
 #[tokio::test]
@@ -178,7 +186,11 @@ async fn host_and_origin_are_refused_before_the_key_in_the_key_refusals_shape() 
             evil,
             "malformed key",
         );
-        assert_host_refusal(&mcp_post(addr, evil, Some(key), WHOAMI).await, evil, "valid key");
+        assert_host_refusal(
+            &mcp_post(addr, evil, Some(key), WHOAMI).await,
+            evil,
+            "valid key",
+        );
 
         // The absolute form naming another host, with an allowed Host header.
         let headers = mcp_headers("127.0.0.1", Some(key));
@@ -193,7 +205,11 @@ async fn host_and_origin_are_refused_before_the_key_in_the_key_refusals_shape() 
         // The same request for an allowed host is served.
         let ok = exchange(
             addr,
-            &post_bytes(&format!("http://127.0.0.1:{}/mcp", addr.port()), &headers, WHOAMI),
+            &post_bytes(
+                &format!("http://127.0.0.1:{}/mcp", addr.port()),
+                &headers,
+                WHOAMI,
+            ),
         )
         .await;
         assert_eq!(ok.status, 200, "{}", ok.body);
@@ -210,12 +226,20 @@ async fn host_and_origin_are_refused_before_the_key_in_the_key_refusals_shape() 
         assert_eq!(refused.status, 403, "{}", refused.body);
         let body = refused.json();
         assert_eq!(body["error"]["data"]["error"], "origin_not_allowed");
-        assert!(body["error"]["message"].as_str().unwrap().contains("--allowed-origins"));
+        assert!(
+            body["error"]["message"]
+                .as_str()
+                .unwrap()
+                .contains("--allowed-origins")
+        );
 
         let mut good_origin = mcp_headers("127.0.0.1", Some(key));
         good_origin.push(("origin", "https://app.example.com".to_owned()));
         let h: Vec<(&str, &str)> = good_origin.iter().map(|(n, v)| (*n, v.as_str())).collect();
-        assert_eq!(exchange(addr, &post_bytes("/mcp", &h, WHOAMI)).await.status, 200);
+        assert_eq!(
+            exchange(addr, &post_bytes("/mcp", &h, WHOAMI)).await.status,
+            200
+        );
         server.stop().await;
     })
     .await;
@@ -338,10 +362,14 @@ async fn silent_slow_idle_and_long_requests_are_cut_off() {
         let mut kept = TcpStream::connect(addr).await.unwrap();
         let headers = mcp_headers("127.0.0.1", Some(key));
         let h: Vec<(&str, &str)> = headers.iter().map(|(n, v)| (*n, v.as_str())).collect();
-        kept.write_all(&post_bytes("/mcp", &h, WHOAMI)).await.unwrap();
+        kept.write_all(&post_bytes("/mcp", &h, WHOAMI))
+            .await
+            .unwrap();
         assert_eq!(read_answer(&mut kept).await.status, 200);
         tokio::time::sleep(Duration::from_millis(2500)).await;
-        kept.write_all(&post_bytes("/mcp", &h, WHOAMI)).await.unwrap();
+        kept.write_all(&post_bytes("/mcp", &h, WHOAMI))
+            .await
+            .unwrap();
         assert_eq!(
             read_answer(&mut kept).await.status,
             200,
@@ -407,7 +435,10 @@ async fn connections_past_the_cap_are_closed_at_once_and_counted() {
         // One more: closed at once, without an answer, and counted.
         let mut extra = TcpStream::connect(addr).await.unwrap();
         let _ = extra.write_all(WHOAMI.as_bytes()).await;
-        assert!(closed_within(&mut extra, CLOSE_WITHIN).await, "past the cap but kept open");
+        assert!(
+            closed_within(&mut extra, CLOSE_WITHIN).await,
+            "past the cap but kept open"
+        );
         assert!(stats.refused_connections.load(Ordering::Relaxed) >= 1);
         assert_eq!(stats.open_connections.load(Ordering::Relaxed), cap as u64);
 
@@ -451,7 +482,11 @@ async fn idle_connections_at_the_cap_make_room_after_the_header_timeout() {
             };
             let headers = mcp_headers("127.0.0.1", Some(key));
             let h: Vec<(&str, &str)> = headers.iter().map(|(n, v)| (*n, v.as_str())).collect();
-            if stream.write_all(&post_bytes("/mcp", &h, WHOAMI)).await.is_err() {
+            if stream
+                .write_all(&post_bytes("/mcp", &h, WHOAMI))
+                .await
+                .is_err()
+            {
                 return false;
             }
             let mut buf = [0u8; 12];
@@ -463,7 +498,10 @@ async fn idle_connections_at_the_cap_make_room_after_the_header_timeout() {
         .await;
         assert!(served, "idle connections at the cap kept a valid call out");
         for stream in &mut idle {
-            assert!(closed_within(stream, CLOSE_WITHIN).await, "an idle connection stayed open");
+            assert!(
+                closed_within(stream, CLOSE_WITHIN).await,
+                "an idle connection stayed open"
+            );
         }
         server.stop().await;
     })
@@ -500,12 +538,18 @@ async fn stop_finishes_the_request_in_flight_and_closes_idle_connections() {
         in_flight.write_all(rest).await.unwrap();
         let answer = read_answer(&mut in_flight).await;
         assert_eq!(answer.status, 200, "{}", answer.body);
-        assert!(closed_within(&mut idle, CLOSE_WITHIN).await, "idle connection kept at stop");
+        assert!(
+            closed_within(&mut idle, CLOSE_WITHIN).await,
+            "idle connection kept at stop"
+        );
         tokio::time::timeout(CLOSE_WITHIN, stopping)
             .await
             .expect("stop finished")
             .unwrap();
-        assert!(TcpStream::connect(addr).await.is_err(), "still accepting after stop");
+        assert!(
+            TcpStream::connect(addr).await.is_err(),
+            "still accepting after stop"
+        );
     })
     .await;
 }

@@ -14,8 +14,8 @@ use bytes::Bytes;
 use http::header::CONTENT_TYPE;
 use http::{HeaderMap, Method, Response, StatusCode};
 use http_body_util::{BodyExt, LengthLimitError, Limited};
-use serde::de::{self, Deserializer, IgnoredAny, MapAccess, SeqAccess, Visitor};
 use serde::Deserialize;
+use serde::de::{self, Deserializer, IgnoredAny, MapAccess, SeqAccess, Visitor};
 use serde_json::Value;
 use std::borrow::Cow;
 use std::fmt;
@@ -104,8 +104,7 @@ fn inspect(bytes: &Bytes) -> Result<(), Refusal> {
                     StatusCode::BAD_REQUEST,
                     Value::Null,
                     INVALID_REQUEST,
-                    "FleetMind: the body must be one JSON-RPC message, a JSON object."
-                        .to_owned(),
+                    "FleetMind: the body must be one JSON-RPC message, a JSON object.".to_owned(),
                 )),
                 Err(err) => parse_error(&err),
             });
@@ -135,7 +134,12 @@ fn check_tool_call(id: Value, params: Option<Params>) -> Result<(), Refusal> {
     let refuse = |message: String| {
         // A well-formed request with bad parameters: a JSON-RPC error for
         // that id, as rmcp answers its own invalid-params errors.
-        Err(Box::new(invalid(StatusCode::OK, id.clone(), INVALID_PARAMS, message)))
+        Err(Box::new(invalid(
+            StatusCode::OK,
+            id.clone(),
+            INVALID_PARAMS,
+            message,
+        )))
     };
     let Some(params) = params.filter(|p| p.kind == Kind::Object) else {
         return refuse(
@@ -411,7 +415,10 @@ mod tests {
             ("{", PARSE_ERROR),
             ("", PARSE_ERROR),
             ("{\"a\":1}}", PARSE_ERROR),
-            ("[{\"jsonrpc\":\"2.0\",\"id\":1,\"method\":\"ping\"}]", INVALID_REQUEST),
+            (
+                "[{\"jsonrpc\":\"2.0\",\"id\":1,\"method\":\"ping\"}]",
+                INVALID_REQUEST,
+            ),
             ("[1,", PARSE_ERROR),
             ("42", INVALID_REQUEST),
             (r#"{"method":5}"#, INVALID_REQUEST),
@@ -423,13 +430,26 @@ mod tests {
         }
         let deep = format!("{{\"id\":{}{}}}", "[".repeat(200), "]".repeat(200));
         let (status, body_json) = refusal(&deep).unwrap();
-        assert_eq!((status, body_json["error"]["code"].as_i64()), (400, Some(PARSE_ERROR)));
-        assert!(body_json["error"]["message"].as_str().unwrap().contains("nested too deeply"));
+        assert_eq!(
+            (status, body_json["error"]["code"].as_i64()),
+            (400, Some(PARSE_ERROR))
+        );
+        assert!(
+            body_json["error"]["message"]
+                .as_str()
+                .unwrap()
+                .contains("nested too deeply")
+        );
     }
 
     #[test]
     fn tool_call_arguments_must_be_an_object() {
-        for (args, got) in [("\"x\"", "a string"), ("[1]", "an array"), ("5", "a number"), ("true", "a boolean")] {
+        for (args, got) in [
+            ("\"x\"", "a string"),
+            ("[1]", "an array"),
+            ("5", "a number"),
+            ("true", "a boolean"),
+        ] {
             let body = format!(
                 r#"{{"jsonrpc":"2.0","id":7,"method":"tools/call","params":{{"name":"whoami","arguments":{args}}}}}"#
             );
@@ -438,12 +458,22 @@ mod tests {
             assert_eq!(answer["id"], 7);
             assert_eq!(answer["error"]["code"], INVALID_PARAMS);
             let message = answer["error"]["message"].as_str().unwrap();
-            assert!(message.contains("`arguments`") && message.contains(got), "{message}");
+            assert!(
+                message.contains("`arguments`") && message.contains(got),
+                "{message}"
+            );
         }
-        let (_, answer) = refusal(r#"{"jsonrpc":"2.0","id":1,"method":"tools/call","params":[]}"#).unwrap();
+        let (_, answer) =
+            refusal(r#"{"jsonrpc":"2.0","id":1,"method":"tools/call","params":[]}"#).unwrap();
         assert_eq!(answer["error"]["code"], INVALID_PARAMS);
         let (_, answer) =
-            refusal(r#"{"jsonrpc":"2.0","id":1,"method":"tools/call","params":{"name":3}}"#).unwrap();
-        assert!(answer["error"]["message"].as_str().unwrap().contains("`name`"));
+            refusal(r#"{"jsonrpc":"2.0","id":1,"method":"tools/call","params":{"name":3}}"#)
+                .unwrap();
+        assert!(
+            answer["error"]["message"]
+                .as_str()
+                .unwrap()
+                .contains("`name`")
+        );
     }
 }

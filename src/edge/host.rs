@@ -116,7 +116,11 @@ impl HostRules {
 }
 
 /// The middleware in front of `/mcp`.
-pub async fn check_host(State(rules): State<Arc<HostRules>>, req: Request, next: Next) -> Response<Body> {
+pub async fn check_host(
+    State(rules): State<Arc<HostRules>>,
+    req: Request,
+    next: Next,
+) -> Response<Body> {
     match rules.check(&req) {
         Ok(()) => next.run(req).await,
         Err(answer) => *answer,
@@ -149,7 +153,11 @@ fn parse_origin(value: &str) -> Option<(String, String, Option<u16>)> {
     let uri = Uri::try_from(value).ok()?;
     let scheme = uri.scheme_str()?.to_ascii_lowercase();
     let authority = uri.authority()?;
-    Some((scheme, normalize_host(authority.host()), authority.port_u16()))
+    Some((
+        scheme,
+        normalize_host(authority.host()),
+        authority.port_u16(),
+    ))
 }
 
 fn parse_allowed_origin(entry: &str) -> Option<AllowedOrigin> {
@@ -240,35 +248,102 @@ mod tests {
 
     #[test]
     fn hosts_match_by_name_and_port_when_the_entry_has_one() {
-        let r = rules(&["localhost", "127.0.0.1", "::1", "fleet.example.com:8443"], &[]);
-        for ok in ["localhost", "LOCALHOST:8787", "127.0.0.1:1", "[::1]:8787", "fleet.example.com:8443"] {
+        let r = rules(
+            &["localhost", "127.0.0.1", "::1", "fleet.example.com:8443"],
+            &[],
+        );
+        for ok in [
+            "localhost",
+            "LOCALHOST:8787",
+            "127.0.0.1:1",
+            "[::1]:8787",
+            "fleet.example.com:8443",
+        ] {
             assert!(r.check(&request("/mcp", Some(ok), None)).is_ok(), "{ok}");
         }
-        for bad in ["evil.example.com", "fleet.example.com", "fleet.example.com:8444", "localhost.evil", "", "a b"] {
-            assert!(r.check(&request("/mcp", Some(bad), None)).is_err(), "{bad:?}");
+        for bad in [
+            "evil.example.com",
+            "fleet.example.com",
+            "fleet.example.com:8444",
+            "localhost.evil",
+            "",
+            "a b",
+        ] {
+            assert!(
+                r.check(&request("/mcp", Some(bad), None)).is_err(),
+                "{bad:?}"
+            );
         }
-        assert!(r.check(&request("/mcp", None, None)).is_err(), "no Host at all");
+        assert!(
+            r.check(&request("/mcp", None, None)).is_err(),
+            "no Host at all"
+        );
     }
 
     #[test]
     fn an_absolute_uri_naming_another_host_is_refused() {
         let r = rules(&["localhost"], &[]);
-        assert!(r.check(&request("http://evil.example.com/mcp", Some("localhost"), None)).is_err());
-        assert!(r.check(&request("http://localhost:8787/mcp", Some("localhost"), None)).is_ok());
-        assert!(r.check(&request("http://localhost/mcp", None, None)).is_ok());
+        assert!(
+            r.check(&request(
+                "http://evil.example.com/mcp",
+                Some("localhost"),
+                None
+            ))
+            .is_err()
+        );
+        assert!(
+            r.check(&request(
+                "http://localhost:8787/mcp",
+                Some("localhost"),
+                None
+            ))
+            .is_ok()
+        );
+        assert!(
+            r.check(&request("http://localhost/mcp", None, None))
+                .is_ok()
+        );
     }
 
     #[test]
     fn origins_follow_rmcps_rules() {
-        let r = rules(&["localhost"], &["https://app.example.com:443", "http://localhost:*", "null"]);
-        for ok in ["https://app.example.com", "https://app.example.com:443", "http://localhost:3000", "null"] {
-            assert!(r.check(&request("/mcp", Some("localhost"), Some(ok))).is_ok(), "{ok}");
+        let r = rules(
+            &["localhost"],
+            &["https://app.example.com:443", "http://localhost:*", "null"],
+        );
+        for ok in [
+            "https://app.example.com",
+            "https://app.example.com:443",
+            "http://localhost:3000",
+            "null",
+        ] {
+            assert!(
+                r.check(&request("/mcp", Some("localhost"), Some(ok)))
+                    .is_ok(),
+                "{ok}"
+            );
         }
-        for bad in ["https://evil.example.com", "http://app.example.com", "https://app.example.com:8443", "garbage"] {
-            assert!(r.check(&request("/mcp", Some("localhost"), Some(bad))).is_err(), "{bad}");
+        for bad in [
+            "https://evil.example.com",
+            "http://app.example.com",
+            "https://app.example.com:8443",
+            "garbage",
+        ] {
+            assert!(
+                r.check(&request("/mcp", Some("localhost"), Some(bad)))
+                    .is_err(),
+                "{bad}"
+            );
         }
         // Without configured origins, Origin is not checked.
         let open = rules(&["localhost"], &[]);
-        assert!(open.check(&request("/mcp", Some("localhost"), Some("https://evil.example.com"))).is_ok());
+        assert!(
+            open.check(&request(
+                "/mcp",
+                Some("localhost"),
+                Some("https://evil.example.com")
+            ))
+            .is_ok()
+        );
     }
 }

@@ -30,6 +30,8 @@ pub fn raise_file_limit() -> Option<u64> {
                 }
             }
         }
+        // rlim_t is u64 here, but not on every Unix.
+        #[allow(clippy::useless_conversion)]
         Some(u64::from(limit.rlim_cur))
     }
     #[cfg(not(unix))]
