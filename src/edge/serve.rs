@@ -75,11 +75,22 @@ pub async fn serve(
     let mut refused = Throttle::new("connections refused: --max-connections are open");
     let mut failed = Throttle::new("accepting a connection failed");
     let mut backoff = ACCEPT_BACKOFF.0;
+    // Writes what the throttles held back, so a burst's full count is logged.
+    let mut summary = tokio::time::interval(WARN_EVERY);
     loop {
         let accepted = tokio::select! {
             biased;
             () = shutdown.cancelled() => break,
             accepted = listener.accept() => accepted,
+            _ = summary.tick() => {
+                if let Some(count) = refused.held_back() {
+                    tracing::warn!(count, max_connections, "{}", refused.what);
+                }
+                if let Some(count) = failed.held_back() {
+                    tracing::warn!(count, "{}", failed.what);
+                }
+                continue;
+            }
         };
         let (stream, peer) = match accepted {
             Ok(pair) => {
@@ -232,6 +243,16 @@ impl Throttle {
             return None;
         }
         self.last = Some(now);
+        Some(std::mem::take(&mut self.count))
+    }
+
+    /// The count not yet written, once the period since the last line is
+    /// over.
+    fn held_back(&mut self) -> Option<u64> {
+        if self.count == 0 || self.last.is_some_and(|last| last.elapsed() < WARN_EVERY) {
+            return None;
+        }
+        self.last = Some(Instant::now());
         Some(std::mem::take(&mut self.count))
     }
 }
