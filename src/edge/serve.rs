@@ -256,3 +256,21 @@ impl Throttle {
         Some(std::mem::take(&mut self.count))
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_repeated_warning_is_written_once_then_summed() {
+        let mut throttle = Throttle::new("x");
+        assert_eq!(throttle.note(), Some(1), "the first one is written");
+        assert_eq!(throttle.note(), None);
+        assert_eq!(throttle.note(), None);
+        assert_eq!(throttle.held_back(), None, "not before the period is over");
+        // As if the period were over: the two held back are written.
+        throttle.last = Some(Instant::now() - WARN_EVERY);
+        assert_eq!(throttle.held_back(), Some(2));
+        assert_eq!(throttle.held_back(), None);
+    }
+}
