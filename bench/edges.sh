@@ -27,10 +27,9 @@ while [ $# -gt 0 ]; do
 done
 [ "$HOLD" -ge 30 ] || { echo "--hold must be at least 30 (s)" >&2; exit 2; }
 
-(cd "$ROOT" && cargo build --release --example loadgen --example edge_hold >&2)
-if [ -z "${FLEETMIND_BIN:-}" ]; then
-    (cd "$ROOT" && cargo build --release --bin fleetmind >&2)
-fi
+# One cargo call: built alone, the binary would get other features of its
+# dependencies than with the examples, and everything would build twice.
+(cd "$ROOT" && cargo build --release --bin fleetmind --example loadgen --example edge_hold >&2)
 BIN=${FLEETMIND_BIN:-$ROOT/target/release/fleetmind}
 LOADGEN=$ROOT/target/release/examples/loadgen
 HOLDER=$ROOT/target/release/examples/edge_hold

@@ -155,12 +155,29 @@ async fn connection(
     shutdown: CancellationToken,
     _open: (OwnedSemaphorePermit, Open),
 ) {
+    // Until its first byte, a connection costs only its socket and this
+    // task: hyper would give it its buffers (some 16 KiB) at once.
+    let first_head_by = tokio::time::Instant::now() + options.header_timeout;
+    tokio::select! {
+        () = shutdown.cancelled() => return,
+        ready = tokio::time::timeout_at(first_head_by, stream.readable()) => {
+            if !matches!(ready, Ok(Ok(()))) {
+                tracing::debug!("connection closed: nothing sent within the header timeout");
+                return;
+            }
+        }
+    }
     let activity = Arc::new(Activity::default());
     let deadlines = Deadlines {
         header: options.header_timeout,
         idle: options.idle_timeout,
     };
-    let io = TokioIo::new(Watched::new(stream, activity.clone(), deadlines));
+    let io = TokioIo::new(Watched::new(
+        stream,
+        activity.clone(),
+        deadlines,
+        first_head_by,
+    ));
     let service = hyper::service::service_fn(move |req: Request<Incoming>| {
         let in_service = activity.enter();
         let mut req = req.map(Body::new);

@@ -95,7 +95,14 @@ pub struct Watched {
 }
 
 impl Watched {
-    pub fn new(inner: TcpStream, activity: Arc<Activity>, deadlines: Deadlines) -> Self {
+    /// `first_head_by`: when the first request head must be complete
+    /// (`header` after the accept).
+    pub fn new(
+        inner: TcpStream,
+        activity: Arc<Activity>,
+        deadlines: Deadlines,
+        first_head_by: Instant,
+    ) -> Self {
         Self {
             inner,
             activity,
@@ -104,7 +111,7 @@ impl Watched {
             // the accept: one that sends nothing is closed after `header`.
             phase: Phase::Head,
             seen_answered: 0,
-            timer: Box::pin(tokio::time::sleep(deadlines.header)),
+            timer: Box::pin(tokio::time::sleep_until(first_head_by)),
         }
     }
 
