@@ -199,8 +199,9 @@ async fn connection(
     // The deadlines are Watched's: hyper's header timeout would also end the
     // wait between requests on a keep-alive connection.
     http.header_read_timeout(None).keep_alive(true);
-    let conn = http.serve_connection(io, service);
-    tokio::pin!(conn);
+    // Boxed: inline, hyper's connection state would make every
+    // connection's task that large from its accept on, idle or not.
+    let mut conn = Box::pin(http.serve_connection(io, service));
     let result = tokio::select! {
         result = conn.as_mut() => result,
         () = shutdown.cancelled() => {
