@@ -248,7 +248,7 @@ impl KnownKeys {
     /// Waits for a sync round that started after this call to complete.
     /// `true`: the set now holds every key committed before the call, so a
     /// key it does not hold is unknown. `false` (the watch is blind, the
-    /// round failed, or [`SETTLE_DEADLINE`] passed): the set cannot tell.
+    /// round failed, or `SETTLE_DEADLINE` passed): the set cannot tell.
     pub async fn settle(&self) -> bool {
         let mut rounds = self.rounds.subscribe();
         let needed = rounds.borrow().started + 1;

@@ -5,6 +5,7 @@ use super::known_keys::KnownKeys;
 use super::limiter::{FailureLimiter, LimiterOptions};
 use super::{Caller, UsageRecorder};
 use crate::keys::{ApiKey, KeyHash};
+use crate::logging::gate::LineGate;
 use crate::store::{Db, KeyChange, KeyState};
 use chrono::{DateTime, Utc};
 use std::net::IpAddr;
@@ -72,6 +73,8 @@ pub struct Verifier {
     recently_good: moka::sync::Cache<KeyHash, ()>,
     /// Key lookups made in the database (cache misses).
     lookups: AtomicU64,
+    /// The log lines of failed lookups (see `logging::gate`).
+    lookup_failures: LineGate,
 }
 
 impl Verifier {
@@ -91,6 +94,7 @@ impl Verifier {
                 .time_to_live(Duration::from_secs(3600))
                 .build(),
             lookups: AtomicU64::new(0),
+            lookup_failures: LineGate::new(),
         }
     }
 
@@ -185,7 +189,17 @@ impl Verifier {
         let asked = std::time::Instant::now();
         self.lookups.fetch_add(1, Ordering::Relaxed);
         let record = self.db.key_by_hash(&hash).await.map_err(|err| {
-            tracing::error!(error = %err, cause = ?std::error::Error::source(&err).map(ToString::to_string), "key lookup failed");
+            // Every request re-verifies while the database is down: one line
+            // a second, with the count, not one per request.
+            if let Some(summary) = self.lookup_failures.count() {
+                tracing::error!(
+                    error = %err,
+                    cause = ?std::error::Error::source(&err).map(ToString::to_string),
+                    failed = summary.count,
+                    "key lookup failed ({} since the last line)",
+                    summary.count
+                );
+            }
             AuthFailure::Unavailable
         })?;
         let Some(record) = record else {

@@ -26,6 +26,8 @@
 //! The server's own lines name keys by id or display prefix and tenants by
 //! user id, never by key, hash or email.
 
+pub mod gate;
+
 use tracing::Metadata;
 use tracing::level_filters::LevelFilter;
 use tracing::subscriber::Interest;
