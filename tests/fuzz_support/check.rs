@@ -206,10 +206,7 @@ pub fn check(case: &Case, outcome: &RawOutcome, markers: &Markers, findings: &mu
         return;
     }
     let envelope_ok = case.method == "POST"
-        && case
-            .content_type
-            .as_deref()
-            .is_some_and(|c| c.starts_with("application/json"))
+        && case.content_type.as_deref().is_some_and(is_json_media_type)
         && case.accept.as_deref() == Some(GOOD_ACCEPT)
         && case
             .protocol_version
@@ -327,4 +324,13 @@ pub fn check_message(
 /// Text only tenant B's rows hold.
 pub struct Markers {
     pub other: String,
+}
+
+/// `application/json`, in any case, with or without parameters: the media
+/// type itself, so `application/jsonx` is another type (refused with 415).
+fn is_json_media_type(content_type: &str) -> bool {
+    let essence = content_type
+        .split_once(';')
+        .map_or(content_type, |(essence, _)| essence);
+    essence.trim().eq_ignore_ascii_case("application/json")
 }
