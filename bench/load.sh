@@ -124,15 +124,17 @@ pin_pg() {
 # bench URL KEY TOOL ARGS CONC [--duration S --warmup S --max-requests N]
 # -> prints the client's line (rps= p50_ms= p99_ms= errors= server_cpu= ...)
 bench() {
-    local url=$1 key=$2 tool=$3 args=$4 conc=$5; shift 5
+    local url=$1 key=$2 tool=$3 args=$4 conc=$5 duration=$DURATION; shift 5
+    # A caller's --duration replaces the default: the clients reject it twice.
+    if [ "${1:-}" = --duration ]; then duration=$2; shift 2; fi
     if [ "$CLIENT" = loadgen ]; then
         taskset -c 1 "$LOADGEN" "$url" --key "$key" --tool "$tool" --args "$args" \
-            --connections "$conc" --duration "$DURATION" --server-pid "$SPID" "$@" 2>"$TMP/bench.err"
+            --connections "$conc" --duration "$duration" --server-pid "$SPID" "$@" 2>"$TMP/bench.err"
     else
         # The no-auth server ignores keys; bench.sh needs to be told so.
         local mode=auth; [ "$SPID" = "${NOAUTH_PID:-}" ] && mode=noauth
         taskset -c 1 "$BENCH_SH" "$url" "$key" --tool "$tool" --args "$args" --mode "$mode" \
-            --concurrency "$conc" --duration "$DURATION" --server-pid "$SPID" "$@" 2>"$TMP/bench.err"
+            --concurrency "$conc" --duration "$duration" --server-pid "$SPID" "$@" 2>"$TMP/bench.err"
     fi || { cat "$TMP/bench.err" >&2; return 1; }
 }
 issue_key() {   # URL -> sets KEY, USER_ID
