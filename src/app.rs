@@ -2,8 +2,8 @@
 //! server the same way.
 
 use crate::auth::{AuthLayer, TrustedProxies, UsageRecorder, Verifier, VerifierOptions, no_oauth};
-use crate::edge::envelope::{MAX_BODY_BYTES, check_envelope};
-use crate::edge::host::{HostRules, check_host};
+use crate::edge::envelope::{EnvelopeCheck, EnvelopeLayer, MAX_BODY_BYTES};
+use crate::edge::host::{HostLayer, HostRules};
 use crate::edge::{EdgeOptions, EdgeStats, limits};
 use crate::mcp::FleetMind;
 use crate::store::Db;
@@ -84,26 +84,23 @@ pub fn build(db: Db, options: &ServeOptions, shutdown: &CancellationToken) -> Ap
     }
 }
 
-/// rmcp's service behind the envelope check (boxed: the check's type cannot
-/// be named in `routes`' bounds).
-pub type McpService = tower::util::BoxCloneSyncService<
-    http::Request<axum::body::Body>,
-    http::Response<axum::body::Body>,
-    std::convert::Infallible,
->;
+/// rmcp's service behind the envelope check.
+pub type McpService = EnvelopeCheck<StreamableHttpService<FleetMind, NeverSessionManager>>;
 
 /// The routes, with `gate` in front of the MCP service: the auth layer, or
 /// (only in the `bench-noauth` benchmark build) a fixed caller.
 fn routes<L>(db: Db, options: &ServeOptions, shutdown: &CancellationToken, gate: L) -> Router
 where
     L: tower::Layer<McpService>,
-    L::Service: tower::Service<http::Request<axum::body::Body>, Error = std::convert::Infallible>
-        + Clone
+    L::Service: tower::Service<
+            http::Request<axum::body::Body>,
+            Response = http::Response<axum::body::Body>,
+            Error = std::convert::Infallible,
+        > + Clone
         + Send
         + Sync
         + 'static,
-    <L::Service as tower::Service<http::Request<axum::body::Body>>>::Response: IntoResponse,
-    <L::Service as tower::Service<http::Request<axum::body::Body>>>::Future: Send + 'static,
+    <L::Service as tower::Service<http::Request<axum::body::Body>>>::Future: Send + Unpin + 'static,
 {
     let hosts: Vec<String> = if options.allowed_hosts.is_empty() {
         LOOPBACK_HOSTS.iter().map(|h| (*h).to_owned()).collect()
@@ -122,7 +119,7 @@ where
         .disable_allowed_origins()
         .with_max_request_body_bytes(MAX_BODY_BYTES)
         .with_cancellation_token(shutdown.child_token());
-    let host_rules = Arc::new(HostRules::new(&hosts, &options.allowed_origins));
+    let host_rules = HostRules::new(&hosts, &options.allowed_origins);
     let server = FleetMind::new(db.clone());
     let mcp = StreamableHttpService::new(
         move || Ok(server.clone()),
@@ -130,15 +127,11 @@ where
         config,
     );
     // In this order: Host/Origin, then the key, then the message's shape
-    // (a refused key never gets its body read).
-    let mcp = McpService::new(
-        tower::ServiceBuilder::new()
-            .layer(axum::middleware::from_fn(check_envelope))
-            .service(mcp),
-    );
+    // (a refused key never gets its body parsed).
     let mcp = tower::ServiceBuilder::new()
-        .layer(axum::middleware::from_fn_with_state(host_rules, check_host))
+        .layer(HostLayer::new(host_rules))
         .layer(gate)
+        .layer(EnvelopeLayer)
         .service(mcp);
 
     Router::new()

@@ -553,3 +553,64 @@ async fn stop_finishes_the_request_in_flight_and_closes_idle_connections() {
     })
     .await;
 }
+
+#[tokio::test]
+async fn a_keep_alive_connection_still_serves_after_a_refused_request_with_a_body() {
+    on_both_backends(|t| async move {
+        let issued = issue_key(&t.db, "kai@example.com", None).await;
+        let key = issued.api_key.expose();
+        let server = start_server(t.db.clone()).await;
+        let mut stream = TcpStream::connect(server.addr).await.unwrap();
+        let valid = mcp_headers("127.0.0.1", Some(key));
+        let valid: Vec<(&str, &str)> = valid.iter().map(|(n, v)| (*n, v.as_str())).collect();
+        let unknown_key = format!("fm_{}", "A".repeat(43));
+        let foreign_host = mcp_headers("evil.example", Some(key));
+        let foreign_host: Vec<(&str, &str)> =
+            foreign_host.iter().map(|(n, v)| (*n, v.as_str())).collect();
+        let unknown = mcp_headers("127.0.0.1", Some(&unknown_key));
+        let unknown: Vec<(&str, &str)> = unknown.iter().map(|(n, v)| (*n, v.as_str())).collect();
+        // Refused by the key, then by the Host: each one's body comes a
+        // moment after its head, as a client writing them separately sends
+        // it (the refusal is decided on the head alone).
+        for (refused, status) in [(&unknown, 401), (&foreign_host, 403)] {
+            let request = post_bytes("/mcp", refused, WHOAMI);
+            let split = request.len() - WHOAMI.len();
+            stream.write_all(&request[..split]).await.unwrap();
+            tokio::time::sleep(Duration::from_millis(300)).await;
+            stream.write_all(&request[split..]).await.unwrap();
+            let answer = read_answer(&mut stream).await;
+            assert_eq!(answer.status, status, "{}", answer.body);
+            assert!(
+                answer.header("connection").is_none(),
+                "a small body was read, the connection is kept"
+            );
+            // The same connection serves the next request.
+            stream
+                .write_all(&post_bytes("/mcp", &valid, WHOAMI))
+                .await
+                .unwrap();
+            let next = read_answer(&mut stream).await;
+            assert_eq!(next.status, 200, "after a {status}: {}", next.body);
+            assert_eq!(next.json()["result"]["isError"], false, "{}", next.body);
+        }
+
+        // A body too large to read for a refusal: answered at once (the
+        // body is never sent) and the client is told the connection closes.
+        let mut large = TcpStream::connect(server.addr).await.unwrap();
+        let mut head = String::from("POST /mcp HTTP/1.1\r\n");
+        for (name, value) in &unknown {
+            head.push_str(&format!("{name}: {value}\r\n"));
+        }
+        head.push_str("content-length: 1000000\r\n\r\n");
+        large.write_all(head.as_bytes()).await.unwrap();
+        let answer = read_answer(&mut large).await;
+        assert_eq!(answer.status, 401, "{}", answer.body);
+        assert_eq!(answer.header("connection"), Some("close"));
+        assert!(
+            closed_within(&mut large, CLOSE_WITHIN).await,
+            "the connection said close and stayed open"
+        );
+        server.stop().await;
+    })
+    .await;
+}

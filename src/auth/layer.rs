@@ -9,6 +9,7 @@ use super::limiter::THROTTLED_ANSWER_DELAY;
 use super::refusal_log::RefusalLog;
 use super::{AuthFailure, Caller, Verifier};
 use crate::edge::answer::{REFUSED, json_rpc_error};
+use crate::edge::drain;
 use axum::body::Body;
 use http::header::{AUTHORIZATION, RETRY_AFTER, WWW_AUTHENTICATE};
 use http::{Extensions, HeaderMap, HeaderValue, Request, Response, StatusCode, Uri};
@@ -82,7 +83,7 @@ impl<S, B, ResBody> Service<Request<B>> for AuthService<S>
 where
     S: Service<Request<B>, Response = Response<ResBody>> + Clone + Send + 'static,
     S::Future: Send + 'static,
-    B: Send + 'static,
+    B: http_body::Body + Send + 'static,
     ResBody: http_body::Body<Data = bytes::Bytes> + Send + 'static,
     ResBody::Error: Into<axum::BoxError>,
 {
@@ -115,7 +116,10 @@ where
                     // Counted, and written at most once a second per reason:
                     // anyone can send refused requests as fast as they like.
                     auth.refusals.refused(failure);
-                    Ok(refuse(failure).await)
+                    let answer = refuse(failure).await;
+                    // Read the unread body first, or hyper drops the
+                    // keep-alive connection under the client's next request.
+                    Ok(drain::after_body(req.into_body(), answer).await)
                 }
             }
         })

@@ -9,7 +9,6 @@
 use super::answer::{INVALID_PARAMS, INVALID_REQUEST, PARSE_ERROR, json_rpc_error};
 use axum::body::Body;
 use axum::extract::Request;
-use axum::middleware::Next;
 use bytes::Bytes;
 use http::header::CONTENT_TYPE;
 use http::{HeaderMap, Method, Response, StatusCode};
@@ -18,16 +17,80 @@ use serde::Deserialize;
 use serde::de::{self, Deserializer, IgnoredAny, MapAccess, SeqAccess, Visitor};
 use serde_json::Value;
 use std::borrow::Cow;
+use std::convert::Infallible;
 use std::fmt;
+use std::future::Future;
+use std::pin::Pin;
+use std::task::{Context, Poll};
+use tower::{Layer, Service};
 
 /// The largest body taken (rmcp is given the same limit).
 pub const MAX_BODY_BYTES: usize = 4 * 1024 * 1024;
 
-/// The middleware between the key check and rmcp.
-pub async fn check_envelope(req: Request, next: Next) -> Response<Body> {
+/// The check between the key check and rmcp, as a tower layer (a
+/// hand-written service: `axum::middleware::from_fn` and a boxed clone of
+/// the inner service cost several allocations on every request).
+#[derive(Clone, Copy, Default)]
+pub struct EnvelopeLayer;
+
+impl<S> Layer<S> for EnvelopeLayer {
+    type Service = EnvelopeCheck<S>;
+
+    fn layer(&self, inner: S) -> Self::Service {
+        EnvelopeCheck { inner }
+    }
+}
+
+/// The service [`EnvelopeLayer`] produces.
+#[derive(Clone)]
+pub struct EnvelopeCheck<S> {
+    inner: S,
+}
+
+impl<S, R> Service<Request<Body>> for EnvelopeCheck<S>
+where
+    S: Service<Request<Body>, Response = Response<R>, Error = Infallible> + Clone + Send + 'static,
+    S::Future: Send + 'static,
+    R: http_body::Body<Data = Bytes> + Send + 'static,
+    R::Error: Into<axum::BoxError>,
+{
+    type Response = Response<Body>;
+    type Error = Infallible;
+    type Future = Pin<Box<dyn Future<Output = Result<Response<Body>, Infallible>> + Send>>;
+
+    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Infallible>> {
+        self.inner.poll_ready(cx)
+    }
+
+    fn call(&mut self, req: Request<Body>) -> Self::Future {
+        // The clone that was polled ready is the one that serves this request.
+        let clone = self.inner.clone();
+        let inner = std::mem::replace(&mut self.inner, clone);
+        Box::pin(async move { Ok(check_envelope(req, inner).await) })
+    }
+}
+
+async fn run<S, R>(mut inner: S, req: Request<Body>) -> Response<Body>
+where
+    S: Service<Request<Body>, Response = Response<R>, Error = Infallible>,
+    R: http_body::Body<Data = Bytes> + Send + 'static,
+    R::Error: Into<axum::BoxError>,
+{
+    match inner.call(req).await {
+        Ok(response) => response.map(Body::new),
+        Err(never) => match never {},
+    }
+}
+
+async fn check_envelope<S, R>(req: Request<Body>, inner: S) -> Response<Body>
+where
+    S: Service<Request<Body>, Response = Response<R>, Error = Infallible>,
+    R: http_body::Body<Data = Bytes> + Send + 'static,
+    R::Error: Into<axum::BoxError>,
+{
     // Anything else (GET, DELETE, another content type) is rmcp's to answer.
     if req.method() != Method::POST || !is_json(req.headers()) {
-        return next.run(req).await;
+        return run(inner, req).await;
     }
     let (parts, body) = req.into_parts();
     let bytes = match Limited::new(body, MAX_BODY_BYTES).collect().await {
@@ -55,9 +118,9 @@ pub async fn check_envelope(req: Request, next: Next) -> Response<Body> {
     if let Err(answer) = inspect(&bytes) {
         return *answer;
     }
-    let response = next
-        .run(Request::from_parts(parts, Body::from(bytes.clone())))
-        .await;
+    // The bytes read here are rmcp's body: it collects them again, but
+    // from memory (a `Bytes` clone is a reference count).
+    let response = run(inner, Request::from_parts(parts, Body::from(bytes.clone()))).await;
     // rmcp refuses with 415 a JSON body it cannot read as a message (a shape
     // the cheap look above lets through, such as a wrong "jsonrpc" or values
     // nested deeper than its parser goes).

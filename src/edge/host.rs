@@ -9,13 +9,18 @@
 //! off in `app` and this is the only one.
 
 use super::answer::{REFUSED, json_rpc_error};
+use super::drain;
 use axum::body::Body;
-use axum::extract::{Request, State};
-use axum::middleware::Next;
+use axum::extract::Request;
 use http::header::{HOST, ORIGIN};
 use http::uri::Authority;
 use http::{Response, StatusCode, Uri};
+use std::convert::Infallible;
+use std::future::Future;
+use std::pin::Pin;
 use std::sync::Arc;
+use std::task::{Context, Poll};
+use tower::{Layer, Service};
 
 /// Who may call `/mcp`.
 #[derive(Debug)]
@@ -115,15 +120,74 @@ impl HostRules {
     }
 }
 
-/// The middleware in front of `/mcp`.
-pub async fn check_host(
-    State(rules): State<Arc<HostRules>>,
-    req: Request,
-    next: Next,
-) -> Response<Body> {
-    match rules.check(&req) {
-        Ok(()) => next.run(req).await,
-        Err(answer) => *answer,
+/// The check in front of `/mcp`, as a tower layer (hand-written: cheaper
+/// per request than `axum::middleware::from_fn`).
+#[derive(Clone)]
+pub struct HostLayer(Arc<HostRules>);
+
+impl HostLayer {
+    pub fn new(rules: HostRules) -> Self {
+        Self(Arc::new(rules))
+    }
+}
+
+impl<S> Layer<S> for HostLayer {
+    type Service = HostCheck<S>;
+
+    fn layer(&self, inner: S) -> Self::Service {
+        HostCheck {
+            rules: self.0.clone(),
+            inner,
+        }
+    }
+}
+
+/// The service [`HostLayer`] produces.
+#[derive(Clone)]
+pub struct HostCheck<S> {
+    rules: Arc<HostRules>,
+    inner: S,
+}
+
+impl<S> Service<Request> for HostCheck<S>
+where
+    S: Service<Request, Response = Response<Body>, Error = Infallible>,
+    S::Future: Unpin,
+{
+    type Response = Response<Body>;
+    type Error = Infallible;
+    type Future = Checked<S::Future>;
+
+    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Infallible>> {
+        self.inner.poll_ready(cx)
+    }
+
+    fn call(&mut self, req: Request) -> Self::Future {
+        match self.rules.check(&req) {
+            Ok(()) => Checked::Passed(self.inner.call(req)),
+            // Read the unread body first, or hyper drops the connection.
+            Err(answer) => Checked::Refused(Box::pin(drain::after_body(req.into_body(), *answer))),
+        }
+    }
+}
+
+/// The inner service's answer, or a refusal (boxed: the rare path).
+pub enum Checked<F> {
+    Passed(F),
+    Refused(Pin<Box<dyn Future<Output = Response<Body>> + Send>>),
+}
+
+impl<F> Future for Checked<F>
+where
+    F: Future<Output = Result<Response<Body>, Infallible>> + Unpin,
+{
+    type Output = Result<Response<Body>, Infallible>;
+
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        match self.get_mut() {
+            Checked::Passed(inner) => Pin::new(inner).poll(cx),
+            Checked::Refused(answer) => answer.as_mut().poll(cx).map(Ok),
+        }
     }
 }
 

@@ -3,6 +3,7 @@
 //! JSON-RPC envelope, and the one shape of every refusal.
 
 pub mod answer;
+pub mod drain;
 pub mod envelope;
 pub mod host;
 pub mod limits;

@@ -91,6 +91,12 @@ pub struct Watched {
     phase: Phase,
     /// `answered` when the phase was last set.
     seen_answered: u64,
+    /// When the phase's time is up.
+    deadline: Instant,
+    /// Fires at or before `deadline`. It is moved only when the deadline
+    /// comes earlier; a later deadline is re-armed when the timer fires. So
+    /// a busy connection touches the timer wheel about once per header
+    /// timeout, not twice per request.
     timer: Pin<Box<Sleep>>,
 }
 
@@ -111,6 +117,7 @@ impl Watched {
             // the accept: one that sends nothing is closed after `header`.
             phase: Phase::Head,
             seen_answered: 0,
+            deadline: first_head_by,
             timer: Box::pin(tokio::time::sleep_until(first_head_by)),
         }
     }
@@ -125,10 +132,29 @@ impl Watched {
         if answered != self.seen_answered && !self.in_service() {
             self.seen_answered = answered;
             self.phase = Phase::Idle;
-            self.timer
-                .as_mut()
-                .reset(Instant::now() + self.deadlines.idle);
+            self.set_deadline(Instant::now() + self.deadlines.idle);
         }
+    }
+
+    fn set_deadline(&mut self, deadline: Instant) {
+        self.deadline = deadline;
+        if deadline < self.timer.deadline() {
+            self.timer.as_mut().reset(deadline);
+        }
+    }
+
+    /// True once the deadline has passed; else the timer is armed to wake
+    /// this task by then.
+    fn expired(&mut self, cx: &mut Context<'_>) -> bool {
+        while self.timer.as_mut().poll(cx).is_ready() {
+            if Instant::now() >= self.deadline {
+                return true;
+            }
+            // Fired for an earlier deadline since moved later.
+            let deadline = self.deadline;
+            self.timer.as_mut().reset(deadline);
+        }
+        false
     }
 }
 
@@ -145,9 +171,7 @@ impl AsyncRead for Watched {
             Poll::Ready(Ok(())) => {
                 if buf.filled().len() > before && this.phase == Phase::Idle && !this.in_service() {
                     this.phase = Phase::Head;
-                    this.timer
-                        .as_mut()
-                        .reset(Instant::now() + this.deadlines.header);
+                    this.set_deadline(Instant::now() + this.deadlines.header);
                 }
                 Poll::Ready(Ok(()))
             }
@@ -155,7 +179,7 @@ impl AsyncRead for Watched {
                 // Parked before `in_service` is read: an answer that comes
                 // after the read wakes this task.
                 this.activity.park(cx.waker());
-                if !this.in_service() && this.timer.as_mut().poll(cx).is_ready() {
+                if !this.in_service() && this.expired(cx) {
                     let why = match this.phase {
                         Phase::Idle => "idle connection closed",
                         Phase::Head => "request head not received in time",
