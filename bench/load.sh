@@ -84,6 +84,7 @@ cleanup() {
     for pid in "${PIDS[@]}"; do kill "$pid" 2>/dev/null || true; done
     wait 2>/dev/null || true
     psql -q "$PG_ADMIN" -c "DROP DATABASE IF EXISTS $PGDB WITH (FORCE)" >/dev/null 2>&1 || true
+    psql -q "$PG_ADMIN" -c "DROP DATABASE IF EXISTS ${PGDB}_b WITH (FORCE)" >/dev/null 2>&1 || true
     rm -rf "$TMP"
 }
 trap cleanup EXIT
@@ -115,9 +116,9 @@ serve() { start_server "$1" "$BIN" serve --bind "127.0.0.1:$((PORT + 1))" --data
 rss_mb() { awk '/^VmHWM/ { printf "%.1f", $2 / 1024 }' "/proc/$SPID/status" 2>/dev/null || echo "?"; }
 # The server's Postgres backends onto CPU 1, beside wrk (new ones inherit
 # nothing, so this runs after the warm-up has opened the pool).
-pin_pg() {
+pin_pg() {   # [DATABASE, default the benchmark's]
     local pid
-    for pid in $(psql -At "$PG_ADMIN" -c "SELECT pid FROM pg_stat_activity WHERE datname = '$PGDB'"); do
+    for pid in $(psql -At "$PG_ADMIN" -c "SELECT pid FROM pg_stat_activity WHERE datname = '${1:-$PGDB}'"); do
         taskset -p -c 1 "$pid" >/dev/null 2>&1 || true
     done
 }
@@ -219,22 +220,28 @@ fi
 
 if want compare; then
     [ -x "${COMPARE_BIN:-}" ] || { echo "compare needs COMPARE_BIN=<server binary>" >&2; exit 2; }
-    issue_key "$PG_URL"
+    # Each build on its own database: a build's migrations are refused by an
+    # older one (e.g. the base before the edge), and neither sees the
+    # other's rows. Same data on both: a key and ten orders.
+    issue_key "$PG_URL"; A_KEY=$KEY
     serve "$LABEL-compare-a" "$PG_URL"; A_PID=$SPID A_URL=$SURL
-    seed_orders "$A_URL" "$KEY"
-    start_server "$LABEL-compare-b" "$COMPARE_BIN" serve --bind "127.0.0.1:$((PORT + 1))" --database-url "$PG_URL"
+    seed_orders "$A_URL" "$A_KEY"
+    psql -q "$PG_ADMIN" -c "CREATE DATABASE ${PGDB}_b" >/dev/null
+    B_DB=${PG_URL}_b
+    BIN=$COMPARE_BIN issue_key "$B_DB"; B_KEY=$KEY
+    start_server "$LABEL-compare-b" "$COMPARE_BIN" serve --bind "127.0.0.1:$((PORT + 1))" --database-url "$B_DB"
     B_PID=$SPID B_URL=$SURL
+    seed_orders "$B_URL" "$B_KEY"
     for tool in whoami fetch_orders; do
         args='{}' conc=64; [ "$tool" = fetch_orders ] && args='{"limit":10}' conc=16
-        for side in a b; do   # open both pools before pinning
-            url=$A_URL; [ $side = b ] && url=$B_URL
-            bench "$url" "$KEY" "$tool" "$args" 64 --duration 1 --warmup 0 >/dev/null
-        done
-        pin_pg
+        # Open both pools before pinning.
+        bench "$A_URL" "$A_KEY" "$tool" "$args" 64 --duration 1 --warmup 0 >/dev/null
+        bench "$B_URL" "$B_KEY" "$tool" "$args" 64 --duration 1 --warmup 0 >/dev/null
+        pin_pg "$PGDB"; pin_pg "${PGDB}_b"
         for round in 1 2 3; do
-            SPID=$A_PID; line=$(bench "$A_URL" "$KEY" "$tool" "$args" "$conc")
+            SPID=$A_PID; line=$(bench "$A_URL" "$A_KEY" "$tool" "$args" "$conc")
             echo "$LABEL postgres $tool c=$conc bin=a round=$round $line"
-            SPID=$B_PID; line=$(bench "$B_URL" "$KEY" "$tool" "$args" "$conc")
+            SPID=$B_PID; line=$(bench "$B_URL" "$B_KEY" "$tool" "$args" "$conc")
             echo "$LABEL postgres $tool c=$conc bin=b round=$round $line"
         done
     done
