@@ -90,6 +90,21 @@ impl HostRules {
     }
 
     fn host_allowed(&self, value: &str) -> bool {
+        // Every request passes here: the usual `host[:port]` is compared
+        // without allocating; anything else gets the full parse below.
+        if let Some((host, port)) = split_plain(value) {
+            return self.matches(host, port);
+        }
+        self.host_allowed_parsed(value)
+    }
+
+    fn matches(&self, host: &str, port: Option<u16>) -> bool {
+        self.hosts
+            .iter()
+            .any(|a| a.host.eq_ignore_ascii_case(host) && a.port.is_none_or(|p| Some(p) == port))
+    }
+
+    fn host_allowed_parsed(&self, value: &str) -> bool {
         let Ok(authority) = Authority::try_from(value) else {
             return false;
         };
@@ -189,6 +204,35 @@ where
             Checked::Refused(answer) => answer.as_mut().poll(cx).map(Ok),
         }
     }
+}
+
+/// `name[:port]` (letters, digits, `.`, `-`) or `[ipv6][:port]`, split
+/// without allocating; `None` for anything else. For these the full parse
+/// gives the same host (brackets off) and port.
+fn split_plain(value: &str) -> Option<(&str, Option<u16>)> {
+    let (host, rest, plain) = match value.strip_prefix('[') {
+        Some(inner) => {
+            let (v6, rest) = inner.split_once(']')?;
+            let v6_char = |b: u8| b.is_ascii_hexdigit() || b == b':' || b == b'.';
+            (v6, rest, v6.bytes().all(v6_char))
+        }
+        None => {
+            let (name, rest) = value.split_at(value.find(':').unwrap_or(value.len()));
+            let name_char = |b: u8| b.is_ascii_alphanumeric() || b == b'.' || b == b'-';
+            (name, rest, name.bytes().all(name_char))
+        }
+    };
+    if host.is_empty() || !plain {
+        return None;
+    }
+    if rest.is_empty() {
+        return Some((host, None));
+    }
+    let digits = rest.strip_prefix(':')?;
+    if digits.is_empty() || digits.len() > 5 || !digits.bytes().all(|b| b.is_ascii_digit()) {
+        return None;
+    }
+    Some((host, Some(digits.parse().ok()?)))
 }
 
 fn normalize_host(host: &str) -> String {
@@ -308,6 +352,41 @@ mod tests {
             b = b.header(ORIGIN, o);
         }
         b.body(()).unwrap()
+    }
+
+    #[test]
+    fn the_allocation_free_host_check_agrees_with_the_full_parse() {
+        let r = rules(&["localhost", "127.0.0.1:8080", "::1", "Example.COM"], &[]);
+        for value in [
+            "localhost",
+            "LOCALHOST:1",
+            "localhost:",
+            "localhost:99999",
+            "localhost.",
+            "127.0.0.1:8080",
+            "127.0.0.1:8081",
+            "127.0.0.1",
+            "[::1]",
+            "[::1]:3000",
+            "[::2]:3000",
+            "[::1",
+            "example.com:443",
+            "user@localhost",
+            "evil.example",
+            "local host",
+            "",
+            ":80",
+        ] {
+            assert_eq!(
+                r.host_allowed(value),
+                r.host_allowed_parsed(value),
+                "{value:?}"
+            );
+        }
+        assert!(r.host_allowed("LOCALHOST:1"));
+        assert!(r.host_allowed("[::1]:3000"));
+        assert!(!r.host_allowed("127.0.0.1:8081"));
+        assert!(!r.host_allowed("evil.example"));
     }
 
     #[test]
