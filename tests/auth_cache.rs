@@ -256,20 +256,6 @@ async fn losing_the_postgres_listener_keeps_the_bound() {
     shutdown.cancel();
 }
 
-/// One `tools/call` of `whoami` over plain HTTP; the status code.
-async fn whoami_status(http: &reqwest::Client, url: &str, key: &str) -> u16 {
-    http.post(url)
-        .header("Authorization", format!("Bearer {key}"))
-        .header("Content-Type", "application/json")
-        .header("Accept", "application/json, text/event-stream")
-        .header("MCP-Protocol-Version", "2025-11-25")
-        .body(r#"{"jsonrpc":"2.0","id":1,"method":"tools/call","params":{"name":"whoami","arguments":{}}}"#)
-        .send()
-        .await
-        .map(|r| r.status().as_u16())
-        .unwrap_or(0)
-}
-
 /// The real `fleetmind` binary serving `database_url` on a free port.
 struct ServerProcess {
     child: tokio::process::Child,
@@ -320,7 +306,7 @@ async fn a_cli_revocation_reaches_another_server_process_within_the_bound() {
         // Wait until the server's change watch is live (its first answers
         // may come from a still-blind cache, which is also within the bound).
         for _ in 0..20 {
-            assert_eq!(whoami_status(&http, &server.url, key).await, 200);
+            assert_eq!(common::whoami_status(&http, &server.url, key).await, 200);
             tokio::time::sleep(Duration::from_millis(50)).await;
         }
         let status = tokio::process::Command::new(env!("CARGO_BIN_EXE_fleetmind"))
@@ -337,7 +323,7 @@ async fn a_cli_revocation_reaches_another_server_process_within_the_bound() {
             .expect("run the CLI");
         assert!(status.success(), "keys revoke failed");
         let refused = eventually(BOUND, || async {
-            whoami_status(&http, &server.url, key).await == 401
+            common::whoami_status(&http, &server.url, key).await == 401
         })
         .await;
         assert!(
@@ -369,10 +355,13 @@ async fn a_client_sending_unknown_keys_gets_429_and_valid_keys_keep_working() {
         let server = start_server_with(t.db.clone(), options).await;
         let url = server.mcp_url();
         let http = reqwest::Client::new();
-        assert_eq!(whoami_status(&http, &url, good).await, 200);
+        assert_eq!(common::whoami_status(&http, &url, good).await, 200);
         for _ in 0..5 {
             let wrong = ApiKey::generate().expect("key");
-            assert_eq!(whoami_status(&http, &url, wrong.expose()).await, 401);
+            assert_eq!(
+                common::whoami_status(&http, &url, wrong.expose()).await,
+                401
+            );
         }
         let wrong = ApiKey::generate().expect("key");
         let answer = http
@@ -412,7 +401,7 @@ async fn a_client_sending_unknown_keys_gets_429_and_valid_keys_keep_working() {
             .expect("send");
         assert_eq!(register.status().as_u16(), 429, "{:?}", t.backend);
         // The key this server already verified is not held back.
-        assert_eq!(whoami_status(&http, &url, good).await, 200);
+        assert_eq!(common::whoami_status(&http, &url, good).await, 200);
         server.stop().await;
     })
     .await;
@@ -479,7 +468,7 @@ async fn many_requests_by_one_key_write_last_used_at_once() {
         let http = reqwest::Client::new();
         const N: usize = 1000;
         for _ in 0..N {
-            assert_eq!(whoami_status(&http, &url, key).await, 200);
+            assert_eq!(common::whoami_status(&http, &url, key).await, 200);
         }
         assert_eq!(
             updates().await,
