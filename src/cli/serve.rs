@@ -1,0 +1,192 @@
+//! `fleetmind serve`: opens the database, binds, prints the first admin key
+//! on a database without keys, and serves until SIGTERM or Ctrl-C.
+
+use super::{CliError, GlobalArgs};
+use crate::app::{self, ServeOptions};
+use crate::auth::TrustedProxies;
+use crate::edge::EdgeOptions;
+use crate::key_admin::{self, IssuedKey};
+use crate::store::{self, PoolOptions};
+use clap::Args;
+use std::net::SocketAddr;
+use std::time::Duration;
+use tokio_util::sync::CancellationToken;
+
+#[derive(Debug, Args, Clone)]
+pub struct ServeArgs {
+    /// Address to listen on.
+    #[arg(long, env = "FLEETMIND_BIND", default_value = "127.0.0.1:8787")]
+    pub bind: SocketAddr,
+    /// Host names accepted in the Host header, comma-separated (default:
+    /// localhost, 127.0.0.1, ::1). Set this for a public deployment.
+    #[arg(long, env = "FLEETMIND_ALLOWED_HOSTS", value_delimiter = ',')]
+    pub allowed_hosts: Vec<String>,
+    /// Browser origins accepted, comma-separated, e.g. `https://app.example.com:443`.
+    #[arg(long, env = "FLEETMIND_ALLOWED_ORIGINS", value_delimiter = ',')]
+    pub allowed_origins: Vec<String>,
+    /// Seconds between writes of keys' last_used_at.
+    #[arg(long, env = "FLEETMIND_USAGE_FLUSH_SECS", default_value_t = 60)]
+    pub usage_flush_secs: u64,
+    /// The URL clients use, for the setup lines printed on first start
+    /// (default: derived from --bind).
+    #[arg(long, env = "FLEETMIND_PUBLIC_URL")]
+    pub public_url: Option<String>,
+    /// Reverse proxies (addresses, or CIDR networks holding only proxies;
+    /// comma-separated, e.g. 127.0.0.1,10.0.4.17,::1) whose X-Forwarded-For
+    /// names the client for the limit on unknown keys. Default: none (the
+    /// header is ignored).
+    #[arg(
+        long,
+        env = "FLEETMIND_TRUSTED_PROXIES",
+        value_delimiter = ',',
+        value_name = "ADDR[/BITS]"
+    )]
+    pub trusted_proxies: Vec<String>,
+    /// Seconds a connection has to send a complete request head; a new
+    /// connection that sends nothing is closed after it too.
+    #[arg(long, env = "FLEETMIND_HEADER_TIMEOUT_SECS", default_value_t = 10,
+          value_parser = clap::value_parser!(u64).range(1..))]
+    pub header_timeout_secs: u64,
+    /// Seconds an idle keep-alive connection stays open.
+    #[arg(long, env = "FLEETMIND_IDLE_TIMEOUT_SECS", default_value_t = 60,
+          value_parser = clap::value_parser!(u64).range(1..))]
+    pub idle_timeout_secs: u64,
+    /// Seconds a request may take; a longer one is stopped and answered 503.
+    #[arg(long, env = "FLEETMIND_REQUEST_TIMEOUT_SECS", default_value_t = 30,
+          value_parser = clap::value_parser!(u64).range(1..))]
+    pub request_timeout_secs: u64,
+    /// Most connections open at once; more are closed at once (default:
+    /// the open-file limit, raised to its hard limit at start, minus room
+    /// for the database and files).
+    #[arg(long, env = "FLEETMIND_MAX_CONNECTIONS",
+          value_parser = clap::value_parser!(u64).range(1..))]
+    pub max_connections: Option<u64>,
+}
+
+pub(super) async fn run(
+    global: &GlobalArgs,
+    pool: &PoolOptions,
+    args: ServeArgs,
+) -> Result<(), CliError> {
+    // Before anything is opened or printed: a bad entry changes nothing.
+    let trusted_proxies = TrustedProxies::parse(&args.trusted_proxies).map_err(|err| {
+        CliError::Usage(format!(
+            "--trusted-proxies (FLEETMIND_TRUSTED_PROXIES): {err}"
+        ))
+    })?;
+    let db = store::open(&global.database_url, pool).await?;
+    let listener = tokio::net::TcpListener::bind(args.bind).await?;
+    let addr = listener.local_addr()?;
+    let url = args
+        .public_url
+        .clone()
+        .unwrap_or_else(|| format!("http://{}/mcp", client_addr(addr)));
+    if let Some(issued) = key_admin::bootstrap_admin_key(db.as_ref()).await? {
+        print_first_key(&issued, &url);
+    }
+    let options = ServeOptions {
+        allowed_hosts: args.allowed_hosts,
+        allowed_origins: args.allowed_origins,
+        usage_flush_interval: Duration::from_secs(args.usage_flush_secs.max(1)),
+        trusted_proxies,
+        edge: EdgeOptions {
+            header_timeout: Duration::from_secs(args.header_timeout_secs),
+            idle_timeout: Duration::from_secs(args.idle_timeout_secs),
+            request_timeout: Duration::from_secs(args.request_timeout_secs),
+            max_connections: args
+                .max_connections
+                .map(|n| usize::try_from(n).unwrap_or(usize::MAX)),
+            db_connections: global.db_max_connections,
+        },
+        ..ServeOptions::default()
+    };
+    if !options.trusted_proxies.is_empty() {
+        tracing::info!(
+            trusted_proxies = %options.trusted_proxies,
+            "X-Forwarded-For names the client when the peer is one of these"
+        );
+        if options.trusted_proxies.trusts_a_whole_family() {
+            tracing::warn!(
+                "a trusted proxy network is /0: any client can choose the address its \
+                 failed key lookups are counted against"
+            );
+        }
+    }
+    let shutdown = CancellationToken::new();
+    let server = app::start(listener, db, &options, shutdown.clone())?;
+    let signal = shutdown_signal();
+    println!("FleetMind MCP listening on {url}");
+    tracing::info!(
+        %addr,
+        max_connections = server.max_connections,
+        header_timeout_secs = args.header_timeout_secs,
+        idle_timeout_secs = args.idle_timeout_secs,
+        request_timeout_secs = args.request_timeout_secs,
+        "serving"
+    );
+    tokio::spawn(async move {
+        signal.await;
+        tracing::info!("shutting down");
+        shutdown.cancel();
+    });
+    server.wait().await?;
+    Ok(())
+}
+
+/// An address a local client can dial: a wildcard bind becomes loopback.
+fn client_addr(addr: SocketAddr) -> SocketAddr {
+    let mut addr = addr;
+    if addr.ip().is_unspecified() {
+        addr.set_ip(match addr {
+            SocketAddr::V4(_) => std::net::Ipv4Addr::LOCALHOST.into(),
+            SocketAddr::V6(_) => std::net::Ipv6Addr::LOCALHOST.into(),
+        });
+    }
+    addr
+}
+
+/// Installs the SIGTERM/Ctrl-C handlers now (so a signal that arrives right
+/// after start-up is not fatal) and returns a future that resolves on either.
+fn shutdown_signal() -> impl std::future::Future<Output = ()> {
+    #[cfg(unix)]
+    let term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()).ok();
+    let ctrl_c = tokio::signal::ctrl_c();
+    async move {
+        #[cfg(unix)]
+        if let Some(mut term) = term {
+            tokio::select! {
+                _ = ctrl_c => {}
+                _ = term.recv() => {}
+            }
+            return;
+        }
+        let _ = ctrl_c.await;
+    }
+}
+
+/// The Claude Desktop entry for a key, in the header form (the key in an
+/// env var, as Windows needs no spaces in args).
+pub fn claude_desktop_config(url: &str, key: &str) -> serde_json::Value {
+    serde_json::json!({
+        "mcpServers": {
+            "fleetmind": {
+                "command": "npx",
+                "args": ["-y", "mcp-remote@0.15.1", url, "--header", "Authorization:${FLEETMIND_AUTH}"],
+                "env": { "FLEETMIND_AUTH": format!("Bearer {key}") }
+            }
+        }
+    })
+}
+
+fn print_first_key(issued: &IssuedKey, url: &str) {
+    let key = issued.api_key.expose();
+    let config = serde_json::to_string_pretty(&claude_desktop_config(url, key)).unwrap_or_default();
+    println!(
+        "\nFleetMind: this database had no API key, so an admin key was created.\n\
+         It is shown only this once; store it now:\n\n    {key}\n\n\
+         user_id: {}   key_id: {}   scopes: {}\n\n\
+         To use it from Claude Desktop, put this in claude_desktop_config.json:\n\n{config}\n\n\
+         Give other people their own keys: fleetmind keys create --email them@example.com\n",
+        issued.record.user_id, issued.record.key_id, issued.record.scopes
+    );
+}
