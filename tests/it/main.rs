@@ -1,0 +1,33 @@
+//! The integration tests, in one binary (issue 10): one module per topic and
+//! the support they share in `support/`. One binary links once, where one
+//! per file linked the server and its dependencies ~30 times.
+
+mod support;
+
+mod admin_tools;
+mod auth_cache;
+mod auth_matrix;
+mod cli;
+mod deadlines;
+mod fleet_isolation;
+mod fleet_model;
+mod fleet_panic;
+mod fleet_store;
+mod fleet_times;
+mod fleet_tools;
+mod fuzz_http;
+mod http_edges;
+mod key_audit;
+mod key_vectors;
+mod log_secrets;
+mod no_oauth;
+mod partition;
+mod pool;
+mod prompts;
+mod protocol;
+mod scope_matrix;
+mod seed_compat;
+mod trusted_proxies;
+mod unknown_key_flood;
+mod whoami;
+mod whoami_arguments;

@@ -1,0 +1,168 @@
+//! Support for the fleet tool tests: tenants with their own keys and real
+//! rmcp clients, calls that check the result's shape, row dumps straight
+//! from the database.
+#![allow(dead_code)]
+
+use crate::support::*;
+use fleetmind::store::Backend;
+use rmcp::model::{CallToolRequestParams, CallToolResult};
+use serde_json::{Value, json};
+use sqlx::Row;
+
+/// One tenant: its user id and a client holding its key.
+pub struct Tenant {
+    pub user_id: String,
+    pub client: Client,
+}
+
+pub async fn tenant(t: &TestDb, mcp_url: &str, email: &str) -> Tenant {
+    let issued = issue_key(&t.db, email, None).await;
+    let client = connect(mcp_url, issued.api_key.expose())
+        .await
+        .expect("connect");
+    Tenant {
+        user_id: issued.record.user_id.clone(),
+        client,
+    }
+}
+
+/// The raw result of a call; a protocol error fails the test (bad input
+/// must come back as a tool error).
+pub async fn raw(client: &Client, tool: &str, args: Value) -> CallToolResult {
+    let Value::Object(args) = args else {
+        panic!("arguments must be an object");
+    };
+    client
+        .call_tool(CallToolRequestParams::new(tool.to_owned()).with_arguments(args))
+        .await
+        .unwrap_or_else(|e| panic!("{tool}: protocol error instead of a tool result: {e}"))
+}
+
+fn text_of(result: &CallToolResult) -> String {
+    result
+        .content
+        .iter()
+        .filter_map(|c| c.as_text().map(|t| t.text.clone()))
+        .collect::<Vec<_>>()
+        .join("\n")
+}
+
+/// Calls a tool that must succeed: its structured content, which must also
+/// be the text content, parsed.
+pub async fn ok(client: &Client, tool: &str, args: Value) -> Value {
+    let result = raw(client, tool, args.clone()).await;
+    let text = text_of(&result);
+    assert_ne!(result.is_error, Some(true), "{tool} {args} failed: {text}");
+    let structured = result
+        .structured_content
+        .unwrap_or_else(|| panic!("{tool}: no structuredContent"));
+    let parsed: Value = serde_json::from_str(&text)
+        .unwrap_or_else(|_| panic!("{tool}: text content is not JSON: {text}"));
+    assert_eq!(
+        parsed, structured,
+        "{tool}: text and structuredContent differ"
+    );
+    assert_eq!(structured["success"], json!(true), "{tool}: {structured}");
+    structured
+}
+
+/// Calls a tool that must fail with a tool error: its message.
+pub async fn err(client: &Client, tool: &str, args: Value) -> String {
+    let result = raw(client, tool, args.clone()).await;
+    let text = text_of(&result);
+    assert_eq!(
+        result.is_error,
+        Some(true),
+        "{tool} {args} should have failed, got: {text}"
+    );
+    text
+}
+
+pub fn order_args(name: &str, lat: f64, lng: f64) -> Value {
+    json!({
+        "customer_name": name,
+        "delivery_address": format!("{name}'s door"),
+        "delivery_lat": lat,
+        "delivery_lng": lng,
+        "expected_delivery_time": "2099-01-01T12:00:00Z",
+        "customer_email": format!("{}@example.com", name.to_lowercase().replace(' ', ".")),
+        "weight_kg": 12.5,
+    })
+}
+
+pub fn driver_args(name: &str, lat: f64, lng: f64) -> Value {
+    json!({
+        "name": name,
+        "vehicle_type": "van",
+        "current_address": "Depot",
+        "current_lat": lat,
+        "current_lng": lng,
+    })
+}
+
+pub async fn create_order(tenant: &Tenant, name: &str, lat: f64, lng: f64) -> String {
+    let out = ok(&tenant.client, "create_order", order_args(name, lat, lng)).await;
+    out["order"]["order_id"]
+        .as_str()
+        .expect("order id")
+        .to_owned()
+}
+
+pub async fn create_driver(tenant: &Tenant, name: &str, lat: f64, lng: f64) -> String {
+    let out = ok(&tenant.client, "create_driver", driver_args(name, lat, lng)).await;
+    out["driver"]["driver_id"]
+        .as_str()
+        .expect("driver id")
+        .to_owned()
+}
+
+/// Every column of every fleet row of `user`, read with plain SQL, in a
+/// fixed order: equal dumps mean byte-for-byte equal rows.
+pub async fn dump(t: &TestDb, user: &str) -> Vec<String> {
+    let mut out = Vec::new();
+    for (table, key) in [
+        ("orders", "order_id"),
+        ("drivers", "driver_id"),
+        ("assignments", "assignment_id"),
+    ] {
+        match t.backend {
+            Backend::Postgres => {
+                let pool = sqlx::PgPool::connect(&t.url).await.expect("connect");
+                let rows = sqlx::query(&format!(
+                    "SELECT row_to_json(t)::text AS row FROM {table} t WHERE user_id = $1 ORDER BY {key}"
+                ))
+                .bind(user)
+                .fetch_all(&pool)
+                .await
+                .expect("dump");
+                for row in rows {
+                    out.push(format!("{table}: {}", row.get::<String, _>("row")));
+                }
+                pool.close().await;
+            }
+            Backend::Sqlite => {
+                let pool = sqlx::SqlitePool::connect(&t.url).await.expect("connect");
+                let columns: Vec<String> = sqlx::query(&format!("PRAGMA table_info({table})"))
+                    .fetch_all(&pool)
+                    .await
+                    .expect("columns")
+                    .iter()
+                    .map(|r| r.get::<String, _>("name"))
+                    .collect();
+                let rows = sqlx::query(&format!(
+                    "SELECT json_array({}) AS row FROM {table} WHERE user_id = $1 ORDER BY {key}",
+                    columns.join(", ")
+                ))
+                .bind(user)
+                .fetch_all(&pool)
+                .await
+                .expect("dump");
+                for row in rows {
+                    out.push(format!("{table}: {}", row.get::<String, _>("row")));
+                }
+                pool.close().await;
+            }
+        }
+    }
+    out
+}
