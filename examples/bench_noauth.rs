@@ -7,9 +7,10 @@
 //!         DATABASE_URL BIND_ADDR USER_ID
 
 use fleetmind::app::{self, ServeOptions};
-use fleetmind::auth::{Caller, UserId};
+use fleetmind::auth::Caller;
 use fleetmind::scopes::Scopes;
 use fleetmind::store::{self, PoolOptions};
+use fleetmind::tenant::UserId;
 use tokio_util::sync::CancellationToken;
 use tracing_subscriber::EnvFilter;
 

@@ -11,11 +11,11 @@
 //! The watch task flips the flag; a cache hit reads it with one atomic load
 //! and no clock.
 
-use super::UserId;
 use super::usage::UsageSlot;
 use crate::keys::KeyHash;
 use crate::scopes::Scopes;
 use crate::store::{KeyChange, KeyRecord, KeyState};
+use crate::tenant::UserId;
 use chrono::{DateTime, Utc};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};

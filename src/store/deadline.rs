@@ -13,13 +13,14 @@
 //! A write abandoned after its `COMMIT` was sent may still have committed:
 //! the caller is told the database is unavailable, as it cannot know more.
 
-use super::fleet::*;
+use super::fleet::FleetStore;
 use super::{
     Db, KeyChangeSink, KeyEvent, KeyHashRow, KeyRecord, KeyStore, NewKey, PoolOptions,
     RevokeTarget, StoreError,
 };
-use crate::auth::UserId;
+use crate::fleet::types::*;
 use crate::keys::KeyHash;
+use crate::tenant::UserId;
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 use std::future::Future;

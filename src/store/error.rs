@@ -1,5 +1,7 @@
 //! The one error type of the storage boundary.
 
+use crate::fleet::FleetError;
+
 /// What can go wrong in the store. Messages never carry SQL, row data or
 /// driver text; the source error is kept for the server's own logs.
 #[derive(Debug, thiserror::Error)]
@@ -17,10 +19,10 @@ pub enum StoreError {
     /// The row does not exist (or belongs to another tenant).
     #[error("{0} not found")]
     NotFound(&'static str),
-    /// The request is wrong (a field out of range, too long, …); the
-    /// message names the field.
-    #[error("{0}")]
-    Invalid(String),
+    /// The fleet's rules refused the request (a field out of range, a
+    /// state machine); the message says why.
+    #[error(transparent)]
+    Fleet(#[from] FleetError),
     /// A setting is wrong (for example the database URL).
     #[error("{0}")]
     Config(String),

@@ -3,9 +3,9 @@
 
 use crate::support::*;
 use chrono::{Duration, Utc};
-use fleetmind::auth::UserId;
-use fleetmind::store::fleet::*;
+use fleetmind::fleet::*;
 use fleetmind::store::{Backend, StoreError};
+use fleetmind::tenant::UserId;
 
 fn new_order(name: &str, lat: f64, lng: f64) -> NewOrder {
     NewOrder {
@@ -48,9 +48,11 @@ fn new_driver(name: &str, lat: f64, lng: f64) -> NewDriver {
     }
 }
 
+/// The message of a conflict, whether the fleet's rules refused the change
+/// or the store found the rows changed meanwhile.
 fn conflict(err: StoreError) -> String {
     match err {
-        StoreError::Conflict(msg) => msg,
+        StoreError::Conflict(msg) | StoreError::Fleet(FleetError::Conflict(msg)) => msg,
         other => panic!("expected a conflict, got {other:?}"),
     }
 }
@@ -268,7 +270,7 @@ async fn assignment_cascades_follow_the_state_machines() {
             .await
             .unwrap_err();
         assert!(
-            matches!(err, StoreError::Invalid(ref m) if m.starts_with("status:")),
+            matches!(err, StoreError::Fleet(FleetError::Invalid(ref m)) if m.starts_with("status:")),
             "{err:?}"
         );
 
@@ -460,7 +462,7 @@ async fn racing_calls_cannot_break_a_state_machine() {
         for task in tasks {
             match task.await.unwrap() {
                 Ok(a) => won.push(a),
-                Err(StoreError::Conflict(_)) => {}
+                Err(StoreError::Conflict(_) | StoreError::Fleet(FleetError::Conflict(_))) => {}
                 Err(other) => panic!(
                     "{:?}: a race must end in a conflict, got {other:?}",
                     t.backend
@@ -513,7 +515,7 @@ async fn racing_calls_cannot_break_a_state_machine() {
         for task in tasks {
             match task.await.unwrap() {
                 Ok(a) => results.push(a.status),
-                Err(StoreError::Conflict(_)) => {}
+                Err(StoreError::Conflict(_) | StoreError::Fleet(FleetError::Conflict(_))) => {}
                 Err(other) => panic!("{:?}: got {other:?}", t.backend),
             }
         }

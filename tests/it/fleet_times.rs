@@ -13,7 +13,7 @@
 use crate::support::fleet::*;
 use crate::support::*;
 use chrono::{DateTime, Datelike, NaiveDate, TimeDelta, Utc};
-use fleetmind::store::fleet::rules::TIME_YEARS;
+use fleetmind::fleet::rules::TIME_YEARS;
 use proptest::prelude::*;
 use proptest::test_runner::{Config, TestRunner};
 use rmcp::model::CallToolResult;

@@ -3,11 +3,12 @@
 //! driver in one transaction (see the store).
 
 use super::Failure;
-use super::choose::{self, DriverScore, Weights};
 use super::input::{self, parse};
-use crate::auth::{Caller, UserId};
+use crate::auth::Caller;
+use crate::fleet::choose::{self, DriverScore, Weights};
+use crate::fleet::*;
 use crate::mcp::{FleetMind, input_schema};
-use crate::store::fleet::*;
+use crate::tenant::UserId;
 use rmcp::model::JsonObject;
 use rmcp::{Json, schemars, tool, tool_router};
 use serde::{Deserialize, Serialize};
@@ -185,9 +186,7 @@ impl FleetMind {
             .order(user, order_id)
             .await
             .map_err(|e| Failure::store(e, &[("order", order_id)]))?;
-        if let Some(why) = rules::refuse_assigning(&order) {
-            return Err(Failure::Refused(why));
-        }
+        rules::check_assignable(&order)?;
         let query = DriverQuery {
             filter: DriverFilter {
                 status: Some(DriverStatus::Active),
@@ -313,7 +312,7 @@ impl FleetMind {
         let order_id = input::id("order_id", &a.order_id)?;
         let user = &caller.user_id;
         let (order, drivers) = self.order_and_candidates(user, &order_id).await?;
-        let now = crate::store::fleet::rules::now();
+        let now = rules::now();
         let recent: HashMap<String, i64> = self
             .db
             .assignments_since(user, rules::later_by_minutes(now, -24 * 60))

@@ -3,8 +3,8 @@
 use super::input::{self, SortOrder, parse};
 use super::{Counted, Deleted, Failure};
 use crate::auth::Caller;
+use crate::fleet::*;
 use crate::mcp::{FleetMind, input_schema};
-use crate::store::fleet::*;
 use rmcp::model::JsonObject;
 use rmcp::{Json, schemars, tool, tool_router};
 use serde::{Deserialize, Serialize};

@@ -3,7 +3,7 @@
 //! unknown status) is a tool error naming the field, before anything runs.
 
 use super::Failure;
-use crate::store::fleet::rules;
+use crate::fleet::rules;
 use chrono::{DateTime, NaiveDate, NaiveDateTime, Utc};
 use rmcp::model::JsonObject;
 use rmcp::schemars;

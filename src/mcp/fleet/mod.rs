@@ -3,13 +3,13 @@
 //! tenant only; the scope each tool needs is in `policy.rs`.
 
 mod assignments;
-mod choose;
 mod drivers;
 mod input;
 mod orders;
 pub(super) mod resources;
 
 use super::truncate;
+use crate::fleet::FleetError;
 use crate::store::StoreError;
 use rmcp::ErrorData;
 use rmcp::handler::server::tool::IntoCallToolResult;
@@ -42,9 +42,8 @@ impl Failure {
                     None => format!("{kind} not found"),
                 })
             }
-            StoreError::Invalid(message) | StoreError::Conflict(message) => {
-                Failure::Refused(message)
-            }
+            StoreError::Fleet(refused) => Failure::from(refused),
+            StoreError::Conflict(message) => Failure::Refused(message),
             other => Failure::unavailable(&other, "fleet tool"),
         }
     }
@@ -92,6 +91,12 @@ impl From<StoreError> for Failure {
     }
 }
 
+impl From<FleetError> for Failure {
+    fn from(refused: FleetError) -> Self {
+        Failure::Refused(refused.to_string())
+    }
+}
+
 impl From<String> for Failure {
     fn from(message: String) -> Self {
         Failure::Refused(message)
@@ -118,8 +123,8 @@ pub struct Counted {
     pub by_status: std::collections::BTreeMap<String, i64>,
 }
 
-impl From<crate::store::fleet::StatusCounts> for Counted {
-    fn from(counts: crate::store::fleet::StatusCounts) -> Self {
+impl From<crate::fleet::StatusCounts> for Counted {
+    fn from(counts: crate::fleet::StatusCounts) -> Self {
         Counted {
             success: true,
             total: counts.total,

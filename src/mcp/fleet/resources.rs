@@ -3,9 +3,9 @@
 
 use super::Failure;
 use crate::auth::Caller;
+use crate::fleet::*;
 use crate::mcp::policy::{self, Denied};
 use crate::mcp::{FleetMind, truncate};
-use crate::store::fleet::*;
 use rmcp::ErrorData;
 use rmcp::model::{ReadResourceResult, Resource, ResourceContents};
 use serde_json::json;

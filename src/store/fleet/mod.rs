@@ -8,16 +8,12 @@
 mod sql_rows;
 #[macro_use]
 mod sql;
-mod fields;
 mod postgres;
-pub mod rules;
 mod sqlite;
-pub mod types;
 
-pub use types::*;
-
-use crate::auth::UserId;
+use crate::fleet::types::*;
 use crate::store::StoreError;
+use crate::tenant::UserId;
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 

@@ -407,18 +407,7 @@ macro_rules! fleet_store_impl {
                 let mut tx = self.write_tx().await?;
                 let order = order_in(&mut tx, user, order_id).await?;
                 let driver = driver_in(&mut tx, user, driver_id).await?;
-                if let Some(why) = rules::refuse_assigning(&order) {
-                    return Err(StoreError::Conflict(why));
-                }
-                if driver.status != DriverStatus::Active {
-                    return Err(StoreError::Conflict(format!(
-                        "driver {driver_id} is {}; only active drivers can be assigned",
-                        driver.status
-                    )));
-                }
-                if let Some(why) = rules::unsuitable(&order, &driver) {
-                    return Err(StoreError::Conflict(why));
-                }
+                rules::check_assignment(&order, &driver)?;
                 let now = rules::now();
                 let route = rules::estimate_route(&order, &driver);
                 let assignment = Assignment {
@@ -553,9 +542,7 @@ macro_rules! fleet_store_impl {
                     next.actual_arrival = actual_arrival;
                 }
                 if let Some(step) = &step {
-                    if let Some(why) = rules::refuse_step(&assignment, step) {
-                        return Err(StoreError::Conflict(why));
-                    }
+                    rules::check_step(&assignment, step)?;
                     next.status = step.target();
                     let order = order_in(&mut tx, user, &assignment.order_id).await?;
                     let driver = driver_in(&mut tx, user, &assignment.driver_id).await?;

@@ -39,11 +39,11 @@ macro_rules! open_assignment {
 }
 macro_rules! fleet_rows {
     ($db:ty) => {
-        use $crate::auth::UserId;
+        use $crate::fleet::rules;
+        use $crate::fleet::types::*;
         use $crate::store::StoreError;
         use $crate::store::fleet::FleetStore;
-        use $crate::store::fleet::rules;
-        use $crate::store::fleet::types::*;
+        use $crate::tenant::UserId;
         use chrono::{DateTime, Utc};
         use sqlx::Row;
 

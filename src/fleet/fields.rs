@@ -1,8 +1,8 @@
 //! The limits on what callers may store, field by field: every message
 //! starts with the field's name.
 
+use super::FleetError;
 use super::types::*;
-use crate::store::StoreError;
 use chrono::{DateTime, Datelike, SubsecRound, Utc};
 use std::ops::RangeInclusive;
 
@@ -29,13 +29,13 @@ pub const GRACE_MAX_MINUTES: i64 = 7 * 24 * 60;
 /// overflow. No delivery was promised before 1970.
 pub const TIME_YEARS: RangeInclusive<i32> = 1970..=9999;
 
-pub(super) fn invalid(field: &str, problem: impl std::fmt::Display) -> StoreError {
-    StoreError::Invalid(format!("{field}: {problem}"))
+pub(super) fn invalid(field: &str, problem: impl std::fmt::Display) -> FleetError {
+    FleetError::Invalid(format!("{field}: {problem}"))
 }
 
 /// A required text: trimmed, not empty, at most `max` characters, no
 /// control characters (Postgres cannot store NUL; others are never meant).
-pub fn required_text(field: &str, value: &str, max: usize) -> Result<String, StoreError> {
+pub fn required_text(field: &str, value: &str, max: usize) -> Result<String, FleetError> {
     let value = value.trim();
     if value.is_empty() {
         return Err(invalid(field, "must not be empty"));
@@ -48,14 +48,14 @@ pub fn optional_text(
     field: &str,
     value: Option<&str>,
     max: usize,
-) -> Result<Option<String>, StoreError> {
+) -> Result<Option<String>, FleetError> {
     match value.map(str::trim) {
         None | Some("") => Ok(None),
         Some(value) => checked_text(field, value, max).map(Some),
     }
 }
 
-fn checked_text(field: &str, value: &str, max: usize) -> Result<String, StoreError> {
+fn checked_text(field: &str, value: &str, max: usize) -> Result<String, FleetError> {
     let len = value.chars().count();
     if len > max {
         return Err(invalid(
@@ -72,7 +72,7 @@ fn checked_text(field: &str, value: &str, max: usize) -> Result<String, StoreErr
     Ok(value.to_owned())
 }
 
-pub fn optional_email(field: &str, value: Option<&str>) -> Result<Option<String>, StoreError> {
+pub fn optional_email(field: &str, value: Option<&str>) -> Result<Option<String>, FleetError> {
     let email = optional_text(field, value, EMAIL_MAX)?;
     if let Some(email) = &email {
         let ok = email
@@ -86,7 +86,7 @@ pub fn optional_email(field: &str, value: Option<&str>) -> Result<Option<String>
     Ok(email)
 }
 
-pub fn optional_phone(field: &str, value: Option<&str>) -> Result<Option<String>, StoreError> {
+pub fn optional_phone(field: &str, value: Option<&str>) -> Result<Option<String>, FleetError> {
     let phone = optional_text(field, value, PHONE_MAX)?;
     if let Some(phone) = &phone {
         let ok = phone.chars().any(|c| c.is_ascii_digit())
@@ -100,7 +100,7 @@ pub fn optional_phone(field: &str, value: Option<&str>) -> Result<Option<String>
     Ok(phone)
 }
 
-pub fn latitude(field: &str, value: f64) -> Result<f64, StoreError> {
+pub fn latitude(field: &str, value: f64) -> Result<f64, FleetError> {
     if value.is_finite() && (-90.0..=90.0).contains(&value) {
         Ok(value)
     } else {
@@ -108,7 +108,7 @@ pub fn latitude(field: &str, value: f64) -> Result<f64, StoreError> {
     }
 }
 
-pub fn longitude(field: &str, value: f64) -> Result<f64, StoreError> {
+pub fn longitude(field: &str, value: f64) -> Result<f64, FleetError> {
     if value.is_finite() && (-180.0..=180.0).contains(&value) {
         Ok(value)
     } else {
@@ -117,7 +117,7 @@ pub fn longitude(field: &str, value: f64) -> Result<f64, StoreError> {
 }
 
 /// A number in `[min, max]` (or `(0, max]` when `positive`).
-pub fn amount(field: &str, value: f64, max: f64, positive: bool) -> Result<f64, StoreError> {
+pub fn amount(field: &str, value: f64, max: f64, positive: bool) -> Result<f64, FleetError> {
     let ok = value.is_finite() && value <= max && if positive { value > 0.0 } else { value >= 0.0 };
     if ok {
         Ok(value)
@@ -128,11 +128,11 @@ pub fn amount(field: &str, value: f64, max: f64, positive: bool) -> Result<f64, 
     }
 }
 
-fn optional_amount(field: &str, value: Option<f64>, max: f64) -> Result<Option<f64>, StoreError> {
+fn optional_amount(field: &str, value: Option<f64>, max: f64) -> Result<Option<f64>, FleetError> {
     value.map(|v| amount(field, v, max, false)).transpose()
 }
 
-pub(super) fn grace(value: i64) -> Result<i64, StoreError> {
+pub(super) fn grace(value: i64) -> Result<i64, FleetError> {
     if (0..=GRACE_MAX_MINUTES).contains(&value) {
         Ok(value)
     } else {
@@ -145,7 +145,7 @@ pub(super) fn grace(value: i64) -> Result<i64, StoreError> {
 
 /// A time a caller gives: within [`TIME_YEARS`] (in UTC), at the precision
 /// both databases keep (microseconds).
-pub fn time(field: &str, value: DateTime<Utc>) -> Result<DateTime<Utc>, StoreError> {
+pub fn time(field: &str, value: DateTime<Utc>) -> Result<DateTime<Utc>, FleetError> {
     if TIME_YEARS.contains(&value.year()) {
         Ok(value.trunc_subsecs(6))
     } else {
@@ -163,14 +163,14 @@ pub fn time(field: &str, value: DateTime<Utc>) -> Result<DateTime<Utc>, StoreErr
 fn optional_time(
     field: &str,
     value: Option<DateTime<Utc>>,
-) -> Result<Option<DateTime<Utc>>, StoreError> {
+) -> Result<Option<DateTime<Utc>>, FleetError> {
     value.map(|v| time(field, v)).transpose()
 }
 
 pub(super) fn window(
     start: Option<DateTime<Utc>>,
     end: Option<DateTime<Utc>>,
-) -> Result<(), StoreError> {
+) -> Result<(), FleetError> {
     match (start, end) {
         (Some(start), Some(end)) if start > end => Err(invalid(
             "time_window_end",
@@ -181,7 +181,7 @@ pub(super) fn window(
 }
 
 /// An id as the caller gave it: short and printable, else it names nothing.
-pub fn id_arg(field: &str, value: &str) -> Result<String, StoreError> {
+pub fn id_arg(field: &str, value: &str) -> Result<String, FleetError> {
     let value = value.trim();
     if value.is_empty() {
         return Err(invalid(field, "must not be empty"));
@@ -191,7 +191,7 @@ pub fn id_arg(field: &str, value: &str) -> Result<String, StoreError> {
 
 impl NewOrder {
     /// The order as it will be stored: trimmed, checked, field by field.
-    pub fn checked(self) -> Result<NewOrder, StoreError> {
+    pub fn checked(self) -> Result<NewOrder, FleetError> {
         let expected_delivery_time = time("expected_delivery_time", self.expected_delivery_time)?;
         let time_window_start = optional_time("time_window_start", self.time_window_start)?;
         let time_window_end = optional_time("time_window_end", self.time_window_end)?;
@@ -226,7 +226,7 @@ impl NewOrder {
 
 impl NewDriver {
     /// The driver as they will be stored: trimmed, checked, field by field.
-    pub fn checked(self) -> Result<NewDriver, StoreError> {
+    pub fn checked(self) -> Result<NewDriver, FleetError> {
         if self.status == DriverStatus::Busy {
             return Err(invalid(
                 "status",

@@ -1,9 +1,9 @@
 //! The fleet's rules in plain Rust, shared by both backends: one state
 //! machine per entity, ids, distances and search patterns (the field
-//! limits are in `fields.rs`, re-exported here).
+//! limits are in `fields.rs`, re-exported here). Refusals are [`FleetError`]s.
 
+use super::FleetError;
 use super::types::*;
-use crate::store::StoreError;
 use chrono::{DateTime, SubsecRound, TimeDelta, Utc};
 
 pub use super::fields::*;
@@ -95,36 +95,54 @@ impl AssignmentStep {
     }
 }
 
-/// Why `assignment` cannot take `step`, if it cannot.
-pub fn refuse_step(assignment: &Assignment, step: &AssignmentStep) -> Option<String> {
+/// Whether `assignment` can take `step`; the refusal says why not.
+pub fn check_step(assignment: &Assignment, step: &AssignmentStep) -> Result<(), FleetError> {
     let from = assignment.status;
     let to = step.target();
     if from.can_become(to) {
-        return None;
+        return Ok(());
     }
     let id = &assignment.assignment_id;
-    Some(match (from, step) {
+    Err(FleetError::Conflict(match (from, step) {
         (AssignmentStatus::InProgress, AssignmentStep::Cancel) => format!(
             "assignment {id} is in_progress and cannot be unassigned; complete or fail the delivery instead"
         ),
         _ => format!("assignment {id} is {from} and cannot become {to}"),
-    })
+    }))
 }
 
-/// Why `order` cannot be given to a driver, if it cannot: only a pending
-/// order can be assigned.
-pub fn refuse_assigning(order: &Order) -> Option<String> {
-    (order.status != OrderStatus::Pending).then(|| {
-        format!(
-            "order {} is {}; only pending orders can be assigned",
-            order.order_id, order.status
-        )
-    })
+/// The pending-order rule: only a pending order can be given to a driver.
+/// The assignment tools check it before choosing a driver, the store again
+/// inside the assignment's transaction.
+pub fn check_assignable(order: &Order) -> Result<(), FleetError> {
+    if order.status == OrderStatus::Pending {
+        return Ok(());
+    }
+    Err(FleetError::Conflict(format!(
+        "order {} is {}; only pending orders can be assigned",
+        order.order_id, order.status
+    )))
+}
+
+/// Whether `order` can be given to `driver` now: the order pending, the
+/// driver active and able to carry it.
+pub fn check_assignment(order: &Order, driver: &Driver) -> Result<(), FleetError> {
+    check_assignable(order)?;
+    if driver.status != DriverStatus::Active {
+        return Err(FleetError::Conflict(format!(
+            "driver {} is {}; only active drivers can be assigned",
+            driver.driver_id, driver.status
+        )));
+    }
+    match unsuitable(order, driver) {
+        Some(why) => Err(FleetError::Conflict(why)),
+        None => Ok(()),
+    }
 }
 
 /// Applies a caller's changes to an order, checking each field and the
 /// status rule; the result is what gets stored.
-pub fn patch_order(order: &Order, patch: OrderPatch) -> Result<Order, StoreError> {
+pub fn patch_order(order: &Order, patch: OrderPatch) -> Result<Order, FleetError> {
     let mut next = order.clone();
     if let Some(v) = patch.customer_name {
         next.customer_name = required_text("customer_name", &v, NAME_MAX)?;
@@ -200,12 +218,12 @@ pub fn patch_order(order: &Order, patch: OrderPatch) -> Result<Order, StoreError
         let id = &order.order_id;
         let from = order.status;
         if matches!(from, OrderStatus::Assigned | OrderStatus::InTransit) {
-            return Err(StoreError::Conflict(format!(
+            return Err(FleetError::Conflict(format!(
                 "order {id} is {from} with an open assignment; unassign it first"
             )));
         }
         if !from.can_become(to) {
-            return Err(StoreError::Conflict(format!(
+            return Err(FleetError::Conflict(format!(
                 "order {id} is {from} and cannot become {to}"
             )));
         }
@@ -219,7 +237,7 @@ pub fn patch_order(order: &Order, patch: OrderPatch) -> Result<Order, StoreError
 }
 
 /// Applies a caller's changes to a driver (see [`patch_order`]).
-pub fn patch_driver(driver: &Driver, patch: DriverPatch) -> Result<Driver, StoreError> {
+pub fn patch_driver(driver: &Driver, patch: DriverPatch) -> Result<Driver, FleetError> {
     let mut next = driver.clone();
     if let Some(v) = patch.name {
         next.name = required_text("name", &v, NAME_MAX)?;
@@ -265,12 +283,12 @@ pub fn patch_driver(driver: &Driver, patch: DriverPatch) -> Result<Driver, Store
     {
         let id = &driver.driver_id;
         if driver.status == DriverStatus::Busy {
-            return Err(StoreError::Conflict(format!(
+            return Err(FleetError::Conflict(format!(
                 "driver {id} is busy with an open assignment; complete, fail or unassign it first"
             )));
         }
         if !driver.status.can_become(to) {
-            return Err(StoreError::Conflict(format!(
+            return Err(FleetError::Conflict(format!(
                 "driver {id} is {} and cannot become {to}",
                 driver.status
             )));

@@ -3,21 +3,17 @@
 //! `intelligent_assign_order` weighs distance, vehicle, capacity, skills,
 //! workload and urgency and explains the result.
 
-use crate::store::fleet::rules::{haversine_km, unsuitable};
-use crate::store::fleet::*;
+use super::rules::{self, haversine_km, unsuitable};
+use super::types::*;
 use chrono::{DateTime, Utc};
-use rmcp::schemars;
 use serde::Serialize;
 use std::collections::HashMap;
 
 /// Drivers who cannot take the order, and why.
-pub(super) type RuledOut = Vec<String>;
+pub type RuledOut = Vec<String>;
 
 /// The nearest active driver who can carry the order (ties: lower id).
-pub(super) fn nearest<'a>(
-    order: &Order,
-    drivers: &'a [Driver],
-) -> (Option<(&'a Driver, f64)>, RuledOut) {
+pub fn nearest<'a>(order: &Order, drivers: &'a [Driver]) -> (Option<(&'a Driver, f64)>, RuledOut) {
     let mut best: Option<(&Driver, f64)> = None;
     let mut ruled_out = Vec::new();
     for driver in drivers {
@@ -37,7 +33,7 @@ pub(super) fn nearest<'a>(
     (best, ruled_out)
 }
 
-pub(super) fn distance_km(order: &Order, driver: &Driver) -> f64 {
+pub fn distance_km(order: &Order, driver: &Driver) -> f64 {
     haversine_km(
         driver.current_lat,
         driver.current_lng,
@@ -77,7 +73,7 @@ pub struct Weights {
     pub urgency: f64,
 }
 
-pub(super) fn weights(priority: Priority) -> Weights {
+pub fn weights(priority: Priority) -> Weights {
     match priority {
         Priority::Standard => Weights {
             distance: 0.30,
@@ -126,7 +122,7 @@ fn vehicle_fit(vehicle: VehicleType, kg: f64) -> f64 {
 }
 
 /// The skills that make a driver better for this order (not required).
-pub(super) fn wanted_skills(order: &Order) -> Vec<Skill> {
+pub fn wanted_skills(order: &Order) -> Vec<Skill> {
     let mut wanted = Vec::new();
     if order.is_fragile {
         wanted.push(Skill::FragileHandler);
@@ -142,12 +138,12 @@ pub(super) fn wanted_skills(order: &Order) -> Vec<Skill> {
 }
 
 /// `x` rounded to three decimals.
-pub(super) fn round3(x: f64) -> f64 {
+pub fn round3(x: f64) -> f64 {
     (x * 1000.0).round() / 1000.0
 }
 
 /// Scores every suitable driver, best first (ties: nearer, then lower id).
-pub(super) fn rank(
+pub fn rank(
     order: &Order,
     drivers: &[Driver],
     recent: &HashMap<String, i64>,
@@ -211,7 +207,7 @@ pub(super) fn rank(
 
 /// A sentence or two on why `best` (the first of the ranking) won over
 /// `runner_up` (the second, if any).
-pub(super) fn explain(
+pub fn explain(
     order: &Order,
     best: &DriverScore,
     runner_up: Option<&DriverScore>,
