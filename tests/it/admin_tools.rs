@@ -30,14 +30,16 @@ fn pair(event: &str, actor: &str) -> (String, String) {
     (event.to_owned(), actor.to_owned())
 }
 
-#[tokio::test]
-async fn an_admin_issues_a_read_only_key_which_is_refused_writes_and_after_revocation_gets_401() {
-    on_both_backends(|t| async move {
+backend_test!(
+    an_admin_issues_a_read_only_key_which_is_refused_writes_and_after_revocation_gets_401,
+    |t| async move {
         let admin = issue_key(&t.db, "ops@example.com", Some(Scopes::admin())).await;
         let admin_actor = key_actor(admin.record.key_id);
         let server = start_server(t.db.clone()).await;
         let url = server.mcp_url();
-        let ops = connect(&url, admin.api_key.expose()).await.expect("connect admin");
+        let ops = connect(&url, admin.api_key.expose())
+            .await
+            .expect("connect admin");
 
         let created = call_ok(
             &ops,
@@ -46,8 +48,16 @@ async fn an_admin_issues_a_read_only_key_which_is_refused_writes_and_after_revoc
         )
         .await;
         let reader_key = created["api_key"].as_str().expect("api_key").to_owned();
-        assert!(ApiKey::parse(&reader_key).is_ok(), "not a key: {reader_key}");
-        assert!(created["warning"].as_str().expect("warning").contains("only this once"));
+        assert!(
+            ApiKey::parse(&reader_key).is_ok(),
+            "not a key: {reader_key}"
+        );
+        assert!(
+            created["warning"]
+                .as_str()
+                .expect("warning")
+                .contains("only this once")
+        );
         assert_eq!(created["scopes"], json!(["orders:read"]));
         assert_eq!(created["email"], "reader@example.com");
         assert_eq!(created["name"], "read only");
@@ -142,32 +152,38 @@ async fn an_admin_issues_a_read_only_key_which_is_refused_writes_and_after_revoc
         expected.push(pair("revoked", &admin_actor));
         assert_eq!(events(&trail), expected);
         // The created event records what was granted, to the second.
-        let expires = time(&created["expires_at"]).to_rfc3339_opts(chrono::SecondsFormat::Secs, true);
+        let expires =
+            time(&created["expires_at"]).to_rfc3339_opts(chrono::SecondsFormat::Secs, true);
         assert_eq!(
             trail[0].detail.as_deref(),
             Some(format!(r#"name "read only"; scopes orders:read; expires {expires}"#).as_str())
         );
         for denied in &trail[1..6] {
             assert!(
-                denied.detail.as_deref().is_some_and(|d| d.starts_with("tool admin_")
-                    && d.ends_with(": needs the 'admin' scope")),
+                denied
+                    .detail
+                    .as_deref()
+                    .is_some_and(|d| d.starts_with("tool admin_")
+                        && d.ends_with(": needs the 'admin' scope")),
                 "{:?}",
                 denied.detail
             );
-            assert_eq!(denied.user_id, created["user_id"].as_str().expect("user_id"));
+            assert_eq!(
+                denied.user_id,
+                created["user_id"].as_str().expect("user_id")
+            );
         }
         assert!(trail.iter().all(|e| (Utc::now() - e.at).num_seconds() < 60));
         // The admin key itself still works.
         assert_accepted(&url, admin.api_key.expose(), "admin").await;
         let _ = ops.cancel().await;
         server.stop().await;
-    })
-    .await;
-}
+    }
+);
 
-#[tokio::test]
-async fn revoking_by_email_revokes_every_active_key_of_that_email() {
-    on_both_backends(|t| async move {
+backend_test!(
+    revoking_by_email_revokes_every_active_key_of_that_email,
+    |t| async move {
         let admin = issue_key(&t.db, "ops@example.com", Some(Scopes::admin())).await;
         let first = issue_key(&t.db, "Team@Example.com", None).await;
         let second = issue_key(&t.db, "team@example.com", None).await;
@@ -214,13 +230,12 @@ async fn revoking_by_email_revokes_every_active_key_of_that_email() {
         assert!(text.starts_with("email: no active key"), "{text}");
         let _ = ops.cancel().await;
         server.stop().await;
-    })
-    .await;
-}
+    }
+);
 
-#[tokio::test]
-async fn rotation_keeps_the_old_key_during_the_grace_and_refuses_it_after() {
-    on_both_backends(|t| async move {
+backend_test!(
+    rotation_keeps_the_old_key_during_the_grace_and_refuses_it_after,
+    |t| async move {
         let admin = issue_key(&t.db, "ops@example.com", Some(Scopes::admin())).await;
         let admin_actor = key_actor(admin.record.key_id);
         let old = issue_key(&t.db, "dispatch@example.com", None).await;
@@ -344,13 +359,12 @@ async fn rotation_keeps_the_old_key_during_the_grace_and_refuses_it_after() {
         );
         let _ = ops.cancel().await;
         server.stop().await;
-    })
-    .await;
-}
+    }
+);
 
-#[tokio::test]
-async fn a_rotated_key_is_refused_once_its_grace_has_run_out() {
-    on_both_backends(|t| async move {
+backend_test!(
+    a_rotated_key_is_refused_once_its_grace_has_run_out,
+    |t| async move {
         let old = issue_key(&t.db, "dispatch@example.com", None).await;
         let server = start_server(t.db.clone()).await;
         let url = server.mcp_url();
@@ -386,13 +400,12 @@ async fn a_rotated_key_is_refused_once_its_grace_has_run_out() {
         assert_refused(&url, old.api_key.expose(), "old key after its grace").await;
         assert_accepted(&url, successor.expose(), "successor").await;
         server.stop().await;
-    })
-    .await;
-}
+    }
+);
 
-#[tokio::test]
-async fn keys_without_admin_are_refused_every_admin_tool_and_nothing_changes() {
-    on_both_backends(|t| async move {
+backend_test!(
+    keys_without_admin_are_refused_every_admin_tool_and_nothing_changes,
+    |t| async move {
         let target = issue_key(&t.db, "target@example.com", None).await;
         let fleet = issue_key(&t.db, "fleet@example.com", None).await;
         let server = start_server(t.db.clone()).await;
@@ -460,193 +473,184 @@ async fn keys_without_admin_are_refused_every_admin_tool_and_nothing_changes() {
         assert_accepted(&server.mcp_url(), target.api_key.expose(), "target").await;
         let _ = client.cancel().await;
         server.stop().await;
-    })
-    .await;
-}
+    }
+);
 
-#[tokio::test]
-async fn an_issuer_cannot_grant_more_than_it_holds() {
-    on_both_backends(|t| async move {
-        let holder = Scopes::from_iter([Scope::OrdersRead, Scope::AssignmentsManage]);
-        let create = |scopes: Option<Scopes>| CreateKey {
-            email: "new@example.com".into(),
-            name: None,
-            scopes,
-            expires_in_days: None,
-            created_by: "key:1".into(),
-            issuer_scopes: Some(holder),
-        };
-        let db = t.db.as_ref();
-        let refused = [
-            (
-                Some(Scopes::from_iter([Scope::OrdersWrite])),
-                "orders:write",
-            ),
-            (Some(Scopes::admin()), "admin"),
-            // The default set holds more than this issuer.
-            (None, "drivers:read"),
-        ];
-        for (scopes, missing) in refused {
-            match key_admin::create_key(db, create(scopes)).await {
-                Err(KeyAdminError::Escalation(names)) => {
-                    assert!(names.contains(missing), "{names}");
-                    assert!(!names.contains("orders:read"), "{names}");
-                }
-                other => panic!("{scopes:?}: want an escalation refusal, got {other:?}"),
-            }
-        }
-        assert_eq!(db.count_keys().await.expect("count"), 0);
-
-        // What the issuer holds, or what it implies, may be granted.
-        for scopes in [
-            Scopes::from_iter([Scope::AssignmentsRead]),
-            Scopes::from_iter([Scope::OrdersRead, Scope::AssignmentsManage]),
-        ] {
-            let issued = key_admin::create_key(db, create(Some(scopes)))
-                .await
-                .expect("within the issuer's scopes");
-            assert_eq!(issued.record.scopes, scopes);
-        }
-
-        // Rotating a key whose scopes exceed the issuer's is refused too.
-        let wide = issue_key(&t.db, "wide@example.com", None).await;
-        let before = db.count_keys().await.expect("count");
-        match key_admin::rotate_key(db, wide.record.key_id, 0, "key:1".into(), Some(holder)).await {
+backend_test!(an_issuer_cannot_grant_more_than_it_holds, |t| async move {
+    let holder = Scopes::from_iter([Scope::OrdersRead, Scope::AssignmentsManage]);
+    let create = |scopes: Option<Scopes>| CreateKey {
+        email: "new@example.com".into(),
+        name: None,
+        scopes,
+        expires_in_days: None,
+        created_by: "key:1".into(),
+        issuer_scopes: Some(holder),
+    };
+    let db = t.db.as_ref();
+    let refused = [
+        (
+            Some(Scopes::from_iter([Scope::OrdersWrite])),
+            "orders:write",
+        ),
+        (Some(Scopes::admin()), "admin"),
+        // The default set holds more than this issuer.
+        (None, "drivers:read"),
+    ];
+    for (scopes, missing) in refused {
+        match key_admin::create_key(db, create(scopes)).await {
             Err(KeyAdminError::Escalation(names)) => {
-                assert_eq!(names, "orders:write, drivers:read, drivers:write");
+                assert!(names.contains(missing), "{names}");
+                assert!(!names.contains("orders:read"), "{names}");
             }
-            other => panic!("want an escalation refusal, got {other:?}"),
+            other => panic!("{scopes:?}: want an escalation refusal, got {other:?}"),
         }
-        assert_eq!(db.count_keys().await.expect("count"), before);
-        let still = db
-            .key_by_id(wide.record.key_id)
-            .await
-            .expect("read")
-            .expect("row");
-        assert_eq!(still.expires_at, None);
+    }
+    assert_eq!(db.count_keys().await.expect("count"), 0);
 
-        // An admin holds everything, so it may issue another admin key.
-        let issued = key_admin::create_key(
-            db,
-            CreateKey {
-                issuer_scopes: Some(Scopes::admin()),
-                ..create(Some(Scopes::admin()))
-            },
-        )
+    // What the issuer holds, or what it implies, may be granted.
+    for scopes in [
+        Scopes::from_iter([Scope::AssignmentsRead]),
+        Scopes::from_iter([Scope::OrdersRead, Scope::AssignmentsManage]),
+    ] {
+        let issued = key_admin::create_key(db, create(Some(scopes)))
+            .await
+            .expect("within the issuer's scopes");
+        assert_eq!(issued.record.scopes, scopes);
+    }
+
+    // Rotating a key whose scopes exceed the issuer's is refused too.
+    let wide = issue_key(&t.db, "wide@example.com", None).await;
+    let before = db.count_keys().await.expect("count");
+    match key_admin::rotate_key(db, wide.record.key_id, 0, "key:1".into(), Some(holder)).await {
+        Err(KeyAdminError::Escalation(names)) => {
+            assert_eq!(names, "orders:write, drivers:read, drivers:write");
+        }
+        other => panic!("want an escalation refusal, got {other:?}"),
+    }
+    assert_eq!(db.count_keys().await.expect("count"), before);
+    let still = db
+        .key_by_id(wide.record.key_id)
         .await
-        .expect("admin grants admin");
-        assert_eq!(issued.record.scopes, Scopes::admin());
-    })
+        .expect("read")
+        .expect("row");
+    assert_eq!(still.expires_at, None);
+
+    // An admin holds everything, so it may issue another admin key.
+    let issued = key_admin::create_key(
+        db,
+        CreateKey {
+            issuer_scopes: Some(Scopes::admin()),
+            ..create(Some(Scopes::admin()))
+        },
+    )
+    .await
+    .expect("admin grants admin");
+    assert_eq!(issued.record.scopes, Scopes::admin());
+});
+
+backend_test!(the_admin_list_never_shows_a_key_or_a_hash, |t| async move {
+    let admin = issue_key(&t.db, "ops@example.com", Some(Scopes::admin())).await;
+    let revoked = issue_key(&t.db, "gone@example.com", None).await;
+    key_admin::revoke(
+        t.db.as_ref(),
+        fleetmind::store::RevokeTarget::KeyId(revoked.record.key_id),
+        "cli",
+    )
+    .await
+    .expect("revoke");
+    let server = start_server(t.db.clone()).await;
+    let ops = connect(&server.mcp_url(), admin.api_key.expose())
+        .await
+        .expect("connect");
+    let created = call_ok(
+        &ops,
+        "admin_create_api_key",
+        json!({"email": "new@example.com"}),
+    )
     .await;
-}
+    let rotated = call_ok(
+        &ops,
+        "admin_rotate_api_key",
+        json!({"key_id": created["key_id"], "grace_minutes": 0}),
+    )
+    .await;
 
-#[tokio::test]
-async fn the_admin_list_never_shows_a_key_or_a_hash() {
-    on_both_backends(|t| async move {
-        let admin = issue_key(&t.db, "ops@example.com", Some(Scopes::admin())).await;
-        let revoked = issue_key(&t.db, "gone@example.com", None).await;
-        key_admin::revoke(
-            t.db.as_ref(),
-            fleetmind::store::RevokeTarget::KeyId(revoked.record.key_id),
-            "cli",
-        )
-        .await
-        .expect("revoke");
-        let server = start_server(t.db.clone()).await;
-        let ops = connect(&server.mcp_url(), admin.api_key.expose())
-            .await
-            .expect("connect");
-        let created = call_ok(
-            &ops,
-            "admin_create_api_key",
-            json!({"email": "new@example.com"}),
-        )
-        .await;
-        let rotated = call_ok(
-            &ops,
-            "admin_rotate_api_key",
-            json!({"key_id": created["key_id"], "grace_minutes": 0}),
-        )
-        .await;
+    // The scan finds what it looks for (a key, a hash) ...
+    let new_key = created["api_key"].as_str().expect("key").to_owned();
+    assert!(leaks_secret(&created.to_string()).is_some());
+    let hash = ApiKey::parse(&new_key)
+        .expect("key")
+        .hash()
+        .as_hex()
+        .to_owned();
+    assert!(leaks_secret(&format!("\"h\":\"{hash}\"")).is_some());
 
-        // The scan finds what it looks for (a key, a hash) ...
-        let new_key = created["api_key"].as_str().expect("key").to_owned();
-        assert!(leaks_secret(&created.to_string()).is_some());
-        let hash = ApiKey::parse(&new_key)
-            .expect("key")
-            .hash()
-            .as_hex()
-            .to_owned();
-        assert!(leaks_secret(&format!("\"h\":\"{hash}\"")).is_some());
-
-        // ... and finds neither in any listing.
-        let secrets = [
-            admin.api_key.expose().to_owned(),
-            revoked.api_key.expose().to_owned(),
-            new_key,
-            rotated["api_key"].as_str().expect("key").to_owned(),
-        ];
-        for args in [
-            json!({}),
-            json!({"email": "new@example.com"}),
-            json!({"email": "gone@example.com"}),
-        ] {
-            let result = call_full(&ops, "admin_list_api_keys", args.clone()).await;
-            let structured = result.structured_content.clone().expect("structured");
-            for output in [structured.to_string(), text_of(&result)] {
-                assert_eq!(leaks_secret(&output), None, "{args}: {output}");
-                for secret in &secrets {
-                    let hash = ApiKey::parse(secret)
-                        .expect("key")
-                        .hash()
-                        .as_hex()
-                        .to_owned();
-                    assert!(!output.contains(secret.as_str()) && !output.contains(&hash));
-                }
+    // ... and finds neither in any listing.
+    let secrets = [
+        admin.api_key.expose().to_owned(),
+        revoked.api_key.expose().to_owned(),
+        new_key,
+        rotated["api_key"].as_str().expect("key").to_owned(),
+    ];
+    for args in [
+        json!({}),
+        json!({"email": "new@example.com"}),
+        json!({"email": "gone@example.com"}),
+    ] {
+        let result = call_full(&ops, "admin_list_api_keys", args.clone()).await;
+        let structured = result.structured_content.clone().expect("structured");
+        for output in [structured.to_string(), text_of(&result)] {
+            assert_eq!(leaks_secret(&output), None, "{args}: {output}");
+            for secret in &secrets {
+                let hash = ApiKey::parse(secret)
+                    .expect("key")
+                    .hash()
+                    .as_hex()
+                    .to_owned();
+                assert!(!output.contains(secret.as_str()) && !output.contains(&hash));
             }
         }
-        let all = call_ok(&ops, "admin_list_api_keys", json!({})).await;
-        let mut states: Vec<&str> = all["keys"]
-            .as_array()
-            .expect("keys")
-            .iter()
-            .map(|k| k["state"].as_str().expect("state"))
-            .collect();
-        states.sort();
-        assert_eq!(states, ["active", "active", "expired", "revoked"]);
-        assert_eq!(all["count"], 4);
-        let fields: Vec<&str> = all["keys"][0]
-            .as_object()
-            .expect("key")
-            .keys()
-            .map(String::as_str)
-            .collect();
-        assert_eq!(
-            fields,
-            [
-                "key_id",
-                "user_id",
-                "email",
-                "name",
-                "key_prefix",
-                "scopes",
-                "state",
-                "created_at",
-                "last_used_at",
-                "expires_at",
-                "revoked_at",
-                "created_by"
-            ]
-        );
-        let _ = ops.cancel().await;
-        server.stop().await;
-    })
-    .await;
-}
+    }
+    let all = call_ok(&ops, "admin_list_api_keys", json!({})).await;
+    let mut states: Vec<&str> = all["keys"]
+        .as_array()
+        .expect("keys")
+        .iter()
+        .map(|k| k["state"].as_str().expect("state"))
+        .collect();
+    states.sort();
+    assert_eq!(states, ["active", "active", "expired", "revoked"]);
+    assert_eq!(all["count"], 4);
+    let fields: Vec<&str> = all["keys"][0]
+        .as_object()
+        .expect("key")
+        .keys()
+        .map(String::as_str)
+        .collect();
+    assert_eq!(
+        fields,
+        [
+            "key_id",
+            "user_id",
+            "email",
+            "name",
+            "key_prefix",
+            "scopes",
+            "state",
+            "created_at",
+            "last_used_at",
+            "expires_at",
+            "revoked_at",
+            "created_by"
+        ]
+    );
+    let _ = ops.cancel().await;
+    server.stop().await;
+});
 
-#[tokio::test]
-async fn bad_admin_input_is_a_tool_error_naming_the_field_and_writes_nothing() {
-    on_both_backends(|t| async move {
+backend_test!(
+    bad_admin_input_is_a_tool_error_naming_the_field_and_writes_nothing,
+    |t| async move {
         let admin = issue_key(&t.db, "ops@example.com", Some(Scopes::admin())).await;
         let target = issue_key(&t.db, "target@example.com", None).await;
         let id = target.record.key_id;
@@ -887,9 +891,8 @@ async fn bad_admin_input_is_a_tool_error_naming_the_field_and_writes_nothing() {
         }
         let _ = ops.cancel().await;
         server.stop().await;
-    })
-    .await;
-}
+    }
+);
 
 #[tokio::test]
 async fn admin_tools_describe_their_input_and_output() {
@@ -956,9 +959,9 @@ async fn admin_tools_describe_their_input_and_output() {
     server.stop().await;
 }
 
-#[tokio::test]
-async fn the_admin_list_shows_when_each_key_was_last_used() {
-    on_both_backends(|t| async move {
+backend_test!(
+    the_admin_list_shows_when_each_key_was_last_used,
+    |t| async move {
         let admin = issue_key(&t.db, "ops@example.com", Some(Scopes::admin())).await;
         let used = issue_key(&t.db, "used@example.com", None).await;
         issue_key(&t.db, "idle@example.com", None).await;
@@ -992,6 +995,5 @@ async fn the_admin_list_shows_when_each_key_was_last_used() {
         assert_eq!(idle_row["keys"][0]["last_used_at"], Value::Null);
         let _ = ops.cancel().await;
         server.stop().await;
-    })
-    .await;
-}
+    }
+);

@@ -50,9 +50,9 @@ fn new_key(api_key: &ApiKey, expires_at: Option<chrono::DateTime<Utc>>) -> NewKe
     }
 }
 
-#[tokio::test]
-async fn a_cached_key_costs_no_lookup_and_its_revocation_is_seen_within_the_bound() {
-    on_both_backends(|t| async move {
+backend_test!(
+    a_cached_key_costs_no_lookup_and_its_revocation_is_seen_within_the_bound,
+    |t| async move {
         let shutdown = CancellationToken::new();
         let verifier = watched_verifier(&t.db, &shutdown).await;
         let issued = issue_key(&t.db, "rev@example.com", None).await;
@@ -89,49 +89,44 @@ async fn a_cached_key_costs_no_lookup_and_its_revocation_is_seen_within_the_boun
             t.backend
         );
         shutdown.cancel();
-    })
-    .await;
-}
+    }
+);
 
-#[tokio::test]
-async fn expiry_is_honoured_while_the_key_is_cached() {
-    on_both_backends(|t| async move {
-        let shutdown = CancellationToken::new();
-        let verifier = watched_verifier(&t.db, &shutdown).await;
-        let api_key = ApiKey::generate().expect("key");
-        let expires_at = Utc::now() + chrono::Duration::milliseconds(1500);
-        t.db.insert_key(&new_key(&api_key, Some(expires_at)))
-            .await
-            .expect("insert");
-        verifier
-            .verify(api_key.expose())
-            .await
-            .expect("not yet expired");
-        let expired = eventually(Duration::from_secs(5), || async {
-            let asked = Utc::now();
-            match verifier.verify(api_key.expose()).await {
-                Ok(_) => {
-                    assert!(asked < expires_at, "accepted after expires_at");
-                    false
-                }
-                Err(failure) => {
-                    assert_eq!(failure, AuthFailure::Expired);
-                    true
-                }
+backend_test!(expiry_is_honoured_while_the_key_is_cached, |t| async move {
+    let shutdown = CancellationToken::new();
+    let verifier = watched_verifier(&t.db, &shutdown).await;
+    let api_key = ApiKey::generate().expect("key");
+    let expires_at = Utc::now() + chrono::Duration::milliseconds(1500);
+    t.db.insert_key(&new_key(&api_key, Some(expires_at)))
+        .await
+        .expect("insert");
+    verifier
+        .verify(api_key.expose())
+        .await
+        .expect("not yet expired");
+    let expired = eventually(Duration::from_secs(5), || async {
+        let asked = Utc::now();
+        match verifier.verify(api_key.expose()).await {
+            Ok(_) => {
+                assert!(asked < expires_at, "accepted after expires_at");
+                false
             }
-        })
-        .await;
-        assert!(expired, "{:?}: the key never expired", t.backend);
-        assert!(Utc::now() >= expires_at);
-        assert_eq!(verifier.lookups(), 1, "expiry came from the cached row");
-        shutdown.cancel();
+            Err(failure) => {
+                assert_eq!(failure, AuthFailure::Expired);
+                true
+            }
+        }
     })
     .await;
-}
+    assert!(expired, "{:?}: the key never expired", t.backend);
+    assert!(Utc::now() >= expires_at);
+    assert_eq!(verifier.lookups(), 1, "expiry came from the cached row");
+    shutdown.cancel();
+});
 
-#[tokio::test]
-async fn the_old_key_of_a_rotation_stops_when_its_grace_ends() {
-    on_both_backends(|t| async move {
+backend_test!(
+    the_old_key_of_a_rotation_stops_when_its_grace_ends,
+    |t| async move {
         let shutdown = CancellationToken::new();
         let verifier = watched_verifier(&t.db, &shutdown).await;
         let issued = issue_key(&t.db, "rot@example.com", None).await;
@@ -183,13 +178,12 @@ async fn the_old_key_of_a_rotation_stops_when_its_grace_ends() {
             .await
             .expect("the successor works");
         shutdown.cancel();
-    })
-    .await;
-}
+    }
+);
 
-#[tokio::test]
-async fn a_key_issued_after_a_failed_lookup_of_it_works_at_once() {
-    on_both_backends(|t| async move {
+backend_test!(
+    a_key_issued_after_a_failed_lookup_of_it_works_at_once,
+    |t| async move {
         let shutdown = CancellationToken::new();
         let verifier = watched_verifier(&t.db, &shutdown).await;
         let api_key = ApiKey::generate().expect("key");
@@ -207,13 +201,13 @@ async fn a_key_issued_after_a_failed_lookup_of_it_works_at_once() {
             .await
             .expect("works on the very next request");
         shutdown.cancel();
-    })
-    .await;
-}
+    }
+);
 
 #[tokio::test]
+#[cfg_attr(not(fm_pg), ignore = "Postgres: set FLEETMIND_TEST_PG")]
 async fn losing_the_postgres_listener_keeps_the_bound() {
-    let Some(t) = pg_db().await else { return };
+    let t = pg_db().await;
     let shutdown = CancellationToken::new();
     let verifier = watched_verifier(&t.db, &shutdown).await;
     let issued = issue_key(&t.db, "lost@example.com", None).await;
@@ -294,9 +288,9 @@ impl ServerProcess {
     }
 }
 
-#[tokio::test]
-async fn a_cli_revocation_reaches_another_server_process_within_the_bound() {
-    on_both_backends(|t| async move {
+backend_test!(
+    a_cli_revocation_reaches_another_server_process_within_the_bound,
+    |t| async move {
         let issued = issue_key(&t.db, "proc@example.com", None).await;
         let key = issued.api_key.expose();
         let mut server = ServerProcess::start(&t.url).await;
@@ -333,13 +327,12 @@ async fn a_cli_revocation_reaches_another_server_process_within_the_bound() {
             t.backend
         );
         let _ = server.child.kill().await;
-    })
-    .await;
-}
+    }
+);
 
-#[tokio::test]
-async fn a_client_sending_unknown_keys_gets_429_and_valid_keys_keep_working() {
-    on_both_backends(|t| async move {
+backend_test!(
+    a_client_sending_unknown_keys_gets_429_and_valid_keys_keep_working,
+    |t| async move {
         let issued = issue_key(&t.db, "flood@example.com", None).await;
         let good = issued.api_key.expose();
         let options = ServeOptions {
@@ -404,9 +397,8 @@ async fn a_client_sending_unknown_keys_gets_429_and_valid_keys_keep_working() {
         // The key this server already verified is not held back.
         assert_eq!(crate::support::whoami_status(&http, &url, good).await, 200);
         server.stop().await;
-    })
-    .await;
-}
+    }
+);
 
 /// Counts updates of `api_keys` rows with a trigger of the test's own.
 async fn count_key_updates(
@@ -458,9 +450,9 @@ async fn count_key_updates(
     }
 }
 
-#[tokio::test]
-async fn many_requests_by_one_key_write_last_used_at_once() {
-    on_both_backends(|t| async move {
+backend_test!(
+    many_requests_by_one_key_write_last_used_at_once,
+    |t| async move {
         let issued = issue_key(&t.db, "usage@example.com", None).await;
         let key = issued.api_key.expose();
         let updates = count_key_updates(&t).await;
@@ -490,6 +482,5 @@ async fn many_requests_by_one_key_write_last_used_at_once() {
                 .expect("read")
                 .expect("row");
         assert!(row.last_used_at.is_some(), "last_used_at was written");
-    })
-    .await;
-}
+    }
+);

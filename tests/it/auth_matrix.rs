@@ -64,9 +64,9 @@ fn assert_invalid_token(answer: &Answer, what: &str) {
     assert!(message.contains("API key refused"), "{what}: {message}");
 }
 
-#[tokio::test]
-async fn header_and_query_keys_are_accepted_by_the_real_client() {
-    on_both_backends(|t| async move {
+backend_test!(
+    header_and_query_keys_are_accepted_by_the_real_client,
+    |t| async move {
         let issued = issue_key(&t.db, "carol@example.com", None).await;
         let server = start_server(t.db.clone()).await;
         let key = issued.api_key.expose();
@@ -98,13 +98,12 @@ async fn header_and_query_keys_are_accepted_by_the_real_client() {
         let _ = by_header.cancel().await;
         let _ = by_query.cancel().await;
         server.stop().await;
-    })
-    .await;
-}
+    }
+);
 
-#[tokio::test]
-async fn missing_key_gets_401_with_a_plain_challenge_and_instructions() {
-    on_both_backends(|t| async move {
+backend_test!(
+    missing_key_gets_401_with_a_plain_challenge_and_instructions,
+    |t| async move {
         let server = start_server(t.db.clone()).await;
         let answer = post(&server.mcp_url(), None).await;
         assert_eq!(answer.status, 401);
@@ -121,13 +120,12 @@ async fn missing_key_gets_401_with_a_plain_challenge_and_instructions() {
         // The real client, sent without a key, is refused.
         assert!(connect_url(&server.mcp_url()).await.is_err());
         server.stop().await;
-    })
-    .await;
-}
+    }
+);
 
-#[tokio::test]
-async fn malformed_unknown_revoked_and_expired_keys_get_invalid_token() {
-    on_both_backends(|t| async move {
+backend_test!(
+    malformed_unknown_revoked_and_expired_keys_get_invalid_token,
+    |t| async move {
         let server = start_server(t.db.clone()).await;
         let url = server.mcp_url();
 
@@ -192,16 +190,16 @@ async fn malformed_unknown_revoked_and_expired_keys_get_invalid_token() {
         assert_invalid_token(&both, "conflicting");
 
         server.stop().await;
-    })
-    .await;
-}
+    }
+);
 
 /// Production is Postgres: when it goes away, a good key gets 503 (so clients
 /// keep it), never 401 and never internal text; a malformed key is still 401,
 /// which shows the shape check runs before any database work.
 #[tokio::test]
+#[cfg_attr(not(fm_pg), ignore = "Postgres: set FLEETMIND_TEST_PG")]
 async fn key_store_down_gives_503_and_malformed_keys_need_no_query() {
-    let Some(t) = pg_db().await else { return };
+    let t = pg_db().await;
     let issued = issue_key(&t.db, "frank@example.com", None).await;
     let fresh = ApiKey::generate().unwrap();
     let server = start_server(t.db.clone()).await;

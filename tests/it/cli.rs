@@ -206,10 +206,9 @@ fn key_lifecycle_on_sqlite() {
 }
 
 #[tokio::test]
+#[cfg_attr(not(fm_pg), ignore = "Postgres: set FLEETMIND_TEST_PG")]
 async fn key_lifecycle_on_postgres() {
-    let Some(pg) = fresh_pg().await else {
-        return;
-    };
+    let pg = fresh_pg().await;
     let url = pg.url.clone();
     tokio::task::spawn_blocking(move || key_lifecycle(&url))
         .await

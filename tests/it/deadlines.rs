@@ -82,10 +82,9 @@ fn order() -> serde_json::Value {
     })
 }
 
-#[tokio::test]
-async fn a_write_kept_waiting_past_the_deadline_is_refused_in_time_writes_nothing_and_the_next_works()
- {
-    on_both_backends(|t| async move {
+backend_test!(
+    a_write_kept_waiting_past_the_deadline_is_refused_in_time_writes_nothing_and_the_next_works,
+    |t| async move {
         let options = PoolOptions {
             query_timeout: DEADLINE,
             ..PoolOptions::default()
@@ -126,9 +125,8 @@ async fn a_write_kept_waiting_past_the_deadline_is_refused_in_time_writes_nothin
             .expect("create_order answers");
         assert_eq!(created.body["result"]["isError"], false, "{created:?}");
         server.stop().await;
-    })
-    .await;
-}
+    }
+);
 
 /// SQLite's change watch proves itself by reading the change counter; when
 /// it cannot (its pool is taken), cached keys stop being trusted after a

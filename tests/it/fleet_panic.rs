@@ -73,9 +73,9 @@ enum Pools {
     Sqlite(sqlx::SqlitePool),
 }
 
-#[tokio::test]
-async fn a_panic_mid_transaction_rolls_back_and_holds_no_lock() {
-    on_both_backends(|t| async move {
+backend_test!(
+    a_panic_mid_transaction_rolls_back_and_holds_no_lock,
+    |t| async move {
         let server = start_server(t.db.clone()).await;
         let a = tenant(&t, &server.mcp_url(), "ann@example.com").await;
         let order = create_order(&a, "Olive", 48.86, 2.34).await;
@@ -104,6 +104,5 @@ async fn a_panic_mid_transaction_rolls_back_and_holds_no_lock() {
         }
         let _ = a.client.cancel().await;
         server.stop().await;
-    })
-    .await;
-}
+    }
+);

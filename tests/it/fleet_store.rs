@@ -57,9 +57,9 @@ fn conflict(err: StoreError) -> String {
     }
 }
 
-#[tokio::test]
-async fn assignment_cascades_follow_the_state_machines() {
-    on_both_backends(|t| async move {
+backend_test!(
+    assignment_cascades_follow_the_state_machines,
+    |t| async move {
         let db = t.db.clone();
         let user = UserId::new("user_a");
         let order = db
@@ -280,52 +280,47 @@ async fn assignment_cascades_follow_the_state_machines() {
             .unwrap();
         assert_eq!(history.len(), 2);
         assert_eq!(history[0].assignment_id, b.assignment_id, "newest first");
-    })
-    .await;
-}
+    }
+);
 
-#[tokio::test]
-async fn capacity_and_cold_storage_are_hard_limits() {
-    on_both_backends(|t| async move {
-        let db = t.db.clone();
-        let user = UserId::new("user_a");
-        let mut heavy = new_order("Heavy", 1.0, 1.0);
-        heavy.weight_kg = Some(5000.0);
-        let heavy = db.create_order(&user, heavy).await.unwrap();
-        let mut cold = new_order("Cold", 1.0, 1.0);
-        cold.requires_cold_storage = true;
-        let cold = db.create_order(&user, cold).await.unwrap();
-        let driver = db
-            .create_driver(&user, new_driver("Dan", 1.0, 1.0))
+backend_test!(capacity_and_cold_storage_are_hard_limits, |t| async move {
+    let db = t.db.clone();
+    let user = UserId::new("user_a");
+    let mut heavy = new_order("Heavy", 1.0, 1.0);
+    heavy.weight_kg = Some(5000.0);
+    let heavy = db.create_order(&user, heavy).await.unwrap();
+    let mut cold = new_order("Cold", 1.0, 1.0);
+    cold.requires_cold_storage = true;
+    let cold = db.create_order(&user, cold).await.unwrap();
+    let driver = db
+        .create_driver(&user, new_driver("Dan", 1.0, 1.0))
+        .await
+        .unwrap();
+    let msg = conflict(
+        db.assign(&user, &heavy.order_id, &driver.driver_id)
             .await
-            .unwrap();
-        let msg = conflict(
-            db.assign(&user, &heavy.order_id, &driver.driver_id)
-                .await
-                .unwrap_err(),
-        );
-        assert!(msg.contains("capacity"), "{msg}");
-        let msg = conflict(
-            db.assign(&user, &cold.order_id, &driver.driver_id)
-                .await
-                .unwrap_err(),
-        );
-        assert!(msg.contains("refrigerated"), "{msg}");
-        assert_eq!(
-            db.driver(&user, &driver.driver_id).await.unwrap().status,
-            DriverStatus::Active
-        );
-        assert_eq!(
-            db.order(&user, &heavy.order_id).await.unwrap().status,
-            OrderStatus::Pending
-        );
-    })
-    .await;
-}
+            .unwrap_err(),
+    );
+    assert!(msg.contains("capacity"), "{msg}");
+    let msg = conflict(
+        db.assign(&user, &cold.order_id, &driver.driver_id)
+            .await
+            .unwrap_err(),
+    );
+    assert!(msg.contains("refrigerated"), "{msg}");
+    assert_eq!(
+        db.driver(&user, &driver.driver_id).await.unwrap().status,
+        DriverStatus::Active
+    );
+    assert_eq!(
+        db.order(&user, &heavy.order_id).await.unwrap().status,
+        OrderStatus::Pending
+    );
+});
 
-#[tokio::test]
-async fn other_tenants_rows_are_not_found_and_bulk_deletes_stay_home() {
-    on_both_backends(|t| async move {
+backend_test!(
+    other_tenants_rows_are_not_found_and_bulk_deletes_stay_home,
+    |t| async move {
         let db = t.db.clone();
         let (a, b) = (UserId::new("user_a"), UserId::new("user_b"));
         let order = db
@@ -375,14 +370,13 @@ async fn other_tenants_rows_are_not_found_and_bulk_deletes_stay_home() {
                 .total,
             1
         );
-    })
-    .await;
-}
+    }
+);
 
-/// Even SQL that skips every check in the code cannot link two tenants.
-#[tokio::test]
-async fn the_schema_refuses_a_cross_tenant_assignment() {
-    on_both_backends(|t| async move {
+// Even SQL that skips every check in the code cannot link two tenants.
+backend_test!(
+    the_schema_refuses_a_cross_tenant_assignment,
+    |t| async move {
         let db = t.db.clone();
         let (a, b) = (UserId::new("user_a"), UserId::new("user_b"));
         let order = db
@@ -424,130 +418,124 @@ async fn the_schema_refuses_a_cross_tenant_assignment() {
             let text = err.to_string().to_lowercase();
             assert!(text.contains("foreign key"), "{text}");
         }
-    })
-    .await;
-}
+    }
+);
 
-/// Many calls racing for one driver, or for one assignment: exactly one
-/// wins, the others get a clear conflict, and the cascades stay whole.
-#[tokio::test]
-async fn racing_calls_cannot_break_a_state_machine() {
-    on_both_backends(|t| async move {
-        let user = UserId::new("user_a");
-        let driver =
-            t.db.create_driver(&user, new_driver("Dan", 1.0, 1.0))
-                .await
-                .unwrap();
-        let mut orders = Vec::new();
-        for i in 0..8 {
-            orders.push(
-                t.db.create_order(&user, new_order(&format!("C{i}"), 1.0, 1.0))
-                    .await
-                    .unwrap(),
-            );
-        }
-        let tasks: Vec<_> = orders
-            .iter()
-            .map(|o| {
-                let (db, user, o, d) = (
-                    t.db.clone(),
-                    user.clone(),
-                    o.order_id.clone(),
-                    driver.driver_id.clone(),
-                );
-                tokio::spawn(async move { db.assign(&user, &o, &d).await })
-            })
-            .collect();
-        let mut won = Vec::new();
-        for task in tasks {
-            match task.await.unwrap() {
-                Ok(a) => won.push(a),
-                Err(StoreError::Conflict(_) | StoreError::Fleet(FleetError::Conflict(_))) => {}
-                Err(other) => panic!(
-                    "{:?}: a race must end in a conflict, got {other:?}",
-                    t.backend
-                ),
-            }
-        }
-        assert_eq!(won.len(), 1, "{:?}: exactly one assignment wins", t.backend);
-        let assigned =
-            t.db.count_orders(
-                &user,
-                &OrderFilter {
-                    status: Some(OrderStatus::Assigned),
-                    ..Default::default()
-                },
-            )
+// Many calls racing for one driver, or for one assignment: exactly one
+// wins, the others get a clear conflict, and the cascades stay whole.
+backend_test!(racing_calls_cannot_break_a_state_machine, |t| async move {
+    let user = UserId::new("user_a");
+    let driver =
+        t.db.create_driver(&user, new_driver("Dan", 1.0, 1.0))
             .await
             .unwrap();
-        assert_eq!(assigned.total, 1);
-        assert_eq!(
-            t.db.driver(&user, &driver.driver_id).await.unwrap().status,
-            DriverStatus::Busy
+    let mut orders = Vec::new();
+    for i in 0..8 {
+        orders.push(
+            t.db.create_order(&user, new_order(&format!("C{i}"), 1.0, 1.0))
+                .await
+                .unwrap(),
         );
-
-        // Complete and unassign race on the same assignment.
-        let id = won[0].assignment_id.clone();
-        let steps = [
-            AssignmentStep::Complete,
-            AssignmentStep::Cancel,
-            AssignmentStep::Complete,
-            AssignmentStep::Cancel,
-        ];
-        let tasks: Vec<_> = steps
-            .into_iter()
-            .map(|step| {
-                let (db, user, id) = (t.db.clone(), user.clone(), id.clone());
-                tokio::spawn(async move {
-                    db.change_assignment(
-                        &user,
-                        &id,
-                        AssignmentChange {
-                            step: Some(step),
-                            ..Default::default()
-                        },
-                    )
-                    .await
-                })
-            })
-            .collect();
-        let mut results = Vec::new();
-        for task in tasks {
-            match task.await.unwrap() {
-                Ok(a) => results.push(a.status),
-                Err(StoreError::Conflict(_) | StoreError::Fleet(FleetError::Conflict(_))) => {}
-                Err(other) => panic!("{:?}: got {other:?}", t.backend),
-            }
+    }
+    let tasks: Vec<_> = orders
+        .iter()
+        .map(|o| {
+            let (db, user, o, d) = (
+                t.db.clone(),
+                user.clone(),
+                o.order_id.clone(),
+                driver.driver_id.clone(),
+            );
+            tokio::spawn(async move { db.assign(&user, &o, &d).await })
+        })
+        .collect();
+    let mut won = Vec::new();
+    for task in tasks {
+        match task.await.unwrap() {
+            Ok(a) => won.push(a),
+            Err(StoreError::Conflict(_) | StoreError::Fleet(FleetError::Conflict(_))) => {}
+            Err(other) => panic!(
+                "{:?}: a race must end in a conflict, got {other:?}",
+                t.backend
+            ),
         }
-        assert_eq!(
-            results.len(),
-            1,
-            "{:?}: one step wins: {results:?}",
-            t.backend
-        );
-        let order = t.db.order(&user, &won[0].order_id).await.unwrap();
-        let expected = if results[0] == AssignmentStatus::Completed {
-            OrderStatus::Delivered
-        } else {
-            OrderStatus::Pending
-        };
-        assert_eq!(order.status, expected);
-        assert_eq!(
-            t.db.driver(&user, &driver.driver_id).await.unwrap().status,
-            DriverStatus::Active
-        );
-    })
-    .await;
-}
+    }
+    assert_eq!(won.len(), 1, "{:?}: exactly one assignment wins", t.backend);
+    let assigned =
+        t.db.count_orders(
+            &user,
+            &OrderFilter {
+                status: Some(OrderStatus::Assigned),
+                ..Default::default()
+            },
+        )
+        .await
+        .unwrap();
+    assert_eq!(assigned.total, 1);
+    assert_eq!(
+        t.db.driver(&user, &driver.driver_id).await.unwrap().status,
+        DriverStatus::Busy
+    );
+
+    // Complete and unassign race on the same assignment.
+    let id = won[0].assignment_id.clone();
+    let steps = [
+        AssignmentStep::Complete,
+        AssignmentStep::Cancel,
+        AssignmentStep::Complete,
+        AssignmentStep::Cancel,
+    ];
+    let tasks: Vec<_> = steps
+        .into_iter()
+        .map(|step| {
+            let (db, user, id) = (t.db.clone(), user.clone(), id.clone());
+            tokio::spawn(async move {
+                db.change_assignment(
+                    &user,
+                    &id,
+                    AssignmentChange {
+                        step: Some(step),
+                        ..Default::default()
+                    },
+                )
+                .await
+            })
+        })
+        .collect();
+    let mut results = Vec::new();
+    for task in tasks {
+        match task.await.unwrap() {
+            Ok(a) => results.push(a.status),
+            Err(StoreError::Conflict(_) | StoreError::Fleet(FleetError::Conflict(_))) => {}
+            Err(other) => panic!("{:?}: got {other:?}", t.backend),
+        }
+    }
+    assert_eq!(
+        results.len(),
+        1,
+        "{:?}: one step wins: {results:?}",
+        t.backend
+    );
+    let order = t.db.order(&user, &won[0].order_id).await.unwrap();
+    let expected = if results[0] == AssignmentStatus::Completed {
+        OrderStatus::Delivered
+    } else {
+        OrderStatus::Pending
+    };
+    assert_eq!(order.status, expected);
+    assert_eq!(
+        t.db.driver(&user, &driver.driver_id).await.unwrap().status,
+        DriverStatus::Active
+    );
+});
 
 /// A Postgres database the Python server used already has orders, drivers
 /// and assignments tables (global ids, nullable user_id): they are kept,
 /// renamed `predecessor_*`, and the new tables are created beside them.
 #[tokio::test]
+#[cfg_attr(not(fm_pg), ignore = "Postgres: set FLEETMIND_TEST_PG")]
 async fn the_predecessors_fleet_tables_are_kept_aside_on_postgres() {
-    let Some(pg) = fresh_pg().await else {
-        return;
-    };
+    let pg = fresh_pg().await;
     let url = &pg.url;
     let pool = sqlx::PgPool::connect(url).await.unwrap();
     for sql in [

@@ -341,37 +341,46 @@ async fn check(ctx: &Ctx, c: &Case) {
 }
 
 #[test]
-fn every_time_field_across_the_years_then_assign_complete_and_fail() {
+fn every_time_field_across_the_years_then_assign_complete_and_fail_on_sqlite() {
     let rt = tokio::runtime::Runtime::new().expect("runtime");
-    let sqlite = rt.block_on(sqlite_db());
-    let pg = rt.block_on(pg_db());
-    for t in std::iter::once(sqlite).chain(pg) {
-        let backend = t.backend;
-        let server = rt.block_on(start_server(t.db.clone()));
-        let a = rt.block_on(tenant(&t, &server.mcp_url(), "ann@example.com"));
-        // A driver is always there for auto and intelligent assignment.
-        rt.block_on(create_driver(&a, "Ada", 48.85, 2.35));
-        let ctx = Ctx { t, a };
-        for c in edges() {
-            rt.block_on(check(&ctx, &c));
-        }
-        let config = Config {
-            cases: 24,
-            max_shrink_iters: 16,
-            failure_persistence: None,
-            ..Config::default()
-        };
-        TestRunner::new(config)
-            .run(&cases(), |c| {
-                rt.block_on(check(&ctx, &c));
-                Ok(())
-            })
-            .unwrap_or_else(|e| panic!("{backend:?}: {e}"));
-        rt.block_on(async {
-            let _ = ctx.a.client.cancel().await;
-            server.stop().await;
-        });
+    let t = rt.block_on(sqlite_db());
+    every_time_field_across_the_years(&rt, t);
+}
+
+#[test]
+#[cfg_attr(not(fm_pg), ignore = "Postgres: set FLEETMIND_TEST_PG")]
+fn every_time_field_across_the_years_then_assign_complete_and_fail_on_postgres() {
+    let rt = tokio::runtime::Runtime::new().expect("runtime");
+    let t = rt.block_on(pg_db());
+    every_time_field_across_the_years(&rt, t);
+}
+
+fn every_time_field_across_the_years(rt: &tokio::runtime::Runtime, t: TestDb) {
+    let backend = t.backend;
+    let server = rt.block_on(start_server(t.db.clone()));
+    let a = rt.block_on(tenant(&t, &server.mcp_url(), "ann@example.com"));
+    // A driver is always there for auto and intelligent assignment.
+    rt.block_on(create_driver(&a, "Ada", 48.85, 2.35));
+    let ctx = Ctx { t, a };
+    for c in edges() {
+        rt.block_on(check(&ctx, &c));
     }
+    let config = Config {
+        cases: 24,
+        max_shrink_iters: 16,
+        failure_persistence: None,
+        ..Config::default()
+    };
+    TestRunner::new(config)
+        .run(&cases(), |c| {
+            rt.block_on(check(&ctx, &c));
+            Ok(())
+        })
+        .unwrap_or_else(|e| panic!("{backend:?}: {e}"));
+    rt.block_on(async {
+        let _ = ctx.a.client.cancel().await;
+        server.stop().await;
+    });
 }
 
 /// Sets an order's promised time with plain SQL, as a row written before
@@ -400,9 +409,9 @@ async fn store_due_directly(t: &TestDb, order_id: &str, due: DateTime<Utc>, grac
     }
 }
 
-#[tokio::test]
-async fn orders_stored_with_extreme_times_still_assign_and_finish() {
-    on_both_backends(|t| async move {
+backend_test!(
+    orders_stored_with_extreme_times_still_assign_and_finish,
+    |t| async move {
         let server = start_server(t.db.clone()).await;
         let a = tenant(&t, &server.mcp_url(), "ann@example.com").await;
         create_driver(&a, "Ada", 48.85, 2.35).await;
@@ -419,7 +428,10 @@ async fn orders_stored_with_extreme_times_still_assign_and_finish() {
             .zip(whens)
         {
             let created = must(&ctx, "create_order", order_args("Olive", 48.86, 2.34)).await;
-            let order_id = created["order"]["order_id"].as_str().unwrap_or("").to_owned();
+            let order_id = created["order"]["order_id"]
+                .as_str()
+                .unwrap_or("")
+                .to_owned();
             store_due_directly(&ctx.t, &order_id, due, grace).await;
             let asn = assign(&ctx, &order_id, how).await;
             let out = if fail {
@@ -427,7 +439,12 @@ async fn orders_stored_with_extreme_times_still_assign_and_finish() {
                     "current_lat": 48.86, "current_lng": 2.34, "failure_reason": "customer_not_available"});
                 must(&ctx, "fail_delivery", args).await
             } else {
-                must(&ctx, "complete_delivery", json!({"assignment_id": asn, "confirm": true})).await
+                must(
+                    &ctx,
+                    "complete_delivery",
+                    json!({"assignment_id": asn, "confirm": true}),
+                )
+                .await
             };
             let expected = match (fail, due > Utc::now()) {
                 (true, true) => "failed_on_time",
@@ -439,6 +456,5 @@ async fn orders_stored_with_extreme_times_still_assign_and_finish() {
         }
         let _ = ctx.a.client.cancel().await;
         server.stop().await;
-    })
-    .await;
-}
+    }
+);

@@ -6,58 +6,70 @@ use crate::support::fleet::*;
 use crate::support::*;
 use serde_json::{Value, json};
 
-#[tokio::test]
-async fn a_delivery_from_order_to_done() {
-    on_both_backends(|t| async move {
-        let server = start_server(t.db.clone()).await;
-        let a = tenant(&t, &server.mcp_url(), "ann@example.com").await;
-        let c = &a.client;
-        let near = create_driver(&a, "Near", 48.85, 2.35).await;
-        let far = create_driver(&a, "Far", 45.76, 4.83).await;
-        let order = create_order(&a, "Olive", 48.86, 2.34).await;
-        assert!(order.starts_with("ORD-") && near.starts_with("DRV-"));
+backend_test!(a_delivery_from_order_to_done, |t| async move {
+    let server = start_server(t.db.clone()).await;
+    let a = tenant(&t, &server.mcp_url(), "ann@example.com").await;
+    let c = &a.client;
+    let near = create_driver(&a, "Near", 48.85, 2.35).await;
+    let far = create_driver(&a, "Far", 45.76, 4.83).await;
+    let order = create_order(&a, "Olive", 48.86, 2.34).await;
+    assert!(order.starts_with("ORD-") && near.starts_with("DRV-"));
 
-        let out = ok(c, "auto_assign_order", json!({"order_id": order})).await;
-        assert_eq!(out["driver"]["driver_id"], json!(near));
-        assert_eq!(out["driver"]["status"], "busy");
-        assert_eq!(out["order"]["status"], "assigned");
-        assert_eq!(out["candidates"], 2);
-        assert!(out["distance_km"].as_f64().unwrap() < 2.0, "{out}");
-        assert!(out["reason"].as_str().unwrap().contains("nearest"));
-        let asn = out["assignment"]["assignment_id"].as_str().unwrap().to_owned();
-        assert!(asn.starts_with("ASN-"));
+    let out = ok(c, "auto_assign_order", json!({"order_id": order})).await;
+    assert_eq!(out["driver"]["driver_id"], json!(near));
+    assert_eq!(out["driver"]["status"], "busy");
+    assert_eq!(out["order"]["status"], "assigned");
+    assert_eq!(out["candidates"], 2);
+    assert!(out["distance_km"].as_f64().unwrap() < 2.0, "{out}");
+    assert!(out["reason"].as_str().unwrap().contains("nearest"));
+    let asn = out["assignment"]["assignment_id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    assert!(asn.starts_with("ASN-"));
 
-        let out = ok(c, "update_assignment", json!({"assignment_id": asn, "status": "in_progress"})).await;
-        assert_eq!(out["order"]["status"], "in_transit");
-        let refused = err(c, "unassign_order", json!({"assignment_id": asn})).await;
-        assert!(refused.contains("in_progress"), "{refused}");
-
-        let out = ok(c, "complete_delivery", json!({"assignment_id": asn, "confirm": true, "actual_distance_meters": 1500, "notes": "left with the concierge"})).await;
-        assert_eq!(out["assignment"]["status"], "completed");
-        assert_eq!(out["assignment"]["actual_distance_meters"], 1500.0);
-        assert_eq!(out["order"]["status"], "delivered");
-        assert_eq!(out["order"]["delivery_status"], "on_time");
-        assert_eq!(out["driver"]["status"], "active");
-        assert_eq!(out["driver"]["current_lat"], 48.86);
-        assert_eq!(out["driver"]["current_address"], "Olive's door");
-
-        let again = err(c, "complete_delivery", json!({"assignment_id": asn, "confirm": true})).await;
-        assert!(again.contains("completed and cannot become completed"), "{again}");
-        let details = ok(c, "get_assignment_details", json!({"order_id": order})).await;
-        assert_eq!(details["count"], 1);
-        let counts = ok(c, "count_orders", json!({})).await;
-        assert_eq!(counts["total"], 1);
-        assert_eq!(counts["by_status"], json!({"delivered": 1}));
-        let _ = far;
-        let _ = a.client.cancel().await;
-        server.stop().await;
-    })
+    let out = ok(
+        c,
+        "update_assignment",
+        json!({"assignment_id": asn, "status": "in_progress"}),
+    )
     .await;
-}
+    assert_eq!(out["order"]["status"], "in_transit");
+    let refused = err(c, "unassign_order", json!({"assignment_id": asn})).await;
+    assert!(refused.contains("in_progress"), "{refused}");
 
-#[tokio::test]
-async fn failing_unassigning_and_manual_status_changes_follow_the_state_machines() {
-    on_both_backends(|t| async move {
+    let out = ok(c, "complete_delivery", json!({"assignment_id": asn, "confirm": true, "actual_distance_meters": 1500, "notes": "left with the concierge"})).await;
+    assert_eq!(out["assignment"]["status"], "completed");
+    assert_eq!(out["assignment"]["actual_distance_meters"], 1500.0);
+    assert_eq!(out["order"]["status"], "delivered");
+    assert_eq!(out["order"]["delivery_status"], "on_time");
+    assert_eq!(out["driver"]["status"], "active");
+    assert_eq!(out["driver"]["current_lat"], 48.86);
+    assert_eq!(out["driver"]["current_address"], "Olive's door");
+
+    let again = err(
+        c,
+        "complete_delivery",
+        json!({"assignment_id": asn, "confirm": true}),
+    )
+    .await;
+    assert!(
+        again.contains("completed and cannot become completed"),
+        "{again}"
+    );
+    let details = ok(c, "get_assignment_details", json!({"order_id": order})).await;
+    assert_eq!(details["count"], 1);
+    let counts = ok(c, "count_orders", json!({})).await;
+    assert_eq!(counts["total"], 1);
+    assert_eq!(counts["by_status"], json!({"delivered": 1}));
+    let _ = far;
+    let _ = a.client.cancel().await;
+    server.stop().await;
+});
+
+backend_test!(
+    failing_unassigning_and_manual_status_changes_follow_the_state_machines,
+    |t| async move {
         let server = start_server(t.db.clone()).await;
         let a = tenant(&t, &server.mcp_url(), "ann@example.com").await;
         let c = &a.client;
@@ -226,72 +238,73 @@ async fn failing_unassigning_and_manual_status_changes_follow_the_state_machines
         );
         let _ = a.client.cancel().await;
         server.stop().await;
-    })
-    .await;
-}
+    }
+);
 
-#[tokio::test]
-async fn resources_show_the_callers_rows_as_json() {
-    on_both_backends(|t| async move {
-        let server = start_server(t.db.clone()).await;
-        let a = tenant(&t, &server.mcp_url(), "ann@example.com").await;
-        let order = create_order(&a, "Olive", 1.0, 1.0).await;
-        let driver = create_driver(&a, "Dan", 1.0, 1.0).await;
-        let listed = a.client.list_all_resources().await.expect("list resources");
-        let uris: Vec<_> = listed.iter().map(|r| r.uri.as_str()).collect();
-        assert_eq!(uris, ["orders://all", "drivers://all"]);
-        for (uri, key, id) in [
-            ("orders://all", "orders", &order),
-            ("drivers://all", "drivers", &driver),
-        ] {
-            let body = read_resource(&a.client, uri).await;
-            assert_eq!(body["count"], 1);
-            assert_eq!(
-                body[key][0][if key == "orders" {
-                    "order_id"
-                } else {
-                    "driver_id"
-                }],
-                json!(id)
-            );
-        }
-        // A key without drivers:read sees and reads only orders.
-        let issued = issue_key(
-            &t.db,
-            "reader@example.com",
-            Some(fleetmind::scopes::Scopes::parse_list("orders:read").unwrap()),
-        )
-        .await;
-        let reader = connect(&server.mcp_url(), issued.api_key.expose())
-            .await
-            .unwrap();
-        let listed = reader.list_all_resources().await.expect("list resources");
+backend_test!(resources_show_the_callers_rows_as_json, |t| async move {
+    let server = start_server(t.db.clone()).await;
+    let a = tenant(&t, &server.mcp_url(), "ann@example.com").await;
+    let order = create_order(&a, "Olive", 1.0, 1.0).await;
+    let driver = create_driver(&a, "Dan", 1.0, 1.0).await;
+    let listed = a.client.list_all_resources().await.expect("list resources");
+    let uris: Vec<_> = listed.iter().map(|r| r.uri.as_str()).collect();
+    assert_eq!(uris, ["orders://all", "drivers://all"]);
+    for (uri, key, id) in [
+        ("orders://all", "orders", &order),
+        ("drivers://all", "drivers", &driver),
+    ] {
+        let body = read_resource(&a.client, uri).await;
+        assert_eq!(body["count"], 1);
         assert_eq!(
-            listed.iter().map(|r| r.uri.as_str()).collect::<Vec<_>>(),
-            ["orders://all"]
+            body[key][0][if key == "orders" {
+                "order_id"
+            } else {
+                "driver_id"
+            }],
+            json!(id)
         );
-        let refused = reader
-            .read_resource(rmcp::model::ReadResourceRequestParams::new("drivers://all"))
-            .await
-            .expect_err("drivers://all needs drivers:read");
-        assert!(refused.to_string().contains("drivers:read"), "{refused}");
-        let _ = reader.cancel().await;
-        let _ = a.client.cancel().await;
-        server.stop().await;
-    })
+    }
+    // A key without drivers:read sees and reads only orders.
+    let issued = issue_key(
+        &t.db,
+        "reader@example.com",
+        Some(fleetmind::scopes::Scopes::parse_list("orders:read").unwrap()),
+    )
     .await;
-}
+    let reader = connect(&server.mcp_url(), issued.api_key.expose())
+        .await
+        .unwrap();
+    let listed = reader.list_all_resources().await.expect("list resources");
+    assert_eq!(
+        listed.iter().map(|r| r.uri.as_str()).collect::<Vec<_>>(),
+        ["orders://all"]
+    );
+    let refused = reader
+        .read_resource(rmcp::model::ReadResourceRequestParams::new("drivers://all"))
+        .await
+        .expect_err("drivers://all needs drivers:read");
+    assert!(refused.to_string().contains("drivers:read"), "{refused}");
+    let _ = reader.cancel().await;
+    let _ = a.client.cancel().await;
+    server.stop().await;
+});
 
-/// Bad input of every kind: a tool error naming the field, nothing written.
-#[tokio::test]
-async fn bad_input_is_a_tool_error_naming_the_field_and_writes_nothing() {
-    on_both_backends(|t| async move {
+// Bad input of every kind: a tool error naming the field, nothing written.
+backend_test!(
+    bad_input_is_a_tool_error_naming_the_field_and_writes_nothing,
+    |t| async move {
         let server = start_server(t.db.clone()).await;
         let a = tenant(&t, &server.mcp_url(), "ann@example.com").await;
         let c = &a.client;
         let order = create_order(&a, "Olive", 1.0, 1.0).await;
         let driver = create_driver(&a, "Dan", 1.0, 1.0).await;
-        let asn = ok(c, "create_assignment", json!({"order_id": order, "driver_id": driver})).await["assignment"]["assignment_id"].clone();
+        let asn = ok(
+            c,
+            "create_assignment",
+            json!({"order_id": order, "driver_id": driver}),
+        )
+        .await["assignment"]["assignment_id"]
+            .clone();
         let with = |base: Value, field: &str, value: Value| {
             let mut args = base;
             args[field] = value;
@@ -306,30 +319,135 @@ async fn bad_input_is_a_tool_error_naming_the_field_and_writes_nothing() {
         let d = driver_args("Zed", 1.0, 1.0);
         let long = "x".repeat(201);
         let cases: Vec<(&str, Value, &str)> = vec![
-            ("create_order", without(o.clone(), "customer_name"), "customer_name"),
-            ("create_order", with(o.clone(), "customer_name", json!("   ")), "customer_name"),
-            ("create_order", with(o.clone(), "customer_name", json!(long)), "customer_name"),
-            ("create_order", with(o.clone(), "customer_name", json!(42)), "customer_name"),
-            ("create_order", with(o.clone(), "delivery_lat", json!("north")), "delivery_lat"),
-            ("create_order", with(o.clone(), "delivery_lat", json!(90.5)), "delivery_lat"),
-            ("create_order", with(o.clone(), "delivery_lng", json!(-180.01)), "delivery_lng"),
-            ("create_order", with(o.clone(), "priority", json!("asap")), "priority"),
-            ("create_order", with(o.clone(), "payment_status", json!("maybe")), "payment_status"),
-            ("create_order", with(o.clone(), "expected_delivery_time", json!("tomorrow")), "expected_delivery_time"),
-            ("create_order", with(o.clone(), "customer_email", json!("not-an-email")), "customer_email"),
-            ("create_order", with(o.clone(), "customer_phone", json!("'; DROP TABLE orders;--")), "customer_phone"),
-            ("create_order", with(o.clone(), "weight_kg", json!(-1)), "weight_kg"),
-            ("create_order", with(o.clone(), "special_instructions", json!("nul\u{0}byte")), "special_instructions"),
-            ("create_order", with(o.clone(), "special_instructions", json!("y".repeat(2001))), "special_instructions"),
-            ("create_order", with(o.clone(), "time_window_start", json!("2099-01-02T00:00:00Z")).tap("time_window_end", json!("2099-01-01T00:00:00Z")), "time_window_end"),
-            ("create_order", with(o.clone(), "colour", json!("red")), "colour"),
-            ("create_driver", with(d.clone(), "vehicle_type", json!("spaceship")), "vehicle_type"),
-            ("create_driver", with(d.clone(), "skills", json!(["flying"])), "skills"),
-            ("create_driver", with(d.clone(), "skills", json!("refrigerated")), "skills"),
-            ("create_driver", with(d.clone(), "capacity_kg", json!(0)), "capacity_kg"),
-            ("create_driver", with(d.clone(), "status", json!("busy")), "status"),
-            ("create_driver", with(d.clone(), "current_lat", json!(null)), "current_lat"),
-            ("create_driver", without(d.clone(), "current_address"), "current_address"),
+            (
+                "create_order",
+                without(o.clone(), "customer_name"),
+                "customer_name",
+            ),
+            (
+                "create_order",
+                with(o.clone(), "customer_name", json!("   ")),
+                "customer_name",
+            ),
+            (
+                "create_order",
+                with(o.clone(), "customer_name", json!(long)),
+                "customer_name",
+            ),
+            (
+                "create_order",
+                with(o.clone(), "customer_name", json!(42)),
+                "customer_name",
+            ),
+            (
+                "create_order",
+                with(o.clone(), "delivery_lat", json!("north")),
+                "delivery_lat",
+            ),
+            (
+                "create_order",
+                with(o.clone(), "delivery_lat", json!(90.5)),
+                "delivery_lat",
+            ),
+            (
+                "create_order",
+                with(o.clone(), "delivery_lng", json!(-180.01)),
+                "delivery_lng",
+            ),
+            (
+                "create_order",
+                with(o.clone(), "priority", json!("asap")),
+                "priority",
+            ),
+            (
+                "create_order",
+                with(o.clone(), "payment_status", json!("maybe")),
+                "payment_status",
+            ),
+            (
+                "create_order",
+                with(o.clone(), "expected_delivery_time", json!("tomorrow")),
+                "expected_delivery_time",
+            ),
+            (
+                "create_order",
+                with(o.clone(), "customer_email", json!("not-an-email")),
+                "customer_email",
+            ),
+            (
+                "create_order",
+                with(
+                    o.clone(),
+                    "customer_phone",
+                    json!("'; DROP TABLE orders;--"),
+                ),
+                "customer_phone",
+            ),
+            (
+                "create_order",
+                with(o.clone(), "weight_kg", json!(-1)),
+                "weight_kg",
+            ),
+            (
+                "create_order",
+                with(o.clone(), "special_instructions", json!("nul\u{0}byte")),
+                "special_instructions",
+            ),
+            (
+                "create_order",
+                with(o.clone(), "special_instructions", json!("y".repeat(2001))),
+                "special_instructions",
+            ),
+            (
+                "create_order",
+                with(
+                    o.clone(),
+                    "time_window_start",
+                    json!("2099-01-02T00:00:00Z"),
+                )
+                .tap("time_window_end", json!("2099-01-01T00:00:00Z")),
+                "time_window_end",
+            ),
+            (
+                "create_order",
+                with(o.clone(), "colour", json!("red")),
+                "colour",
+            ),
+            (
+                "create_driver",
+                with(d.clone(), "vehicle_type", json!("spaceship")),
+                "vehicle_type",
+            ),
+            (
+                "create_driver",
+                with(d.clone(), "skills", json!(["flying"])),
+                "skills",
+            ),
+            (
+                "create_driver",
+                with(d.clone(), "skills", json!("refrigerated")),
+                "skills",
+            ),
+            (
+                "create_driver",
+                with(d.clone(), "capacity_kg", json!(0)),
+                "capacity_kg",
+            ),
+            (
+                "create_driver",
+                with(d.clone(), "status", json!("busy")),
+                "status",
+            ),
+            (
+                "create_driver",
+                with(d.clone(), "current_lat", json!(null)),
+                "current_lat",
+            ),
+            (
+                "create_driver",
+                without(d.clone(), "current_address"),
+                "current_address",
+            ),
             ("fetch_orders", json!({"limit": 0}), "limit"),
             ("fetch_orders", json!({"limit": 101}), "limit"),
             ("fetch_orders", json!({"limit": "ten"}), "limit"),
@@ -337,52 +455,137 @@ async fn bad_input_is_a_tool_error_naming_the_field_and_writes_nothing() {
             ("fetch_orders", json!({"sort_by": "name"}), "sort_by"),
             ("fetch_orders", json!({"sort_order": "UP"}), "sort_order"),
             ("fetch_drivers", json!({"offset": -1}), "offset"),
-            ("count_drivers", json!({"vehicle_type": "bike"}), "vehicle_type"),
+            (
+                "count_drivers",
+                json!({"vehicle_type": "bike"}),
+                "vehicle_type",
+            ),
             ("search_orders", json!({"search_term": ""}), "search_term"),
-            ("search_drivers", json!({"search_term": long}), "search_term"),
-            ("get_order_details", json!({"order_id": "O".repeat(65)}), "order_id"),
+            (
+                "search_drivers",
+                json!({"search_term": long}),
+                "search_term",
+            ),
+            (
+                "get_order_details",
+                json!({"order_id": "O".repeat(65)}),
+                "order_id",
+            ),
             ("get_order_details", json!({"order_id": 5}), "order_id"),
             ("get_driver_details", json!({}), "driver_id"),
-            ("update_order", json!({"order_id": order, "status": "delivered"}), "status"),
-            ("update_order", json!({"order_id": order, "delivery_lat": 1000}), "delivery_lat"),
-            ("update_driver", json!({"driver_id": driver, "current_lng": 200}), "current_lng"),
-            ("update_driver", json!({"driver_id": driver, "name": ""}), "name"),
-            ("delete_order", json!({"order_id": order, "confirm": false}), "confirm"),
+            (
+                "update_order",
+                json!({"order_id": order, "status": "delivered"}),
+                "status",
+            ),
+            (
+                "update_order",
+                json!({"order_id": order, "delivery_lat": 1000}),
+                "delivery_lat",
+            ),
+            (
+                "update_driver",
+                json!({"driver_id": driver, "current_lng": 200}),
+                "current_lng",
+            ),
+            (
+                "update_driver",
+                json!({"driver_id": driver, "name": ""}),
+                "name",
+            ),
+            (
+                "delete_order",
+                json!({"order_id": order, "confirm": false}),
+                "confirm",
+            ),
             ("delete_order", json!({"order_id": order}), "confirm"),
             ("delete_all_orders", json!({"confirm": "yes"}), "confirm"),
             ("delete_all_drivers", json!({"confirm": false}), "confirm"),
             ("get_assignment_details", json!({}), "assignment_id"),
-            ("get_assignment_details", json!({"order_id": order, "driver_id": driver}), "assignment_id"),
+            (
+                "get_assignment_details",
+                json!({"order_id": order, "driver_id": driver}),
+                "assignment_id",
+            ),
             ("update_assignment", json!({"assignment_id": asn}), "status"),
-            ("update_assignment", json!({"assignment_id": asn, "status": "failed"}), "status"),
-            ("update_assignment", json!({"assignment_id": asn, "status": "teleported"}), "status"),
-            ("update_assignment", json!({"assignment_id": asn, "actual_distance_meters": -5}), "actual_distance_meters"),
-            ("update_assignment", json!({"assignment_id": asn, "actual_arrival": "soon"}), "actual_arrival"),
-            ("unassign_order", json!({"assignment_id": asn, "confirm": false}), "confirm"),
-            ("complete_delivery", json!({"assignment_id": asn}), "confirm"),
-            ("complete_delivery", json!({"assignment_id": asn, "confirm": true, "notes": "z".repeat(2001)}), "notes"),
-            ("fail_delivery", json!({"assignment_id": asn, "current_address": "x", "current_lat": 1, "current_lng": 1, "failure_reason": "aliens", "confirm": true}), "failure_reason"),
-            ("fail_delivery", json!({"assignment_id": asn, "current_address": "x", "current_lat": 91, "current_lng": 1, "failure_reason": "other", "confirm": true}), "current_lat"),
+            (
+                "update_assignment",
+                json!({"assignment_id": asn, "status": "failed"}),
+                "status",
+            ),
+            (
+                "update_assignment",
+                json!({"assignment_id": asn, "status": "teleported"}),
+                "status",
+            ),
+            (
+                "update_assignment",
+                json!({"assignment_id": asn, "actual_distance_meters": -5}),
+                "actual_distance_meters",
+            ),
+            (
+                "update_assignment",
+                json!({"assignment_id": asn, "actual_arrival": "soon"}),
+                "actual_arrival",
+            ),
+            (
+                "unassign_order",
+                json!({"assignment_id": asn, "confirm": false}),
+                "confirm",
+            ),
+            (
+                "complete_delivery",
+                json!({"assignment_id": asn}),
+                "confirm",
+            ),
+            (
+                "complete_delivery",
+                json!({"assignment_id": asn, "confirm": true, "notes": "z".repeat(2001)}),
+                "notes",
+            ),
+            (
+                "fail_delivery",
+                json!({"assignment_id": asn, "current_address": "x", "current_lat": 1, "current_lng": 1, "failure_reason": "aliens", "confirm": true}),
+                "failure_reason",
+            ),
+            (
+                "fail_delivery",
+                json!({"assignment_id": asn, "current_address": "x", "current_lat": 91, "current_lng": 1, "failure_reason": "other", "confirm": true}),
+                "current_lat",
+            ),
             ("create_assignment", json!({"order_id": order}), "driver_id"),
-            ("auto_assign_order", json!({"order_id": ["ORD-1"]}), "order_id"),
+            (
+                "auto_assign_order",
+                json!({"order_id": ["ORD-1"]}),
+                "order_id",
+            ),
         ];
         let before = dump(&t, &a.user_id).await;
         for (tool, args, field) in cases {
             let message = err(c, tool, args.clone()).await;
-            assert!(message.contains(field), "{tool} {args}: the error should name {field}: {message}");
-            assert!(!message.to_lowercase().contains("sql"), "{tool}: internal text leaked: {message}");
+            assert!(
+                message.contains(field),
+                "{tool} {args}: the error should name {field}: {message}"
+            );
+            assert!(
+                !message.to_lowercase().contains("sql"),
+                "{tool}: internal text leaked: {message}"
+            );
         }
-        assert_eq!(dump(&t, &a.user_id).await, before, "bad input changed the data");
+        assert_eq!(
+            dump(&t, &a.user_id).await,
+            before,
+            "bad input changed the data"
+        );
         let _ = a.client.cancel().await;
         server.stop().await;
-    })
-    .await;
-}
+    }
+);
 
-/// SQL metacharacters and unicode are data: stored and found literally.
-#[tokio::test]
-async fn sql_metacharacters_and_unicode_are_plain_text() {
-    on_both_backends(|t| async move {
+// SQL metacharacters and unicode are data: stored and found literally.
+backend_test!(
+    sql_metacharacters_and_unicode_are_plain_text,
+    |t| async move {
         let server = start_server(t.db.clone()).await;
         let a = tenant(&t, &server.mcp_url(), "ann@example.com").await;
         let c = &a.client;
@@ -422,9 +625,8 @@ async fn sql_metacharacters_and_unicode_are_plain_text() {
         assert!(found("zzz").await.is_empty());
         let _ = a.client.cancel().await;
         server.stop().await;
-    })
-    .await;
-}
+    }
+);
 
 trait Tap {
     fn tap(self, field: &str, value: Value) -> Value;

@@ -123,10 +123,10 @@ fn fuzz_http_on_sqlite() {
 }
 
 #[test]
+#[cfg_attr(not(fm_pg), ignore = "Postgres: set FLEETMIND_TEST_PG")]
 fn fuzz_http_on_postgres() {
     runtime("fuzz-postgres").block_on(async {
-        let Some(t) = pg_db().await else { return };
-        fuzz(t, "fuzz-postgres").await;
+        fuzz(pg_db().await, "fuzz-postgres").await;
     });
 }
 

@@ -160,9 +160,9 @@ fn assert_host_refusal(answer: &Answer, host: &str, what: &str) {
     );
 }
 
-#[tokio::test]
-async fn host_and_origin_are_refused_before_the_key_in_the_key_refusals_shape() {
-    on_both_backends(|t| async move {
+backend_test!(
+    host_and_origin_are_refused_before_the_key_in_the_key_refusals_shape,
+    |t| async move {
         let issued = issue_key(&t.db, "hana@example.com", None).await;
         let key = issued.api_key.expose();
         let server = start_server_with(
@@ -239,18 +239,18 @@ async fn host_and_origin_are_refused_before_the_key_in_the_key_refusals_shape() 
             200
         );
         server.stop().await;
-    })
-    .await;
-}
+    }
+);
 
-#[tokio::test]
-async fn bodies_rmcp_cannot_use_get_json_rpc_errors_and_change_nothing() {
-    on_both_backends(|t| async move {
+backend_test!(
+    bodies_rmcp_cannot_use_get_json_rpc_errors_and_change_nothing,
+    |t| async move {
         let issued = issue_key(&t.db, "ines@example.com", None).await;
         let key = issued.api_key.expose();
         let server = start_server(t.db.clone()).await;
         let addr = server.addr;
-        let post = |body: String| async move { mcp_post(addr, "127.0.0.1", Some(key), &body).await };
+        let post =
+            |body: String| async move { mcp_post(addr, "127.0.0.1", Some(key), &body).await };
 
         let create = |args: &str| {
             format!(
@@ -263,8 +263,20 @@ async fn bodies_rmcp_cannot_use_get_json_rpc_errors_and_change_nothing() {
             "]".repeat(5000)
         );
         let cases: Vec<(&str, String, u16, i64, &str)> = vec![
-            ("malformed JSON", r#"{"jsonrpc":"2.0","id":1,"method":"#.to_owned(), 400, -32700, "not valid JSON"),
-            ("truncated create", create(r#"{"customer_name":"Half""#), 400, -32700, "not valid JSON"),
+            (
+                "malformed JSON",
+                r#"{"jsonrpc":"2.0","id":1,"method":"#.to_owned(),
+                400,
+                -32700,
+                "not valid JSON",
+            ),
+            (
+                "truncated create",
+                create(r#"{"customer_name":"Half""#),
+                400,
+                -32700,
+                "not valid JSON",
+            ),
             (
                 "batch",
                 format!("[{WHOAMI},{}]", create(r#"{"customer_name":"Batch"}"#)),
@@ -272,13 +284,40 @@ async fn bodies_rmcp_cannot_use_get_json_rpc_errors_and_change_nothing() {
                 -32600,
                 "batches",
             ),
-            ("a bare value", "\"tools/call\"".to_owned(), 400, -32600, "JSON object"),
-            ("arguments a string", create(r#""customer_name=Eve""#), 200, -32602, "`arguments`"),
-            ("arguments an array", create(r#"[1,2]"#), 200, -32602, "`arguments`"),
-            ("nested 5,000 deep in arguments", create(&deep_args), 400, -32700, "nested too deeply"),
+            (
+                "a bare value",
+                "\"tools/call\"".to_owned(),
+                400,
+                -32600,
+                "JSON object",
+            ),
+            (
+                "arguments a string",
+                create(r#""customer_name=Eve""#),
+                200,
+                -32602,
+                "`arguments`",
+            ),
+            (
+                "arguments an array",
+                create(r#"[1,2]"#),
+                200,
+                -32602,
+                "`arguments`",
+            ),
+            (
+                "nested 5,000 deep in arguments",
+                create(&deep_args),
+                400,
+                -32700,
+                "nested too deeply",
+            ),
             (
                 "nested 100,000 deep in the id",
-                format!(r#"{{"jsonrpc":"2.0","method":"ping","id":{}}}"#, "[".repeat(100_000)),
+                format!(
+                    r#"{{"jsonrpc":"2.0","method":"ping","id":{}}}"#,
+                    "[".repeat(100_000)
+                ),
                 400,
                 -32700,
                 "nested too deeply",
@@ -304,9 +343,8 @@ async fn bodies_rmcp_cannot_use_get_json_rpc_errors_and_change_nothing() {
         assert_eq!(count["total"], 0, "a refused body wrote something: {count}");
         let _ = client.cancel().await;
         server.stop().await;
-    })
-    .await;
-}
+    }
+);
 
 fn short_timeouts(header: u64, idle: u64, request: u64) -> ServeOptions {
     ServeOptions {
@@ -320,9 +358,9 @@ fn short_timeouts(header: u64, idle: u64, request: u64) -> ServeOptions {
     }
 }
 
-#[tokio::test]
-async fn silent_slow_idle_and_long_requests_are_cut_off() {
-    on_both_backends(|t| async move {
+backend_test!(
+    silent_slow_idle_and_long_requests_are_cut_off,
+    |t| async move {
         let issued = issue_key(&t.db, "jun@example.com", None).await;
         let key = issued.api_key.expose();
         // Header 1 s, idle 4 s, request 1 s.
@@ -401,13 +439,12 @@ async fn silent_slow_idle_and_long_requests_are_cut_off() {
         let after = mcp_post(addr, "127.0.0.1", Some(key), WHOAMI).await;
         assert_eq!(after.status, 200, "{}", after.body);
         server.stop().await;
-    })
-    .await;
-}
+    }
+);
 
-#[tokio::test]
-async fn connections_past_the_cap_are_closed_at_once_and_counted() {
-    on_both_backends(|t| async move {
+backend_test!(
+    connections_past_the_cap_are_closed_at_once_and_counted,
+    |t| async move {
         let issued = issue_key(&t.db, "kai@example.com", None).await;
         let key = issued.api_key.expose();
         let cap = 20;
@@ -451,13 +488,12 @@ async fn connections_past_the_cap_are_closed_at_once_and_counted() {
         let answer = mcp_post(addr, "127.0.0.1", Some(key), WHOAMI).await;
         assert_eq!(answer.status, 200, "{}", answer.body);
         server.stop().await;
-    })
-    .await;
-}
+    }
+);
 
-#[tokio::test]
-async fn idle_connections_at_the_cap_make_room_after_the_header_timeout() {
-    on_both_backends(|t| async move {
+backend_test!(
+    idle_connections_at_the_cap_make_room_after_the_header_timeout,
+    |t| async move {
         let issued = issue_key(&t.db, "lea@example.com", None).await;
         let key = issued.api_key.expose();
         let cap = 20;
@@ -502,13 +538,12 @@ async fn idle_connections_at_the_cap_make_room_after_the_header_timeout() {
             );
         }
         server.stop().await;
-    })
-    .await;
-}
+    }
+);
 
-#[tokio::test]
-async fn stop_finishes_the_request_in_flight_and_closes_idle_connections() {
-    on_both_backends(|t| async move {
+backend_test!(
+    stop_finishes_the_request_in_flight_and_closes_idle_connections,
+    |t| async move {
         let issued = issue_key(&t.db, "mia@example.com", None).await;
         let key = issued.api_key.expose();
         let server = start_server(t.db.clone()).await;
@@ -548,13 +583,12 @@ async fn stop_finishes_the_request_in_flight_and_closes_idle_connections() {
             TcpStream::connect(addr).await.is_err(),
             "still accepting after stop"
         );
-    })
-    .await;
-}
+    }
+);
 
-#[tokio::test]
-async fn a_keep_alive_connection_still_serves_after_a_refused_request_with_a_body() {
-    on_both_backends(|t| async move {
+backend_test!(
+    a_keep_alive_connection_still_serves_after_a_refused_request_with_a_body,
+    |t| async move {
         let issued = issue_key(&t.db, "kai@example.com", None).await;
         let key = issued.api_key.expose();
         let server = start_server(t.db.clone()).await;
@@ -609,6 +643,5 @@ async fn a_keep_alive_connection_still_serves_after_a_refused_request_with_a_bod
             "the connection said close and stayed open"
         );
         server.stop().await;
-    })
-    .await;
-}
+    }
+);

@@ -37,9 +37,9 @@ fn json(out: &str) -> Value {
     serde_json::from_str(out.trim()).unwrap_or_else(|e| panic!("not JSON ({e}): {out}"))
 }
 
-#[tokio::test]
-async fn cli_key_commands_are_audited_with_actor_cli() {
-    on_both_backends(|t| async move {
+backend_test!(
+    cli_key_commands_are_audited_with_actor_cli,
+    |t| async move {
         let created = json(
             &fleetmind(
                 &t.url,
@@ -130,13 +130,12 @@ async fn cli_key_commands_are_audited_with_actor_cli() {
             .map(|r| r["state"].as_str().expect("state").to_owned())
             .collect();
         assert_eq!(states, ["revoked", "active"]);
-    })
-    .await;
-}
+    }
+);
 
-#[tokio::test]
-async fn the_audit_table_refuses_update_delete_and_truncate() {
-    on_both_backends(|t| async move {
+backend_test!(
+    the_audit_table_refuses_update_delete_and_truncate,
+    |t| async move {
         let key = issue_key(&t.db, "audit@example.com", None).await;
         fleetmind::key_admin::revoke(t.db.as_ref(), RevokeTarget::KeyId(key.record.key_id), "cli")
             .await
@@ -179,13 +178,12 @@ async fn the_audit_table_refuses_update_delete_and_truncate() {
                 .collect::<Vec<_>>()
         };
         assert_eq!(view(&after), view(&before));
-    })
-    .await;
-}
+    }
+);
 
-#[tokio::test]
-async fn the_first_admin_key_of_a_fresh_server_is_audited_as_bootstrap() {
-    on_both_backends(|t| async move {
+backend_test!(
+    the_first_admin_key_of_a_fresh_server_is_audited_as_bootstrap,
+    |t| async move {
         let issued = fleetmind::key_admin::bootstrap_admin_key(t.db.as_ref())
             .await
             .expect("bootstrap")
@@ -208,81 +206,76 @@ async fn the_first_admin_key_of_a_fresh_server_is_audited_as_bootstrap() {
                 .expect("bootstrap")
                 .is_none()
         );
-    })
-    .await;
-}
+    }
+);
 
-/// An id no key can have (beyond Postgres's `SERIAL`, an `i32`) names no
-/// key: nothing is read, written or audited, on either backend.
-#[tokio::test]
-async fn an_id_no_key_can_have_names_no_key() {
+// An id no key can have (beyond Postgres's `SERIAL`, an `i32`) names no
+// key: nothing is read, written or audited, on either backend.
+backend_test!(an_id_no_key_can_have_names_no_key, |t| async move {
     use fleetmind::keys::ApiKey;
     use fleetmind::scopes::Scopes;
     use fleetmind::store::{NewKey, StoreError};
 
-    on_both_backends(|t| async move {
-        let key = issue_key(&t.db, "range@example.com", None).await;
-        let trail_before = t.db.key_events(key.record.key_id).await.expect("events");
-        let big = i64::from(i32::MAX) + 1;
-        let backend = t.backend;
+    let key = issue_key(&t.db, "range@example.com", None).await;
+    let trail_before = t.db.key_events(key.record.key_id).await.expect("events");
+    let big = i64::from(i32::MAX) + 1;
+    let backend = t.backend;
 
-        assert!(t.db.key_by_id(big).await.expect("key_by_id").is_none());
+    assert!(t.db.key_by_id(big).await.expect("key_by_id").is_none());
 
-        match t.db.key_events(big).await {
-            Ok(events) => assert!(events.is_empty(), "{backend:?}: {events:?}"),
-            Err(StoreError::NotFound(_)) => {}
-            Err(other) => panic!("{backend:?}: key_events: {other}"),
-        }
+    match t.db.key_events(big).await {
+        Ok(events) => assert!(events.is_empty(), "{backend:?}: {events:?}"),
+        Err(StoreError::NotFound(_)) => {}
+        Err(other) => panic!("{backend:?}: key_events: {other}"),
+    }
 
-        match t.db.revoke_keys(&RevokeTarget::KeyId(big), "cli").await {
-            Ok(revoked) => assert!(revoked.is_empty(), "{backend:?}: {revoked:?}"),
-            Err(StoreError::NotFound(_)) => {}
-            Err(other) => panic!("{backend:?}: revoke_keys: {other}"),
-        }
+    match t.db.revoke_keys(&RevokeTarget::KeyId(big), "cli").await {
+        Ok(revoked) => assert!(revoked.is_empty(), "{backend:?}: {revoked:?}"),
+        Err(StoreError::NotFound(_)) => {}
+        Err(other) => panic!("{backend:?}: revoke_keys: {other}"),
+    }
 
-        let successor = ApiKey::generate().expect("generate");
-        let rotated =
-            t.db.rotate_key(
-                big,
-                chrono::Utc::now(),
-                &NewKey {
-                    user_id: key.record.user_id.clone(),
-                    email: "range@example.com".into(),
-                    name: None,
-                    hash: successor.hash(),
-                    prefix: successor.display_prefix(),
-                    scopes: Scopes::PREDECESSOR_DEFAULT,
-                    expires_at: None,
-                    created_by: "cli".into(),
-                },
-            )
-            .await;
-        assert!(
-            matches!(rotated, Err(StoreError::NotFound(_))),
-            "{backend:?}: rotate_key: {:?}",
-            rotated.map(|r| r.key_id)
-        );
+    let successor = ApiKey::generate().expect("generate");
+    let rotated =
+        t.db.rotate_key(
+            big,
+            chrono::Utc::now(),
+            &NewKey {
+                user_id: key.record.user_id.clone(),
+                email: "range@example.com".into(),
+                name: None,
+                hash: successor.hash(),
+                prefix: successor.display_prefix(),
+                scopes: Scopes::PREDECESSOR_DEFAULT,
+                expires_at: None,
+                created_by: "cli".into(),
+            },
+        )
+        .await;
+    assert!(
+        matches!(rotated, Err(StoreError::NotFound(_))),
+        "{backend:?}: rotate_key: {:?}",
+        rotated.map(|r| r.key_id)
+    );
 
-        t.db.record_key_use(&[(big, chrono::Utc::now())])
-            .await
-            .expect("record_key_use");
+    t.db.record_key_use(&[(big, chrono::Utc::now())])
+        .await
+        .expect("record_key_use");
 
-        assert_eq!(t.db.count_keys().await.expect("count"), 1);
-        let listed = t.db.list_keys(None).await.expect("list");
-        assert_eq!(listed.len(), 1);
-        assert_eq!(listed[0].key_id, key.record.key_id);
-        assert!(listed[0].is_active && listed[0].revoked_at.is_none());
-        let trail_after = t.db.key_events(key.record.key_id).await.expect("events");
-        assert_eq!(trail_after.len(), trail_before.len());
-    })
-    .await;
-}
+    assert_eq!(t.db.count_keys().await.expect("count"), 1);
+    let listed = t.db.list_keys(None).await.expect("list");
+    assert_eq!(listed.len(), 1);
+    assert_eq!(listed[0].key_id, key.record.key_id);
+    assert!(listed[0].is_active && listed[0].revoked_at.is_none());
+    let trail_after = t.db.key_events(key.record.key_id).await.expect("events");
+    assert_eq!(trail_after.len(), trail_before.len());
+});
 
-/// `created` and `rotated` events record what was granted (name, scopes,
-/// expiry), and never the key, its hash or the email.
-#[tokio::test]
-async fn created_and_rotated_events_record_the_grant_and_no_secret() {
-    on_both_backends(|t| async move {
+// `created` and `rotated` events record what was granted (name, scopes,
+// expiry), and never the key, its hash or the email.
+backend_test!(
+    created_and_rotated_events_record_the_grant_and_no_secret,
+    |t| async move {
         let created = json(
             &fleetmind(
                 &t.url,
@@ -363,16 +356,15 @@ async fn created_and_rotated_events_record_the_grant_and_no_secret() {
             }
             assert_eq!(leaks_secret(detail), None, "{detail}");
         }
-    })
-    .await;
-}
+    }
+);
 
-/// A name or email with a bidi override or isolate (which would make
-/// `keys list` show other text) or a control character is refused by the
-/// CLI with a clear error, and nothing is written.
-#[tokio::test]
-async fn the_cli_refuses_names_and_emails_that_reorder_text_and_writes_nothing() {
-    on_both_backends(|t| async move {
+// A name or email with a bidi override or isolate (which would make
+// `keys list` show other text) or a control character is refused by the
+// CLI with a clear error, and nothing is written.
+backend_test!(
+    the_cli_refuses_names_and_emails_that_reorder_text_and_writes_nothing,
+    |t| async move {
         let cases: [(&[&str], &str); 5] = [
             (
                 &["--email", "a@example.com", "--name", "laptop\u{202E}nimda"],
@@ -413,6 +405,5 @@ async fn the_cli_refuses_names_and_emails_that_reorder_text_and_writes_nothing()
             "{:?}",
             t.backend
         );
-    })
-    .await;
-}
+    }
+);

@@ -136,9 +136,9 @@ fn assert_no_secret(what: &str, log: &str, secrets: &[(String, String)]) {
     );
 }
 
-#[tokio::test]
-async fn at_trace_level_no_key_hash_or_email_reaches_the_log() {
-    on_both_backends(|t| async move {
+backend_test!(
+    at_trace_level_no_key_hash_or_email_reaches_the_log,
+    |t| async move {
         let mut cli_logs = String::new();
         let mut keys = Vec::new();
         let mut emails = vec!["boss@example.com", "carol@example.com", "dave@example.com"];
@@ -146,7 +146,14 @@ async fn at_trace_level_no_key_hash_or_email_reaches_the_log() {
         // The admin key, made before the server starts: no banner.
         let (admin, log) = cli(
             &t.url,
-            &["keys", "create", "--email", "boss@example.com", "--admin", "--json"],
+            &[
+                "keys",
+                "create",
+                "--email",
+                "boss@example.com",
+                "--admin",
+                "--json",
+            ],
         )
         .await;
         cli_logs += &log;
@@ -182,14 +189,30 @@ async fn at_trace_level_no_key_hash_or_email_reaches_the_log() {
         // Keys issued and rotated through the CLI while the server runs.
         let (dave, log) = cli(
             &t.url,
-            &["keys", "create", "--email", "dave@example.com", "--scopes", "orders:read,drivers:read", "--json"],
+            &[
+                "keys",
+                "create",
+                "--email",
+                "dave@example.com",
+                "--scopes",
+                "orders:read,drivers:read",
+                "--json",
+            ],
         )
         .await;
         cli_logs += &log;
         let dave_id = dave["key_id"].as_i64().expect("key_id").to_string();
         let (dave_next, log) = cli(
             &t.url,
-            &["keys", "rotate", "--key-id", &dave_id, "--grace-minutes", "5", "--json"],
+            &[
+                "keys",
+                "rotate",
+                "--key-id",
+                &dave_id,
+                "--grace-minutes",
+                "5",
+                "--json",
+            ],
         )
         .await;
         cli_logs += &log;
@@ -220,8 +243,12 @@ async fn at_trace_level_no_key_hash_or_email_reaches_the_log() {
         let by_query = connect_url(&format!("{url}?api_key={carol_key}"))
             .await
             .expect("connect carol's old key by query");
-        let (found, is_error) = call(&by_query, "search_orders", json!({"search_term": "zed@"})).await;
-        assert!(!is_error && found.to_string().contains("zed@example.com"), "{found}");
+        let (found, is_error) =
+            call(&by_query, "search_orders", json!({"search_term": "zed@"})).await;
+        assert!(
+            !is_error && found.to_string().contains("zed@example.com"),
+            "{found}"
+        );
         let by_query = connect_url(&format!("{url}?api_key={dave_next}"))
             .await
             .expect("connect dave by query");
@@ -231,7 +258,11 @@ async fn at_trace_level_no_key_hash_or_email_reaches_the_log() {
         assert!(!is_error, "{who}");
 
         // Refused keys are secrets too: a revoked one, an unknown one.
-        let (revoked, log) = cli(&t.url, &["keys", "revoke", "--key-id", &dave_next_id, "--json"]).await;
+        let (revoked, log) = cli(
+            &t.url,
+            &["keys", "revoke", "--key-id", &dave_next_id, "--json"],
+        )
+        .await;
         cli_logs += &log;
         assert_eq!(revoked["revoked"][0]["state"], "revoked", "{revoked}");
         let unknown = fleetmind::keys::ApiKey::generate().expect("key");
@@ -243,7 +274,11 @@ async fn at_trace_level_no_key_hash_or_email_reaches_the_log() {
             .await;
             assert!(refused, "a revoked or unknown key was accepted");
         }
-        assert!(connect_url(&format!("{url}?api_key={}", unknown.expose())).await.is_err());
+        assert!(
+            connect_url(&format!("{url}?api_key={}", unknown.expose()))
+                .await
+                .is_err()
+        );
 
         for client in [ops, by_header, by_query] {
             let _ = client.cancel().await;
@@ -253,9 +288,17 @@ async fn at_trace_level_no_key_hash_or_email_reaches_the_log() {
         // The filter let debug and trace through (nothing here logs at trace
         // once rmcp is capped): the test would prove nothing otherwise.
         for sign in ["DEBUG", "sqlx::query", "fleetmind::auth"] {
-            assert!(server_log.contains(sign), "{:?}: no '{sign}' in the server log", t.backend);
+            assert!(
+                server_log.contains(sign),
+                "{:?}: no '{sign}' in the server log",
+                t.backend
+            );
         }
-        assert!(cli_logs.contains("sqlx::query"), "{:?}: the CLI did not log at trace", t.backend);
+        assert!(
+            cli_logs.contains("sqlx::query"),
+            "{:?}: the CLI did not log at trace",
+            t.backend
+        );
         let mut secrets: Vec<(String, String)> = Vec::new();
         for (i, key) in keys.iter().enumerate() {
             secrets.push((format!("key #{i}"), key.clone()));
@@ -264,14 +307,27 @@ async fn at_trace_level_no_key_hash_or_email_reaches_the_log() {
         for email in &emails {
             secrets.push((format!("email {email}"), email.to_string()));
         }
-        assert_no_secret(&format!("{:?}: server log", t.backend), &server_log, &secrets);
+        assert_no_secret(
+            &format!("{:?}: server log", t.backend),
+            &server_log,
+            &secrets,
+        );
         assert_no_secret(&format!("{:?}: CLI stderr", t.backend), &cli_logs, &secrets);
         // Nothing shaped like a key or a hash either (a key not in the list).
-        assert_eq!(crate::support::keys::leaks_secret(&server_log), None, "{:?}", t.backend);
-        assert_eq!(crate::support::keys::leaks_secret(&cli_logs), None, "{:?}", t.backend);
-    })
-    .await;
-}
+        assert_eq!(
+            crate::support::keys::leaks_secret(&server_log),
+            None,
+            "{:?}",
+            t.backend
+        );
+        assert_eq!(
+            crate::support::keys::leaks_secret(&cli_logs),
+            None,
+            "{:?}",
+            t.backend
+        );
+    }
+);
 
 /// Sends `count` requests over one keep-alive connection, each with the
 /// extra header line `auth` (empty: no key), and reads every answer.

@@ -2,6 +2,7 @@
 //! the support they share in `support/`. One binary links once, where one
 //! per file linked the server and its dependencies ~30 times.
 
+#[macro_use]
 mod support;
 
 mod admin_tools;

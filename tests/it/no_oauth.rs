@@ -39,76 +39,72 @@ async fn register(base: &str, auth: Option<&str>) -> Answer {
     send(req).await
 }
 
-#[tokio::test]
-async fn registration_names_the_key_problem() {
-    on_both_backends(|t| async move {
-        let server = start_server(t.db.clone()).await;
-        let base = format!("http://{}", server.addr);
+backend_test!(registration_names_the_key_problem, |t| async move {
+    let server = start_server(t.db.clone()).await;
+    let base = format!("http://{}", server.addr);
 
-        let missing = register(&base, None).await;
-        assert_eq!(missing.status, 401, "{}", missing.body);
-        assert_eq!(
-            missing.challenge.as_deref(),
-            Some(r#"Bearer realm="fleetmind""#)
-        );
-        assert!(
-            missing
-                .body
-                .contains("refused its API key, which is missing, wrong, revoked or expired")
-                && missing.body.contains("Authorization: Bearer fm_")
-                && missing.body.contains("fleetmind keys create"),
-            "{}",
-            missing.body
-        );
+    let missing = register(&base, None).await;
+    assert_eq!(missing.status, 401, "{}", missing.body);
+    assert_eq!(
+        missing.challenge.as_deref(),
+        Some(r#"Bearer realm="fleetmind""#)
+    );
+    assert!(
+        missing
+            .body
+            .contains("refused its API key, which is missing, wrong, revoked or expired")
+            && missing.body.contains("Authorization: Bearer fm_")
+            && missing.body.contains("fleetmind keys create"),
+        "{}",
+        missing.body
+    );
 
-        let unknown = register(&base, Some("Bearer fm_nope")).await;
-        assert_eq!(unknown.status, 401, "{}", unknown.body);
-        assert!(
-            unknown
-                .body
-                .contains("API key refused: the API key is malformed"),
-            "{}",
-            unknown.body
-        );
+    let unknown = register(&base, Some("Bearer fm_nope")).await;
+    assert_eq!(unknown.status, 401, "{}", unknown.body);
+    assert!(
+        unknown
+            .body
+            .contains("API key refused: the API key is malformed"),
+        "{}",
+        unknown.body
+    );
 
-        let revoked = issue_key(&t.db, "erin@example.com", None).await;
-        t.db.revoke_keys(&RevokeTarget::KeyId(revoked.record.key_id), "cli")
-            .await
-            .unwrap();
-        let auth = format!("Bearer {}", revoked.api_key.expose());
-        // Revocation shows within the verifier cache's bound.
-        eventually(std::time::Duration::from_secs(3), || async {
-            register(&base, Some(&auth)).await.body.contains("revoked")
-        })
-        .await;
-        let answer = register(&base, Some(&auth)).await;
-        assert_eq!(answer.status, 401, "{}", answer.body);
-        assert!(
-            answer
-                .body
-                .contains("API key refused: the API key has been revoked"),
-            "{}",
-            answer.body
-        );
-
-        let good = issue_key(&t.db, "erin@example.com", None).await;
-        let answer = register(&base, Some(&format!("Bearer {}", good.api_key.expose()))).await;
-        assert_eq!(answer.status, 403, "{}", answer.body);
-        assert!(answer.body.contains("valid"), "{}", answer.body);
-        for text in [&missing.body, &unknown.body, &answer.body] {
-            // mcp-remote retries another transport on these substrings.
-            for trigger in ["404", "405", "Not Found", "Unauthorized"] {
-                assert!(!text.contains(trigger), "{text}");
-            }
-        }
-        server.stop().await;
+    let revoked = issue_key(&t.db, "erin@example.com", None).await;
+    t.db.revoke_keys(&RevokeTarget::KeyId(revoked.record.key_id), "cli")
+        .await
+        .unwrap();
+    let auth = format!("Bearer {}", revoked.api_key.expose());
+    // Revocation shows within the verifier cache's bound.
+    eventually(std::time::Duration::from_secs(3), || async {
+        register(&base, Some(&auth)).await.body.contains("revoked")
     })
     .await;
-}
+    let answer = register(&base, Some(&auth)).await;
+    assert_eq!(answer.status, 401, "{}", answer.body);
+    assert!(
+        answer
+            .body
+            .contains("API key refused: the API key has been revoked"),
+        "{}",
+        answer.body
+    );
 
-#[tokio::test]
-async fn a_good_key_meets_no_401_where_clients_probe() {
-    on_both_backends(|t| async move {
+    let good = issue_key(&t.db, "erin@example.com", None).await;
+    let answer = register(&base, Some(&format!("Bearer {}", good.api_key.expose()))).await;
+    assert_eq!(answer.status, 403, "{}", answer.body);
+    assert!(answer.body.contains("valid"), "{}", answer.body);
+    for text in [&missing.body, &unknown.body, &answer.body] {
+        // mcp-remote retries another transport on these substrings.
+        for trigger in ["404", "405", "Not Found", "Unauthorized"] {
+            assert!(!text.contains(trigger), "{text}");
+        }
+    }
+    server.stop().await;
+});
+
+backend_test!(
+    a_good_key_meets_no_401_where_clients_probe,
+    |t| async move {
         let server = start_server(t.db.clone()).await;
         let base = format!("http://{}", server.addr);
         let issued = issue_key(&t.db, "frank@example.com", None).await;
@@ -144,6 +140,5 @@ async fn a_good_key_meets_no_401_where_clients_probe() {
             assert!(answer.body.contains("API key"), "{path}: {}", answer.body);
         }
         server.stop().await;
-    })
-    .await;
-}
+    }
+);

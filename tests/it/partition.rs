@@ -67,8 +67,9 @@ async fn healthz(http: &reqwest::Client, base: &str) -> (Option<u16>, Duration) 
 }
 
 #[tokio::test]
+#[cfg_attr(not(fm_pg), ignore = "Postgres: set FLEETMIND_TEST_PG")]
 async fn a_silent_partition_never_hangs_a_request_nor_lets_a_revoked_key_in_and_heals() {
-    let Some(direct) = pg_db().await else { return };
+    let direct = pg_db().await;
     let proxy = Proxy::start(upstream_of(&direct.url)).await;
     let db = store::open(&proxy.url_through(&direct.url), &PoolOptions::default())
         .await

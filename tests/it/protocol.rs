@@ -69,44 +69,40 @@ fn meta_2026() -> Value {
     })
 }
 
-#[tokio::test]
-async fn session_less_2026_07_28_discover_and_call() {
-    on_both_backends(|t| async move {
-        let issued = issue_key(&t.db, "judy@example.com", None).await;
-        let server = start_server(t.db.clone()).await;
-        let key = issued.api_key.expose();
+backend_test!(session_less_2026_07_28_discover_and_call, |t| async move {
+    let issued = issue_key(&t.db, "judy@example.com", None).await;
+    let server = start_server(t.db.clone()).await;
+    let key = issued.api_key.expose();
 
-        let discover = json!({"jsonrpc":"2.0","id":1,"method":"server/discover",
+    let discover = json!({"jsonrpc":"2.0","id":1,"method":"server/discover",
             "params":{"_meta": meta_2026()}});
-        let resp = post(&server.mcp_url(), key, Some("2026-07-28"), &discover).await;
-        assert_eq!(resp.status(), 200);
-        let body: Value = resp.json().await.unwrap();
-        let versions = body["result"]["supportedVersions"].to_string();
-        for version in ["2026-07-28", "2025-11-25", "2024-11-05"] {
-            assert!(versions.contains(version), "{versions}");
-        }
+    let resp = post(&server.mcp_url(), key, Some("2026-07-28"), &discover).await;
+    assert_eq!(resp.status(), 200);
+    let body: Value = resp.json().await.unwrap();
+    let versions = body["result"]["supportedVersions"].to_string();
+    for version in ["2026-07-28", "2025-11-25", "2024-11-05"] {
+        assert!(versions.contains(version), "{versions}");
+    }
 
-        let call = json!({"jsonrpc":"2.0","id":2,"method":"tools/call",
+    let call = json!({"jsonrpc":"2.0","id":2,"method":"tools/call",
             "params":{"name":"whoami","arguments":{},"_meta": meta_2026()}});
-        let resp = post(&server.mcp_url(), key, Some("2026-07-28"), &call).await;
-        assert_eq!(resp.status(), 200);
-        assert!(resp.headers().get("mcp-session-id").is_none());
-        let body: Value = resp.json().await.unwrap();
-        assert_eq!(
-            body["result"]["structuredContent"]["user_id"], issued.record.user_id,
-            "{body}"
-        );
+    let resp = post(&server.mcp_url(), key, Some("2026-07-28"), &call).await;
+    assert_eq!(resp.status(), 200);
+    assert!(resp.headers().get("mcp-session-id").is_none());
+    let body: Value = resp.json().await.unwrap();
+    assert_eq!(
+        body["result"]["structuredContent"]["user_id"], issued.record.user_id,
+        "{body}"
+    );
 
-        // The tool list depends on the key: it must not be cached as shared.
-        let list = json!({"jsonrpc":"2.0","id":3,"method":"tools/list",
+    // The tool list depends on the key: it must not be cached as shared.
+    let list = json!({"jsonrpc":"2.0","id":3,"method":"tools/list",
             "params":{"_meta": meta_2026()}});
-        let resp = post(&server.mcp_url(), key, Some("2026-07-28"), &list).await;
-        let body: Value = resp.json().await.unwrap();
-        assert_eq!(body["result"]["cacheScope"], "private", "{body}");
-        server.stop().await;
-    })
-    .await;
-}
+    let resp = post(&server.mcp_url(), key, Some("2026-07-28"), &list).await;
+    let body: Value = resp.json().await.unwrap();
+    assert_eq!(body["result"]["cacheScope"], "private", "{body}");
+    server.stop().await;
+});
 
 #[tokio::test]
 async fn foreign_hosts_are_refused_and_configured_hosts_accepted() {

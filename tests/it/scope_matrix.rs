@@ -117,9 +117,9 @@ async fn call_raw(client: &Client, tool: &str) -> (String, Option<bool>) {
     }
 }
 
-#[tokio::test]
-async fn each_key_lists_and_calls_exactly_what_its_scopes_allow() {
-    on_both_backends(|t| async move {
+backend_test!(
+    each_key_lists_and_calls_exactly_what_its_scopes_allow,
+    |t| async move {
         let server = start_server(t.db.clone()).await;
         for (n, (kind, held)) in key_kinds().into_iter().enumerate() {
             let key = key_with(&t.db, n, &held).await;
@@ -177,9 +177,8 @@ async fn each_key_lists_and_calls_exactly_what_its_scopes_allow() {
             let _ = client.cancel().await;
         }
         server.stop().await;
-    })
-    .await;
-}
+    }
+);
 
 /// The same rule for resources: listed exactly when readable, and a read
 /// without the scope is refused naming it.
@@ -227,28 +226,24 @@ async fn check_resources(
     }
 }
 
-#[tokio::test]
-async fn a_refused_call_changes_nothing() {
-    // The admin tools write keys, so they show that a refusal happens before
-    // the tool runs: a valid request from a key without `admin` writes no row.
-    on_both_backends(|t| async move {
-        let server = start_server(t.db.clone()).await;
-        let key = key_with(&t.db, 0, &[Scope::OrdersRead, Scope::OrdersWrite]).await;
-        let client = connect(&server.mcp_url(), key.expose())
-            .await
-            .expect("connect");
-        let before = t.db.count_keys().await.expect("count");
-        let (value, is_error) = call(
-            &client,
-            "admin_create_api_key",
-            serde_json::json!({"email": "new@example.com", "scopes": ["orders:read"]}),
-        )
-        .await;
-        assert!(is_error, "{value}");
-        assert!(value.to_string().contains("'admin'"), "{value}");
-        assert_eq!(t.db.count_keys().await.expect("count"), before);
-        let _ = client.cancel().await;
-        server.stop().await;
-    })
+// The admin tools write keys, so they show that a refusal happens before
+// the tool runs: a valid request from a key without `admin` writes no row.
+backend_test!(a_refused_call_changes_nothing, |t| async move {
+    let server = start_server(t.db.clone()).await;
+    let key = key_with(&t.db, 0, &[Scope::OrdersRead, Scope::OrdersWrite]).await;
+    let client = connect(&server.mcp_url(), key.expose())
+        .await
+        .expect("connect");
+    let before = t.db.count_keys().await.expect("count");
+    let (value, is_error) = call(
+        &client,
+        "admin_create_api_key",
+        serde_json::json!({"email": "new@example.com", "scopes": ["orders:read"]}),
+    )
     .await;
-}
+    assert!(is_error, "{value}");
+    assert!(value.to_string().contains("'admin'"), "{value}");
+    assert_eq!(t.db.count_keys().await.expect("count"), before);
+    let _ = client.cancel().await;
+    server.stop().await;
+});

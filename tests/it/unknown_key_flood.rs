@@ -99,9 +99,9 @@ async fn other_process(t: &TestDb) -> Db {
         .expect("second handle")
 }
 
-#[tokio::test]
-async fn a_flood_of_unknown_keys_never_refuses_a_valid_key_from_the_same_address() {
-    on_both_backends(|t| async move {
+backend_test!(
+    a_flood_of_unknown_keys_never_refuses_a_valid_key_from_the_same_address,
+    |t| async move {
         let admin = issue_key(&t.db, "ops@example.com", Some(Scopes::admin())).await;
         let cli = other_process(&t).await;
         let server = start_server(t.db.clone()).await;
@@ -172,13 +172,12 @@ async fn a_flood_of_unknown_keys_never_refuses_a_valid_key_from_the_same_address
         for server in 0..2 {
             assert!(answers.unauthorized[server].load(Ordering::Relaxed) > 0);
         }
-    })
-    .await;
-}
+    }
+);
 
-#[tokio::test]
-async fn unknown_keys_cost_no_lookup_while_the_known_keys_are_current() {
-    on_both_backends(|t| async move {
+backend_test!(
+    unknown_keys_cost_no_lookup_while_the_known_keys_are_current,
+    |t| async move {
         let before = issue_key(&t.db, "before@example.com", None).await;
         let verifier = Arc::new(Verifier::new(t.db.clone(), UsageRecorder::new()));
         let shutdown = CancellationToken::new();
@@ -278,6 +277,5 @@ async fn unknown_keys_cost_no_lookup_while_the_known_keys_are_current() {
             .unwrap_or_else(|e| panic!("{:?}: a valid key refused: {e:?}", t.backend));
         assert_eq!(caller.key_id, newer.record.key_id);
         shutdown.cancel();
-    })
-    .await;
-}
+    }
+);

@@ -5,9 +5,9 @@ use crate::support::*;
 use rmcp::model::CallToolRequestParams;
 use serde_json::json;
 
-#[tokio::test]
-async fn whoami_refuses_unknown_arguments_and_takes_none_or_empty() {
-    on_both_backends(|t| async move {
+backend_test!(
+    whoami_refuses_unknown_arguments_and_takes_none_or_empty,
+    |t| async move {
         let issued = issue_key(&t.db, "ann@example.com", None).await;
         let server = start_server(t.db.clone()).await;
         let client = connect(&server.mcp_url(), issued.api_key.expose())
@@ -35,6 +35,5 @@ async fn whoami_refuses_unknown_arguments_and_takes_none_or_empty() {
         assert_ne!(absent.is_error, Some(true), "{absent:?}");
         let _ = client.cancel().await;
         server.stop().await;
-    })
-    .await;
-}
+    }
+);

@@ -1,0 +1,229 @@
+//! A database for each test: a fresh, migrated SQLite file, or a Postgres
+//! database cloned from a migrated template.
+//!
+//! Postgres: `FLEETMIND_TEST_PG` (default `postgres://postgres@127.0.0.1:5432/postgres`)
+//! names a server where the tests may create databases. The tests that need
+//! it are ignored unless it is set (see `build.rs` and `backend_test!`);
+//! when they run, an unreachable Postgres fails them.
+//!
+//! Migrating a database from scratch costs more than copying one, so each
+//! run migrates one template database per set of migrations and every test
+//! gets a `CREATE DATABASE … TEMPLATE` copy of it. The template's name holds
+//! a hash of the migrations (as embedded in this binary, the same the server
+//! runs), so a template of other migrations is never used.
+
+use fleetmind::store::{self, Backend, Db, PoolOptions};
+use sqlx::Connection;
+use tokio::sync::OnceCell;
+
+/// The Postgres migrations, embedded as the server embeds them.
+static PG_MIGRATIONS: sqlx::migrate::Migrator = sqlx::migrate!("./migrations/postgres");
+
+/// A database for one test; dropped (Postgres) or deleted (SQLite) after.
+pub struct TestDb {
+    pub db: Db,
+    pub url: String,
+    pub backend: Backend,
+    _dir: Option<tempfile::TempDir>,
+    pg: Option<PgDatabase>,
+}
+
+impl Drop for TestDb {
+    // Having a Drop of its own keeps a `move` closure that uses only `t.db`
+    // from capturing that field alone and dropping the rest (the SQLite
+    // file's directory, the Postgres database) while the test still runs.
+    fn drop(&mut self) {
+        self.pg.take();
+    }
+}
+
+/// A Postgres database for one test, dropped when this is. Leftovers of
+/// killed runs are removed by `.ci/run` (they are all named fm_test_*).
+pub struct PgDatabase {
+    pub url: String,
+    name: String,
+}
+
+impl Drop for PgDatabase {
+    fn drop(&mut self) {
+        // Drop cannot be async, so a short-lived thread with its own runtime
+        // does it (FORCE ends whatever connections are still open).
+        let name = std::mem::take(&mut self.name);
+        let admin = pg_admin_url();
+        let _ = std::thread::spawn(move || {
+            let Ok(rt) = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+            else {
+                return;
+            };
+            rt.block_on(async move {
+                if let Ok(mut conn) = sqlx::PgConnection::connect(&admin).await {
+                    let _ = sqlx::query(&format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)"))
+                        .execute(&mut conn)
+                        .await;
+                }
+            });
+        })
+        .join();
+    }
+}
+
+pub fn pg_admin_url() -> String {
+    std::env::var("FLEETMIND_TEST_PG")
+        .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/postgres".into())
+}
+
+/// A fresh, migrated SQLite file.
+pub async fn sqlite_db() -> TestDb {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let url = format!("sqlite://{}", dir.path().join("fleetmind.db").display());
+    let db = store::open(&url, &PoolOptions::default())
+        .await
+        .expect("open sqlite");
+    TestDb {
+        db,
+        url,
+        backend: Backend::Sqlite,
+        _dir: Some(dir),
+        pg: None,
+    }
+}
+
+/// A fresh, migrated Postgres database (a copy of the template).
+pub async fn pg_db() -> TestDb {
+    let pg = create_pg(Some(template().await)).await;
+    let db = store::open(&pg.url, &PoolOptions::default())
+        .await
+        .expect("open postgres");
+    TestDb {
+        db,
+        url: pg.url.clone(),
+        backend: Backend::Postgres,
+        _dir: None,
+        pg: Some(pg),
+    }
+}
+
+/// A fresh, empty Postgres database, for tests of what the server does to
+/// a database it has not migrated.
+pub async fn fresh_pg() -> PgDatabase {
+    create_pg(None).await
+}
+
+async fn admin_connection() -> sqlx::PgConnection {
+    sqlx::PgConnection::connect(&pg_admin_url())
+        .await
+        .unwrap_or_else(|err| {
+            panic!(
+                "Postgres is unreachable at FLEETMIND_TEST_PG ({err}); the Postgres tests need it"
+            )
+        })
+}
+
+fn url_of(name: &str) -> String {
+    let admin = pg_admin_url();
+    let base = admin.rsplit_once('/').map(|(b, _)| b).unwrap_or(&admin);
+    format!("{base}/{name}")
+}
+
+async fn create_pg(template: Option<&str>) -> PgDatabase {
+    let mut conn = admin_connection().await;
+    let name = format!("fm_test_{}", uuid_like());
+    let from = template
+        .map(|t| format!(" TEMPLATE {t}"))
+        .unwrap_or_default();
+    sqlx::query(&format!("CREATE DATABASE {name}{from}"))
+        .execute(&mut conn)
+        .await
+        .expect("create test database");
+    PgDatabase {
+        url: url_of(&name),
+        name,
+    }
+}
+
+/// The name of the migrated template database, made once per process and
+/// shared by every process that runs the same migrations.
+async fn template() -> &'static str {
+    static TEMPLATE: OnceCell<String> = OnceCell::const_new();
+    TEMPLATE.get_or_init(make_template).await
+}
+
+async fn make_template() -> String {
+    use sha2::Digest;
+    let mut hash = sha2::Sha256::new();
+    for migration in PG_MIGRATIONS.iter() {
+        hash.update(migration.version.to_le_bytes());
+        hash.update(&migration.checksum);
+    }
+    let name = format!("fm_template_{}", &hex::encode(hash.finalize())[..16]);
+    let mut conn = admin_connection().await;
+    // One process builds it while the others wait: the lock is the
+    // server-wide advisory lock of this name's hash.
+    let lock = "SELECT pg_advisory_lock(hashtext($1))";
+    sqlx::query(lock)
+        .bind(&name)
+        .execute(&mut conn)
+        .await
+        .expect("template lock");
+    let exists: bool =
+        sqlx::query_scalar("SELECT EXISTS (SELECT 1 FROM pg_database WHERE datname = $1)")
+            .bind(&name)
+            .fetch_one(&mut conn)
+            .await
+            .expect("find template");
+    if !exists {
+        // Migrated under another name and renamed when complete, so a run
+        // killed half-way never leaves a half-migrated template behind.
+        let partial = format!("{name}_partial");
+        for sql in [
+            format!("DROP DATABASE IF EXISTS {partial} WITH (FORCE)"),
+            format!("CREATE DATABASE {partial}"),
+        ] {
+            sqlx::query(&sql)
+                .execute(&mut conn)
+                .await
+                .expect("create template");
+        }
+        let db = store::open(&url_of(&partial), &PoolOptions::default())
+            .await
+            .expect("migrate template");
+        drop(db);
+        // The server's pool may still be closing its connections; FORCE in
+        // the rename's wait is not available, so end them.
+        sqlx::query(
+            "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = $1 \
+             AND pid <> pg_backend_pid()",
+        )
+        .bind(&partial)
+        .execute(&mut conn)
+        .await
+        .expect("close template connections");
+        sqlx::query(&format!("ALTER DATABASE {partial} RENAME TO {name}"))
+            .execute(&mut conn)
+            .await
+            .expect("rename template");
+    }
+    sqlx::query("SELECT pg_advisory_unlock(hashtext($1))")
+        .bind(&name)
+        .execute(&mut conn)
+        .await
+        .expect("template unlock");
+    name
+}
+
+fn uuid_like() -> String {
+    use std::sync::atomic::{AtomicU64, Ordering};
+    static COUNTER: AtomicU64 = AtomicU64::new(0);
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_nanos())
+        .unwrap_or(0);
+    format!(
+        "{}_{}_{}",
+        std::process::id(),
+        nanos % 1_000_000_000_000,
+        COUNTER.fetch_add(1, Ordering::Relaxed)
+    )
+}
