@@ -58,6 +58,7 @@ macro_rules! key_store_impl {
             use $crate::scopes::Scopes;
             use $crate::store::watch::KeyChangeSink;
             use $crate::store::keys_sql::ChangeChannel;
+            use $crate::store::sql_backend::SqlBackend;
             use $crate::store::{
                 KeyEvent, KeyHashRow, KeyRecord, KeyStore, NewKey, RevokeTarget, StoreError,
             };

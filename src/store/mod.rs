@@ -11,6 +11,7 @@ mod error;
 pub mod fleet;
 mod keys;
 pub mod postgres;
+mod sql_backend;
 pub mod sqlite;
 pub mod watch;
 

@@ -7,6 +7,7 @@
 //! what only Postgres does.
 
 use super::deadline::Abandoned;
+use super::sql_backend::SqlBackend;
 use super::watch::{ListenTarget, LocalChanges};
 use super::{PoolOptions, StoreError};
 use chrono::{DateTime, Utc};
@@ -100,19 +101,6 @@ impl PgStore {
         Ok(ran?)
     }
 
-    /// The pool, for the fleet tables that live beside the keys.
-    pub fn pool(&self) -> &PgPool {
-        &self.pool
-    }
-
-    /// The transaction of a write (a key's rotation or revocation, a fleet
-    /// change): a plain transaction.
-    pub(in crate::store) async fn write_tx(
-        &self,
-    ) -> Result<Transaction<'static, Postgres>, StoreError> {
-        Ok(self.pool.begin().await?)
-    }
-
     /// The lock serialises replicas that start at the same moment, so two
     /// processes cannot both see an empty table.
     async fn first_key_tx(&self) -> Result<Transaction<'static, Postgres>, StoreError> {
@@ -141,6 +129,20 @@ impl PgStore {
         .execute(&self.pool)
         .await?;
         Ok(())
+    }
+}
+
+impl SqlBackend for PgStore {
+    type Db = Postgres;
+
+    fn pool(&self) -> &PgPool {
+        &self.pool
+    }
+
+    /// The transaction of a write (a key's rotation or revocation, a fleet
+    /// change): a plain transaction.
+    async fn write_tx(&self) -> Result<Transaction<'static, Postgres>, StoreError> {
+        Ok(self.pool.begin().await?)
     }
 }
 

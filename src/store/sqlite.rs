@@ -3,6 +3,7 @@
 //! The key store's SQL is shared with Postgres (`keys_sql.rs`); this file
 //! holds what only SQLite does.
 
+use super::sql_backend::SqlBackend;
 use super::watch::LocalChanges;
 use super::{PoolOptions, StoreError};
 use chrono::{DateTime, Utc};
@@ -50,21 +51,6 @@ impl SqliteStore {
         Ok(MIGRATOR.run(&self.pool).await?)
     }
 
-    /// The pool, for the fleet tables that live beside the keys.
-    pub fn pool(&self) -> &SqlitePool {
-        &self.pool
-    }
-
-    /// The transaction of a write (a key's rotation or revocation, a fleet
-    /// change): it takes the database's write lock up front, since a
-    /// deferred transaction that reads first could not upgrade while
-    /// another connection writes (SQLite would fail it instead of waiting).
-    pub(in crate::store) async fn write_tx(
-        &self,
-    ) -> Result<Transaction<'static, Sqlite>, StoreError> {
-        Ok(self.pool.begin_with("BEGIN IMMEDIATE").await?)
-    }
-
     /// BEGIN IMMEDIATE takes the write lock first, so two processes cannot
     /// both see an empty table.
     async fn first_key_tx(&self) -> Result<Transaction<'static, Sqlite>, StoreError> {
@@ -85,6 +71,22 @@ impl SqliteStore {
         }
         tx.commit().await?;
         Ok(())
+    }
+}
+
+impl SqlBackend for SqliteStore {
+    type Db = Sqlite;
+
+    fn pool(&self) -> &SqlitePool {
+        &self.pool
+    }
+
+    /// The transaction of a write (a key's rotation or revocation, a fleet
+    /// change): it takes the database's write lock up front, since a
+    /// deferred transaction that reads first could not upgrade while
+    /// another connection writes (SQLite would fail it instead of waiting).
+    async fn write_tx(&self) -> Result<Transaction<'static, Sqlite>, StoreError> {
+        Ok(self.pool.begin_with("BEGIN IMMEDIATE").await?)
     }
 }
 

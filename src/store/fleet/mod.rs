@@ -3,12 +3,13 @@
 //! Every function takes the tenant (`user`) as a required argument; another
 //! tenant's row is simply not found. Status changes and their cascades
 //! (order and driver follow the assignment) happen in one transaction.
+//!
+//! The SQL is in `sql/` (one file per table), written once for both
+//! backends; the rows' columns and their reading into domain values in
+//! `rows.rs`.
 
-#[macro_use]
-mod sql_rows;
-#[macro_use]
-mod sql;
 mod postgres;
+mod rows;
 mod sqlite;
 
 use crate::fleet::types::*;

@@ -1,5 +1,9 @@
-//! The fleet on Postgres.
+//! The fleet on Postgres: the shared SQL of `sql/`, compiled for this backend.
 
-use crate::store::postgres::PgStore;
+/// The store the shared SQL is compiled for (see `store/sql_backend.rs`).
+type This = crate::store::postgres::PgStore;
 
-fleet_store_impl!(PgStore, sqlx::Postgres);
+// Included by both backends on purpose: one text, two sets of concrete types.
+#[allow(clippy::duplicate_mod)]
+#[path = "sql/mod.rs"]
+mod sql;

@@ -1,5 +1,9 @@
-//! The fleet on SQLite.
+//! The fleet on SQLite: the shared SQL of `sql/`, compiled for this backend.
 
-use crate::store::sqlite::SqliteStore;
+/// The store the shared SQL is compiled for (see `store/sql_backend.rs`).
+type This = crate::store::sqlite::SqliteStore;
 
-fleet_store_impl!(SqliteStore, sqlx::Sqlite);
+// Included by both backends on purpose: one text, two sets of concrete types.
+#[allow(clippy::duplicate_mod)]
+#[path = "sql/mod.rs"]
+mod sql;

@@ -1,0 +1,231 @@
+//! The fleet's rows in SQL, the same on both backends: the column lists,
+//! the reading of a row into a domain value (one `FromRow` per entity,
+//! generic over the backend), and small pieces of SQL the queries share.
+
+use crate::fleet::rules;
+use crate::fleet::types::*;
+use crate::store::StoreError;
+use chrono::{DateTime, Utc};
+use sqlx::{ColumnIndex, Decode, FromRow, Row, Type};
+
+/// The columns read into an [`Order`], in the order of its fields.
+pub(super) const ORDER_COLUMNS: &str = "order_id, customer_name, customer_phone, \
+     customer_email, delivery_address, delivery_lat, delivery_lng, time_window_start, \
+     time_window_end, expected_delivery_time, priority, weight_kg, volume_m3, \
+     special_instructions, order_value, payment_status, requires_signature, is_fragile, \
+     requires_cold_storage, status, assigned_driver_id, delivery_status, \
+     sla_grace_period_minutes, created_at, updated_at, delivered_at";
+
+/// The columns read into a [`Driver`].
+pub(super) const DRIVER_COLUMNS: &str = "driver_id, name, phone, email, status, vehicle_type, \
+     vehicle_plate, capacity_kg, capacity_m3, skills, current_address, current_lat, \
+     current_lng, last_location_update, created_at, updated_at";
+
+/// The columns read into an [`Assignment`].
+pub(super) const ASSIGNMENT_COLUMNS: &str = "assignment_id, order_id, driver_id, status, \
+     assigned_at, updated_at, route_distance_meters, route_duration_seconds, route_summary, \
+     driver_start_lat, driver_start_lng, delivery_lat, delivery_lng, delivery_address, \
+     estimated_arrival, actual_arrival, actual_distance_meters, vehicle_type, notes, \
+     failure_reason";
+
+/// The condition of `orders` and `count_orders`: the tenant ($1) and the
+/// `OrderFilter` ($2 status, $3 priority, $4 payment status, $5 driver).
+pub(super) const ORDER_FILTER: &str = "user_id = $1 \
+     AND ($2 IS NULL OR status = $2) AND ($3 IS NULL OR priority = $3) \
+     AND ($4 IS NULL OR payment_status = $4) \
+     AND ($5 IS NULL OR assigned_driver_id = $5)";
+
+/// The condition of `drivers` and `count_drivers`: the tenant ($1) and the
+/// `DriverFilter` ($2 status, $3 vehicle type).
+pub(super) const DRIVER_FILTER: &str =
+    "user_id = $1 AND ($2 IS NULL OR status = $2) AND ($3 IS NULL OR vehicle_type = $3)";
+
+/// The open assignment statuses, for SQL.
+pub(super) const OPEN_ASSIGNMENT: &str = "('active', 'in_progress')";
+
+/// Orders by urgency, for SQL.
+pub(super) const PRIORITY_RANK: &str =
+    "CASE priority WHEN 'urgent' THEN 3 WHEN 'express' THEN 2 ELSE 1 END";
+
+/// The sort direction, for SQL.
+pub(super) fn dir(descending: bool) -> &'static str {
+    if descending { "DESC" } else { "ASC" }
+}
+
+pub(super) fn counts(rows: Vec<(String, i64)>) -> StatusCounts {
+    StatusCounts {
+        total: rows.iter().map(|(_, n)| n).sum(),
+        by_status: rows,
+    }
+}
+
+pub(super) fn changed_meanwhile(what: &str, id: &str) -> StoreError {
+    StoreError::Conflict(format!(
+        "{what} {id} was changed by another call meanwhile; try again"
+    ))
+}
+
+/// The text `search_orders` matches against.
+pub(super) fn order_search_text(o: &Order) -> String {
+    rules::search_text(&[
+        Some(&o.order_id),
+        Some(&o.customer_name),
+        o.customer_email.as_deref(),
+        o.customer_phone.as_deref(),
+    ])
+}
+
+/// The text `search_drivers` matches against.
+pub(super) fn driver_search_text(d: &Driver) -> String {
+    rules::search_text(&[
+        Some(&d.driver_id),
+        Some(&d.name),
+        d.email.as_deref(),
+        d.phone.as_deref(),
+        d.vehicle_plate.as_deref(),
+    ])
+}
+
+/// A column stored as the name of a value (a status, a vehicle type, …).
+fn named<'r, R, T>(row: &'r R, col: &'r str, parse: fn(&str) -> Option<T>) -> Result<T, sqlx::Error>
+where
+    R: Row,
+    &'r str: ColumnIndex<R>,
+    String: Decode<'r, R::Database> + Type<R::Database>,
+{
+    let text: String = row.try_get(col)?;
+    parse(&text).ok_or_else(|| unknown(col))
+}
+
+/// A column that may hold the name of a value, or NULL.
+fn named_opt<'r, R, T>(
+    row: &'r R,
+    col: &'r str,
+    parse: fn(&str) -> Option<T>,
+) -> Result<Option<T>, sqlx::Error>
+where
+    R: Row,
+    &'r str: ColumnIndex<R>,
+    String: Decode<'r, R::Database> + Type<R::Database>,
+{
+    let text: Option<String> = row.try_get(col)?;
+    text.map(|text| parse(&text).ok_or_else(|| unknown(col)))
+        .transpose()
+}
+
+fn unknown(col: &str) -> sqlx::Error {
+    sqlx::Error::ColumnDecode {
+        index: col.into(),
+        source: format!("unknown value in {col}").into(),
+    }
+}
+
+// The domain types hold no sqlx (`src/fleet/` has no I/O), so their rows
+// are read here, by column name, once for both backends.
+
+impl<'r, R> FromRow<'r, R> for Order
+where
+    R: Row,
+    &'r str: ColumnIndex<R>,
+    String: Decode<'r, R::Database> + Type<R::Database>,
+    f64: Decode<'r, R::Database> + Type<R::Database>,
+    i64: Decode<'r, R::Database> + Type<R::Database>,
+    bool: Decode<'r, R::Database> + Type<R::Database>,
+    DateTime<Utc>: Decode<'r, R::Database> + Type<R::Database>,
+{
+    fn from_row(row: &'r R) -> Result<Self, sqlx::Error> {
+        Ok(Order {
+            order_id: row.try_get("order_id")?,
+            customer_name: row.try_get("customer_name")?,
+            customer_phone: row.try_get("customer_phone")?,
+            customer_email: row.try_get("customer_email")?,
+            delivery_address: row.try_get("delivery_address")?,
+            delivery_lat: row.try_get("delivery_lat")?,
+            delivery_lng: row.try_get("delivery_lng")?,
+            time_window_start: row.try_get("time_window_start")?,
+            time_window_end: row.try_get("time_window_end")?,
+            expected_delivery_time: row.try_get("expected_delivery_time")?,
+            priority: named(row, "priority", Priority::parse)?,
+            weight_kg: row.try_get("weight_kg")?,
+            volume_m3: row.try_get("volume_m3")?,
+            special_instructions: row.try_get("special_instructions")?,
+            order_value: row.try_get("order_value")?,
+            payment_status: named(row, "payment_status", PaymentStatus::parse)?,
+            requires_signature: row.try_get("requires_signature")?,
+            is_fragile: row.try_get("is_fragile")?,
+            requires_cold_storage: row.try_get("requires_cold_storage")?,
+            status: named(row, "status", OrderStatus::parse)?,
+            assigned_driver_id: row.try_get("assigned_driver_id")?,
+            delivery_status: named_opt(row, "delivery_status", DeliveryStatus::parse)?,
+            sla_grace_period_minutes: row.try_get("sla_grace_period_minutes")?,
+            created_at: row.try_get("created_at")?,
+            updated_at: row.try_get("updated_at")?,
+            delivered_at: row.try_get("delivered_at")?,
+        })
+    }
+}
+
+impl<'r, R> FromRow<'r, R> for Driver
+where
+    R: Row,
+    &'r str: ColumnIndex<R>,
+    String: Decode<'r, R::Database> + Type<R::Database>,
+    f64: Decode<'r, R::Database> + Type<R::Database>,
+    DateTime<Utc>: Decode<'r, R::Database> + Type<R::Database>,
+{
+    fn from_row(row: &'r R) -> Result<Self, sqlx::Error> {
+        Ok(Driver {
+            driver_id: row.try_get("driver_id")?,
+            name: row.try_get("name")?,
+            phone: row.try_get("phone")?,
+            email: row.try_get("email")?,
+            status: named(row, "status", DriverStatus::parse)?,
+            vehicle_type: named(row, "vehicle_type", VehicleType::parse)?,
+            vehicle_plate: row.try_get("vehicle_plate")?,
+            capacity_kg: row.try_get("capacity_kg")?,
+            capacity_m3: row.try_get("capacity_m3")?,
+            skills: named(row, "skills", rules::skills_from_text)?,
+            current_address: row.try_get("current_address")?,
+            current_lat: row.try_get("current_lat")?,
+            current_lng: row.try_get("current_lng")?,
+            last_location_update: row.try_get("last_location_update")?,
+            created_at: row.try_get("created_at")?,
+            updated_at: row.try_get("updated_at")?,
+        })
+    }
+}
+
+impl<'r, R> FromRow<'r, R> for Assignment
+where
+    R: Row,
+    &'r str: ColumnIndex<R>,
+    String: Decode<'r, R::Database> + Type<R::Database>,
+    f64: Decode<'r, R::Database> + Type<R::Database>,
+    i64: Decode<'r, R::Database> + Type<R::Database>,
+    DateTime<Utc>: Decode<'r, R::Database> + Type<R::Database>,
+{
+    fn from_row(row: &'r R) -> Result<Self, sqlx::Error> {
+        Ok(Assignment {
+            assignment_id: row.try_get("assignment_id")?,
+            order_id: row.try_get("order_id")?,
+            driver_id: row.try_get("driver_id")?,
+            status: named(row, "status", AssignmentStatus::parse)?,
+            assigned_at: row.try_get("assigned_at")?,
+            updated_at: row.try_get("updated_at")?,
+            route_distance_meters: row.try_get("route_distance_meters")?,
+            route_duration_seconds: row.try_get("route_duration_seconds")?,
+            route_summary: row.try_get("route_summary")?,
+            driver_start_lat: row.try_get("driver_start_lat")?,
+            driver_start_lng: row.try_get("driver_start_lng")?,
+            delivery_lat: row.try_get("delivery_lat")?,
+            delivery_lng: row.try_get("delivery_lng")?,
+            delivery_address: row.try_get("delivery_address")?,
+            estimated_arrival: row.try_get("estimated_arrival")?,
+            actual_arrival: row.try_get("actual_arrival")?,
+            actual_distance_meters: row.try_get("actual_distance_meters")?,
+            vehicle_type: named(row, "vehicle_type", VehicleType::parse)?,
+            notes: row.try_get("notes")?,
+            failure_reason: named_opt(row, "failure_reason", FailureReason::parse)?,
+        })
+    }
+}

@@ -1,0 +1,359 @@
+//! The `assignments` table, and the status changes that cascade from an
+//! assignment to its order and driver in one transaction.
+
+use super::{Conn, Q, This, drivers, orders};
+use crate::fleet::rules;
+use crate::fleet::types::*;
+use crate::store::StoreError;
+use crate::store::fleet::rows::*;
+use crate::store::sql_backend::SqlBackend;
+use crate::tenant::UserId;
+use chrono::{DateTime, Utc};
+use std::sync::LazyLock;
+
+/// One assignment of the tenant ($1) by id ($2).
+static SELECT_ONE: LazyLock<String> = LazyLock::new(|| {
+    format!(
+        "SELECT {ASSIGNMENT_COLUMNS} FROM assignments WHERE user_id = $1 AND assignment_id = $2"
+    )
+});
+
+/// The assignments of one order ($2), newest first.
+static OF_ORDER: LazyLock<String> = LazyLock::new(|| {
+    format!(
+        "SELECT {ASSIGNMENT_COLUMNS} FROM assignments WHERE user_id = $1 AND order_id = $2 \
+         ORDER BY assigned_at DESC, assignment_id DESC"
+    )
+});
+
+/// The assignments of one driver ($2), newest first.
+static OF_DRIVER: LazyLock<String> = LazyLock::new(|| {
+    format!(
+        "SELECT {ASSIGNMENT_COLUMNS} FROM assignments WHERE user_id = $1 AND driver_id = $2 \
+         ORDER BY assigned_at DESC, assignment_id DESC"
+    )
+});
+
+/// The changeable columns first ($3 … $8, see [`bind`]), then those set
+/// once ($9 … $21).
+const INSERT: &str = "INSERT INTO assignments (user_id, assignment_id, status, updated_at, \
+     actual_arrival, actual_distance_meters, notes, failure_reason, order_id, \
+     driver_id, assigned_at, route_distance_meters, route_duration_seconds, \
+     route_summary, driver_start_lat, driver_start_lng, delivery_lat, delivery_lng, \
+     delivery_address, estimated_arrival, vehicle_type) \
+     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, \
+     $17, $18, $19, $20, $21)";
+
+/// The changeable columns, if the row still has the status read ($9).
+const UPDATE: &str = "UPDATE assignments SET status = $3, updated_at = $4, \
+     actual_arrival = $5, actual_distance_meters = $6, notes = $7, failure_reason = $8 \
+     WHERE user_id = $1 AND assignment_id = $2 AND status = $9";
+
+/// Binds an assignment's changeable columns as `$3` … `$8`.
+fn bind<'q>(q: Q<'q>, a: &'q Assignment) -> Q<'q> {
+    q.bind(a.status.as_str())
+        .bind(a.updated_at)
+        .bind(a.actual_arrival)
+        .bind(a.actual_distance_meters)
+        .bind(&a.notes)
+        .bind(a.failure_reason.map(|r| r.as_str()))
+}
+
+/// The tenant's assignment, or `NotFound`.
+pub(super) async fn read(
+    conn: &mut Conn,
+    user: &UserId,
+    id: &str,
+) -> Result<Assignment, StoreError> {
+    sqlx::query_as(SELECT_ONE.as_str())
+        .bind(user.as_str())
+        .bind(id)
+        .fetch_optional(&mut *conn)
+        .await?
+        .ok_or(StoreError::NotFound("assignment"))
+}
+
+async fn insert(conn: &mut Conn, user: &UserId, a: &Assignment) -> Result<(), StoreError> {
+    let q = sqlx::query(INSERT)
+        .bind(user.as_str())
+        .bind(&a.assignment_id);
+    bind(q, a)
+        .bind(&a.order_id)
+        .bind(&a.driver_id)
+        .bind(a.assigned_at)
+        .bind(a.route_distance_meters)
+        .bind(a.route_duration_seconds)
+        .bind(&a.route_summary)
+        .bind(a.driver_start_lat)
+        .bind(a.driver_start_lng)
+        .bind(a.delivery_lat)
+        .bind(a.delivery_lng)
+        .bind(&a.delivery_address)
+        .bind(a.estimated_arrival)
+        .bind(a.vehicle_type.as_str())
+        .execute(&mut *conn)
+        .await?;
+    Ok(())
+}
+
+/// Writes the changeable columns if the row still has `expected` status;
+/// `false` if it does not (someone else changed it).
+async fn write(
+    conn: &mut Conn,
+    user: &UserId,
+    a: &Assignment,
+    expected: AssignmentStatus,
+) -> Result<bool, StoreError> {
+    let q = sqlx::query(UPDATE)
+        .bind(user.as_str())
+        .bind(&a.assignment_id);
+    let done = bind(q, a)
+        .bind(expected.as_str())
+        .execute(&mut *conn)
+        .await?;
+    Ok(done.rows_affected() == 1)
+}
+
+pub(super) async fn assign(
+    store: &This,
+    user: &UserId,
+    order_id: &str,
+    driver_id: &str,
+) -> Result<Assignment, StoreError> {
+    let mut tx = store.write_tx().await?;
+    let order = orders::read(&mut tx, user, order_id).await?;
+    let driver = drivers::read(&mut tx, user, driver_id).await?;
+    rules::check_assignment(&order, &driver)?;
+    let now = rules::now();
+    let route = rules::estimate_route(&order, &driver);
+    let assignment = Assignment {
+        assignment_id: rules::new_id("ASN"),
+        order_id: order.order_id.clone(),
+        driver_id: driver.driver_id.clone(),
+        status: AssignmentStatus::Active,
+        assigned_at: now,
+        updated_at: now,
+        route_distance_meters: route.distance_meters,
+        route_duration_seconds: route.duration_seconds,
+        route_summary: route.summary,
+        driver_start_lat: driver.current_lat,
+        driver_start_lng: driver.current_lng,
+        delivery_lat: order.delivery_lat,
+        delivery_lng: order.delivery_lng,
+        delivery_address: order.delivery_address.clone(),
+        estimated_arrival: rules::later_by_seconds(now, route.duration_seconds),
+        actual_arrival: None,
+        actual_distance_meters: None,
+        vehicle_type: driver.vehicle_type,
+        notes: None,
+        failure_reason: None,
+    };
+    // The open-assignment indexes refuse a second open assignment a
+    // concurrent call committed meanwhile.
+    insert(&mut tx, user, &assignment)
+        .await
+        .map_err(|err| match err {
+            StoreError::Conflict(_) => StoreError::Conflict(format!(
+                "order {order_id} or driver {driver_id} was just assigned by another call; try again"
+            )),
+            other => other,
+        })?;
+    let next_order = Order {
+        status: OrderStatus::Assigned,
+        assigned_driver_id: Some(driver.driver_id.clone()),
+        delivery_status: None,
+        updated_at: now,
+        ..order
+    };
+    if !orders::write(&mut tx, user, &next_order, OrderStatus::Pending).await? {
+        return Err(changed_meanwhile("order", order_id));
+    }
+    let next_driver = Driver {
+        status: DriverStatus::Busy,
+        updated_at: now,
+        ..driver
+    };
+    if !drivers::write(&mut tx, user, &next_driver, DriverStatus::Active).await? {
+        return Err(changed_meanwhile("driver", driver_id));
+    }
+    tx.commit().await?;
+    Ok(assignment)
+}
+
+pub(super) async fn of_order(
+    store: &This,
+    user: &UserId,
+    order_id: &str,
+) -> Result<Vec<Assignment>, StoreError> {
+    let mut conn = store.pool().acquire().await?;
+    orders::read(&mut conn, user, order_id).await?;
+    Ok(sqlx::query_as(OF_ORDER.as_str())
+        .bind(user.as_str())
+        .bind(order_id)
+        .fetch_all(&mut *conn)
+        .await?)
+}
+
+pub(super) async fn of_driver(
+    store: &This,
+    user: &UserId,
+    driver_id: &str,
+) -> Result<Vec<Assignment>, StoreError> {
+    let mut conn = store.pool().acquire().await?;
+    drivers::read(&mut conn, user, driver_id).await?;
+    Ok(sqlx::query_as(OF_DRIVER.as_str())
+        .bind(user.as_str())
+        .bind(driver_id)
+        .fetch_all(&mut *conn)
+        .await?)
+}
+
+pub(super) async fn since(
+    store: &This,
+    user: &UserId,
+    since: DateTime<Utc>,
+) -> Result<Vec<(String, i64)>, StoreError> {
+    Ok(sqlx::query_as(
+        "SELECT driver_id, COUNT(*) FROM assignments WHERE user_id = $1 \
+         AND assigned_at >= $2 GROUP BY driver_id ORDER BY driver_id",
+    )
+    .bind(user.as_str())
+    .bind(since)
+    .fetch_all(store.pool())
+    .await?)
+}
+
+/// The caller's changes to an assignment, checked before any I/O: the
+/// fields it sets and the status step it takes.
+struct Checked {
+    notes: Option<String>,
+    distance: Option<f64>,
+    actual_arrival: Option<DateTime<Utc>>,
+    step: Option<AssignmentStep>,
+}
+
+fn checked(change: AssignmentChange) -> Result<Checked, StoreError> {
+    let notes = rules::optional_text("notes", change.notes.as_deref(), rules::TEXT_MAX)?;
+    let distance = change
+        .actual_distance_meters
+        .map(|d| rules::amount("actual_distance_meters", d, rules::DISTANCE_MAX_M, false))
+        .transpose()?;
+    let actual_arrival = change
+        .actual_arrival
+        .map(|at| rules::time("actual_arrival", at))
+        .transpose()?;
+    let step = match change.step {
+        Some(AssignmentStep::Fail {
+            reason,
+            address,
+            lat,
+            lng,
+        }) => Some(AssignmentStep::Fail {
+            reason,
+            address: rules::required_text("current_address", &address, rules::ADDRESS_MAX)?,
+            lat: rules::latitude("current_lat", lat)?,
+            lng: rules::longitude("current_lng", lng)?,
+        }),
+        other => other,
+    };
+    Ok(Checked {
+        notes,
+        distance,
+        actual_arrival,
+        step,
+    })
+}
+
+pub(super) async fn change(
+    store: &This,
+    user: &UserId,
+    assignment_id: &str,
+    change: AssignmentChange,
+) -> Result<Assignment, StoreError> {
+    let Checked {
+        notes,
+        distance,
+        actual_arrival,
+        step,
+    } = checked(change)?;
+    let mut tx = store.write_tx().await?;
+    let assignment = read(&mut tx, user, assignment_id).await?;
+    let now = rules::now();
+    let mut next = assignment.clone();
+    if notes.is_some() {
+        next.notes = notes;
+    }
+    if distance.is_some() {
+        next.actual_distance_meters = distance;
+    }
+    if actual_arrival.is_some() {
+        next.actual_arrival = actual_arrival;
+    }
+    if let Some(step) = &step {
+        rules::check_step(&assignment, step)?;
+        next.status = step.target();
+        let order = orders::read(&mut tx, user, &assignment.order_id).await?;
+        let driver = drivers::read(&mut tx, user, &assignment.driver_id).await?;
+        let order_to = step.order_status();
+        if !order.status.can_become(order_to) {
+            return Err(StoreError::Conflict(format!(
+                "order {} is {} and cannot become {order_to}",
+                order.order_id, order.status
+            )));
+        }
+        let mut next_order = Order {
+            status: order_to,
+            updated_at: now,
+            ..order.clone()
+        };
+        let mut next_driver = Driver {
+            status: step.driver_status(),
+            updated_at: now,
+            ..driver.clone()
+        };
+        match step {
+            AssignmentStep::Start => {}
+            AssignmentStep::Complete => {
+                let at = next.actual_arrival.unwrap_or(now);
+                next.actual_arrival = Some(at);
+                next_order.delivered_at = Some(at);
+                next_order.delivery_status = Some(rules::delivery_status(&order, at, false));
+                next_driver.current_lat = order.delivery_lat;
+                next_driver.current_lng = order.delivery_lng;
+                next_driver.current_address = order.delivery_address.clone();
+                next_driver.last_location_update = now;
+            }
+            AssignmentStep::Fail {
+                reason,
+                address,
+                lat,
+                lng,
+            } => {
+                next.failure_reason = Some(*reason);
+                next_order.delivery_status = Some(rules::delivery_status(&order, now, true));
+                next_driver.current_lat = *lat;
+                next_driver.current_lng = *lng;
+                next_driver.current_address = address.clone();
+                next_driver.last_location_update = now;
+            }
+            AssignmentStep::Cancel => {
+                next_order.assigned_driver_id = None;
+            }
+        }
+        if !orders::write(&mut tx, user, &next_order, order.status).await? {
+            return Err(changed_meanwhile("order", &order.order_id));
+        }
+        if !drivers::write(&mut tx, user, &next_driver, driver.status).await? {
+            return Err(changed_meanwhile("driver", &driver.driver_id));
+        }
+    }
+    if next == assignment {
+        return Ok(assignment);
+    }
+    next.updated_at = now;
+    if !write(&mut tx, user, &next, assignment.status).await? {
+        return Err(changed_meanwhile("assignment", assignment_id));
+    }
+    tx.commit().await?;
+    Ok(next)
+}

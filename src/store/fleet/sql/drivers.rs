@@ -1,0 +1,282 @@
+//! The `drivers` table.
+
+use super::{Conn, Q, This, count_open};
+use crate::fleet::rules;
+use crate::fleet::types::*;
+use crate::store::StoreError;
+use crate::store::fleet::rows::*;
+use crate::store::sql_backend::SqlBackend;
+use crate::tenant::UserId;
+use std::sync::LazyLock;
+
+/// One driver of the tenant ($1) by id ($2).
+static SELECT_ONE: LazyLock<String> = LazyLock::new(|| {
+    format!("SELECT {DRIVER_COLUMNS} FROM drivers WHERE user_id = $1 AND driver_id = $2")
+});
+
+/// The tenant's drivers whose search text matches the pattern ($2).
+static SEARCH: LazyLock<String> = LazyLock::new(|| {
+    format!(
+        "SELECT {DRIVER_COLUMNS} FROM drivers WHERE user_id = $1 AND search_text LIKE $2 ESCAPE '\\' \
+         ORDER BY created_at DESC, driver_id DESC LIMIT $3"
+    )
+});
+
+static COUNT: LazyLock<String> = LazyLock::new(|| {
+    format!(
+        "SELECT status, COUNT(*) FROM drivers WHERE {DRIVER_FILTER} GROUP BY status ORDER BY status"
+    )
+});
+
+/// The open assignments of one driver ($2).
+static OPEN_ASSIGNMENTS: LazyLock<String> = LazyLock::new(|| {
+    format!(
+        "SELECT COUNT(*) FROM assignments WHERE user_id = $1 AND driver_id = $2 \
+         AND status IN {OPEN_ASSIGNMENT}"
+    )
+});
+
+/// The open assignments of the drivers of one status ($2, or all).
+static OPEN_ASSIGNMENTS_OF_ALL: LazyLock<String> = LazyLock::new(|| {
+    format!(
+        "SELECT COUNT(*) FROM assignments a JOIN drivers d \
+         ON d.user_id = a.user_id AND d.driver_id = a.driver_id \
+         WHERE a.user_id = $1 AND ($2 IS NULL OR d.status = $2) AND a.status IN {OPEN_ASSIGNMENT}"
+    )
+});
+
+/// Every column but `user_id` and `driver_id` ($1, $2) and `created_at`
+/// (last in the INSERT); [`bind`] binds them as $3 … $17.
+const INSERT: &str = "INSERT INTO drivers (user_id, driver_id, name, phone, email, status, \
+     vehicle_type, vehicle_plate, capacity_kg, capacity_m3, skills, current_address, \
+     current_lat, current_lng, last_location_update, search_text, updated_at, created_at) \
+     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, \
+     $17, $18)";
+
+/// Every changeable column, if the row still has the status read ($18).
+const UPDATE: &str = "UPDATE drivers SET name = $3, phone = $4, email = $5, status = $6, \
+     vehicle_type = $7, vehicle_plate = $8, capacity_kg = $9, capacity_m3 = $10, \
+     skills = $11, current_address = $12, current_lat = $13, current_lng = $14, \
+     last_location_update = $15, search_text = $16, updated_at = $17 \
+     WHERE user_id = $1 AND driver_id = $2 AND status = $18";
+
+/// Binds a driver's columns as `$3` … `$17`, in the order of [`INSERT`]
+/// and [`UPDATE`].
+fn bind<'q>(q: Q<'q>, d: &'q Driver) -> Q<'q> {
+    q.bind(&d.name)
+        .bind(&d.phone)
+        .bind(&d.email)
+        .bind(d.status.as_str())
+        .bind(d.vehicle_type.as_str())
+        .bind(&d.vehicle_plate)
+        .bind(d.capacity_kg)
+        .bind(d.capacity_m3)
+        .bind(rules::skills_to_text(&d.skills))
+        .bind(&d.current_address)
+        .bind(d.current_lat)
+        .bind(d.current_lng)
+        .bind(d.last_location_update)
+        .bind(driver_search_text(d))
+        .bind(d.updated_at)
+}
+
+/// The tenant's driver, or `NotFound`.
+pub(super) async fn read(conn: &mut Conn, user: &UserId, id: &str) -> Result<Driver, StoreError> {
+    sqlx::query_as(SELECT_ONE.as_str())
+        .bind(user.as_str())
+        .bind(id)
+        .fetch_optional(&mut *conn)
+        .await?
+        .ok_or(StoreError::NotFound("driver"))
+}
+
+/// Writes every changeable column if the row still has `expected` status;
+/// `false` if it does not (someone else changed it).
+pub(super) async fn write(
+    conn: &mut Conn,
+    user: &UserId,
+    d: &Driver,
+    expected: DriverStatus,
+) -> Result<bool, StoreError> {
+    let q = sqlx::query(UPDATE).bind(user.as_str()).bind(&d.driver_id);
+    let done = bind(q, d)
+        .bind(expected.as_str())
+        .execute(&mut *conn)
+        .await?;
+    Ok(done.rows_affected() == 1)
+}
+
+pub(super) async fn create(
+    store: &This,
+    user: &UserId,
+    new: NewDriver,
+) -> Result<Driver, StoreError> {
+    let new = new.checked()?;
+    let now = rules::now();
+    let driver = Driver {
+        driver_id: rules::new_id("DRV"),
+        name: new.name,
+        phone: new.phone,
+        email: new.email,
+        status: new.status,
+        vehicle_type: new.vehicle_type,
+        vehicle_plate: new.vehicle_plate,
+        capacity_kg: new.capacity_kg,
+        capacity_m3: new.capacity_m3,
+        skills: new.skills,
+        current_address: new.current_address,
+        current_lat: new.current_lat,
+        current_lng: new.current_lng,
+        last_location_update: now,
+        created_at: now,
+        updated_at: now,
+    };
+    let mut conn = store.pool().acquire().await?;
+    let q = sqlx::query(INSERT)
+        .bind(user.as_str())
+        .bind(&driver.driver_id);
+    bind(q, &driver)
+        .bind(driver.created_at)
+        .execute(&mut *conn)
+        .await?;
+    Ok(driver)
+}
+
+pub(super) async fn list(
+    store: &This,
+    user: &UserId,
+    query: &DriverQuery,
+) -> Result<Vec<Driver>, StoreError> {
+    let d = dir(query.descending);
+    let order_by = match query.sort {
+        DriverSort::CreatedAt => format!("created_at {d}, driver_id {d}"),
+        DriverSort::Name => format!("name {d}, driver_id {d}"),
+    };
+    let sql = format!(
+        "SELECT {DRIVER_COLUMNS} FROM drivers WHERE {DRIVER_FILTER} ORDER BY {order_by} LIMIT $4 OFFSET $5"
+    );
+    Ok(sqlx::query_as(&sql)
+        .bind(user.as_str())
+        .bind(query.filter.status.map(|s| s.as_str()))
+        .bind(query.filter.vehicle_type.map(|s| s.as_str()))
+        .bind(query.limit.clamp(0, 1000))
+        .bind(query.offset.max(0))
+        .fetch_all(store.pool())
+        .await?)
+}
+
+pub(super) async fn count(
+    store: &This,
+    user: &UserId,
+    f: &DriverFilter,
+) -> Result<StatusCounts, StoreError> {
+    let rows: Vec<(String, i64)> = sqlx::query_as(COUNT.as_str())
+        .bind(user.as_str())
+        .bind(f.status.map(|s| s.as_str()))
+        .bind(f.vehicle_type.map(|s| s.as_str()))
+        .fetch_all(store.pool())
+        .await?;
+    Ok(counts(rows))
+}
+
+pub(super) async fn search(
+    store: &This,
+    user: &UserId,
+    term: &str,
+    limit: i64,
+) -> Result<Vec<Driver>, StoreError> {
+    Ok(sqlx::query_as(SEARCH.as_str())
+        .bind(user.as_str())
+        .bind(rules::like_pattern(term))
+        .bind(limit.clamp(0, 1000))
+        .fetch_all(store.pool())
+        .await?)
+}
+
+pub(super) async fn update(
+    store: &This,
+    user: &UserId,
+    driver_id: &str,
+    patch: DriverPatch,
+) -> Result<Driver, StoreError> {
+    let mut tx = store.write_tx().await?;
+    let driver = read(&mut tx, user, driver_id).await?;
+    let mut next = rules::patch_driver(&driver, patch)?;
+    if next == driver {
+        return Ok(driver);
+    }
+    let now = rules::now();
+    if (next.current_lat, next.current_lng, &next.current_address)
+        != (
+            driver.current_lat,
+            driver.current_lng,
+            &driver.current_address,
+        )
+    {
+        next.last_location_update = now;
+    }
+    next.updated_at = now;
+    if !write(&mut tx, user, &next, driver.status).await? {
+        return Err(changed_meanwhile("driver", driver_id));
+    }
+    tx.commit().await?;
+    Ok(next)
+}
+
+pub(super) async fn delete(store: &This, user: &UserId, driver_id: &str) -> Result<(), StoreError> {
+    let mut tx = store.write_tx().await?;
+    read(&mut tx, user, driver_id).await?;
+    let open = count_open(&mut tx, &OPEN_ASSIGNMENTS, user, Some(driver_id)).await?;
+    if open > 0 {
+        return Err(StoreError::Conflict(format!(
+            "driver {driver_id} has an open assignment; unassign, complete or fail it first"
+        )));
+    }
+    // Finished orders keep no link to a driver who is gone.
+    sqlx::query(
+        "UPDATE orders SET assigned_driver_id = NULL WHERE user_id = $1 AND assigned_driver_id = $2",
+    )
+    .bind(user.as_str())
+    .bind(driver_id)
+    .execute(&mut *tx)
+    .await?;
+    sqlx::query("DELETE FROM drivers WHERE user_id = $1 AND driver_id = $2")
+        .bind(user.as_str())
+        .bind(driver_id)
+        .execute(&mut *tx)
+        .await?;
+    tx.commit().await?;
+    Ok(())
+}
+
+pub(super) async fn delete_all(
+    store: &This,
+    user: &UserId,
+    status: Option<DriverStatus>,
+) -> Result<u64, StoreError> {
+    let status = status.map(|s| s.as_str());
+    let mut tx = store.write_tx().await?;
+    let open = count_open(&mut tx, &OPEN_ASSIGNMENTS_OF_ALL, user, status).await?;
+    if open > 0 {
+        return Err(StoreError::Conflict(format!(
+            "{open} of these drivers have open assignments; complete, fail or unassign them first"
+        )));
+    }
+    sqlx::query(
+        "UPDATE orders SET assigned_driver_id = NULL WHERE user_id = $1 \
+         AND assigned_driver_id IN (SELECT driver_id FROM drivers \
+         WHERE user_id = $1 AND ($2 IS NULL OR status = $2))",
+    )
+    .bind(user.as_str())
+    .bind(status)
+    .execute(&mut *tx)
+    .await?;
+    let done =
+        sqlx::query("DELETE FROM drivers WHERE user_id = $1 AND ($2 IS NULL OR status = $2)")
+            .bind(user.as_str())
+            .bind(status)
+            .execute(&mut *tx)
+            .await?;
+    tx.commit().await?;
+    Ok(done.rows_affected())
+}

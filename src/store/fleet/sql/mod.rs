@@ -1,0 +1,202 @@
+//! The fleet's SQL, written once and compiled once per backend: `sqlite.rs`
+//! and `postgres.rs` each include this folder as their module `sql`, after
+//! naming their store `This`; what the code asks of the backend goes through
+//! [`SqlBackend`]. One file per table.
+//!
+//! Every query names the tenant (`user_id = $1`). Status changes are
+//! conditional updates (`AND status = <the status read>`) inside one
+//! transaction, so a concurrent change makes the call fail instead of
+//! breaking a state machine.
+
+mod assignments;
+mod drivers;
+mod orders;
+
+use super::This;
+use crate::fleet::types::*;
+use crate::store::StoreError;
+use crate::store::fleet::FleetStore;
+use crate::store::sql_backend::SqlBackend;
+use crate::tenant::UserId;
+use chrono::{DateTime, Utc};
+
+/// This backend's sqlx driver and its connection.
+type Db = <This as SqlBackend>::Db;
+type Conn = <Db as sqlx::Database>::Connection;
+/// A query being bound.
+type Q<'q> = sqlx::query::Query<'q, Db, <Db as sqlx::Database>::Arguments<'q>>;
+
+#[async_trait::async_trait]
+impl FleetStore for This {
+    async fn create_order(&self, user: &UserId, new: NewOrder) -> Result<Order, StoreError> {
+        orders::create(self, user, new).await
+    }
+
+    async fn order(&self, user: &UserId, order_id: &str) -> Result<Order, StoreError> {
+        let mut conn = self.pool().acquire().await?;
+        orders::read(&mut conn, user, order_id).await
+    }
+
+    async fn orders(&self, user: &UserId, query: &OrderQuery) -> Result<Vec<Order>, StoreError> {
+        orders::list(self, user, query).await
+    }
+
+    async fn count_orders(
+        &self,
+        user: &UserId,
+        filter: &OrderFilter,
+    ) -> Result<StatusCounts, StoreError> {
+        orders::count(self, user, filter).await
+    }
+
+    async fn search_orders(
+        &self,
+        user: &UserId,
+        term: &str,
+        limit: i64,
+    ) -> Result<Vec<Order>, StoreError> {
+        orders::search(self, user, term, limit).await
+    }
+
+    async fn open_orders(&self, user: &UserId, limit: i64) -> Result<Vec<Order>, StoreError> {
+        orders::open(self, user, limit).await
+    }
+
+    async fn update_order(
+        &self,
+        user: &UserId,
+        order_id: &str,
+        patch: OrderPatch,
+    ) -> Result<Order, StoreError> {
+        orders::update(self, user, order_id, patch).await
+    }
+
+    async fn delete_order(&self, user: &UserId, order_id: &str) -> Result<(), StoreError> {
+        orders::delete(self, user, order_id).await
+    }
+
+    async fn delete_all_orders(
+        &self,
+        user: &UserId,
+        status: Option<OrderStatus>,
+    ) -> Result<u64, StoreError> {
+        orders::delete_all(self, user, status).await
+    }
+
+    async fn create_driver(&self, user: &UserId, new: NewDriver) -> Result<Driver, StoreError> {
+        drivers::create(self, user, new).await
+    }
+
+    async fn driver(&self, user: &UserId, driver_id: &str) -> Result<Driver, StoreError> {
+        let mut conn = self.pool().acquire().await?;
+        drivers::read(&mut conn, user, driver_id).await
+    }
+
+    async fn drivers(&self, user: &UserId, query: &DriverQuery) -> Result<Vec<Driver>, StoreError> {
+        drivers::list(self, user, query).await
+    }
+
+    async fn count_drivers(
+        &self,
+        user: &UserId,
+        filter: &DriverFilter,
+    ) -> Result<StatusCounts, StoreError> {
+        drivers::count(self, user, filter).await
+    }
+
+    async fn search_drivers(
+        &self,
+        user: &UserId,
+        term: &str,
+        limit: i64,
+    ) -> Result<Vec<Driver>, StoreError> {
+        drivers::search(self, user, term, limit).await
+    }
+
+    async fn update_driver(
+        &self,
+        user: &UserId,
+        driver_id: &str,
+        patch: DriverPatch,
+    ) -> Result<Driver, StoreError> {
+        drivers::update(self, user, driver_id, patch).await
+    }
+
+    async fn delete_driver(&self, user: &UserId, driver_id: &str) -> Result<(), StoreError> {
+        drivers::delete(self, user, driver_id).await
+    }
+
+    async fn delete_all_drivers(
+        &self,
+        user: &UserId,
+        status: Option<DriverStatus>,
+    ) -> Result<u64, StoreError> {
+        drivers::delete_all(self, user, status).await
+    }
+
+    async fn assign(
+        &self,
+        user: &UserId,
+        order_id: &str,
+        driver_id: &str,
+    ) -> Result<Assignment, StoreError> {
+        assignments::assign(self, user, order_id, driver_id).await
+    }
+
+    async fn assignment(
+        &self,
+        user: &UserId,
+        assignment_id: &str,
+    ) -> Result<Assignment, StoreError> {
+        let mut conn = self.pool().acquire().await?;
+        assignments::read(&mut conn, user, assignment_id).await
+    }
+
+    async fn assignments_of_order(
+        &self,
+        user: &UserId,
+        order_id: &str,
+    ) -> Result<Vec<Assignment>, StoreError> {
+        assignments::of_order(self, user, order_id).await
+    }
+
+    async fn assignments_of_driver(
+        &self,
+        user: &UserId,
+        driver_id: &str,
+    ) -> Result<Vec<Assignment>, StoreError> {
+        assignments::of_driver(self, user, driver_id).await
+    }
+
+    async fn assignments_since(
+        &self,
+        user: &UserId,
+        since: DateTime<Utc>,
+    ) -> Result<Vec<(String, i64)>, StoreError> {
+        assignments::since(self, user, since).await
+    }
+
+    async fn change_assignment(
+        &self,
+        user: &UserId,
+        assignment_id: &str,
+        change: AssignmentChange,
+    ) -> Result<Assignment, StoreError> {
+        assignments::change(self, user, assignment_id, change).await
+    }
+}
+
+/// How many open assignments `sql` counts, for the tenant and one argument.
+async fn count_open(
+    conn: &mut Conn,
+    sql: &str,
+    user: &UserId,
+    arg: Option<&str>,
+) -> Result<i64, StoreError> {
+    let n: i64 = sqlx::query_scalar(sql)
+        .bind(user.as_str())
+        .bind(arg)
+        .fetch_one(&mut *conn)
+        .await?;
+    Ok(n)
+}

@@ -1,0 +1,310 @@
+//! The `orders` table.
+
+use super::{Conn, Q, This, count_open};
+use crate::fleet::rules;
+use crate::fleet::types::*;
+use crate::store::StoreError;
+use crate::store::fleet::rows::*;
+use crate::store::sql_backend::SqlBackend;
+use crate::tenant::UserId;
+use std::sync::LazyLock;
+
+/// One order of the tenant ($1) by id ($2).
+static SELECT_ONE: LazyLock<String> = LazyLock::new(|| {
+    format!("SELECT {ORDER_COLUMNS} FROM orders WHERE user_id = $1 AND order_id = $2")
+});
+
+/// The tenant's orders whose search text matches the pattern ($2).
+static SEARCH: LazyLock<String> = LazyLock::new(|| {
+    format!(
+        "SELECT {ORDER_COLUMNS} FROM orders WHERE user_id = $1 AND search_text LIKE $2 ESCAPE '\\' \
+         ORDER BY created_at DESC, order_id DESC LIMIT $3"
+    )
+});
+
+/// The tenant's pending, assigned and in-transit orders, most urgent first.
+static OPEN: LazyLock<String> = LazyLock::new(|| {
+    format!(
+        "SELECT {ORDER_COLUMNS} FROM orders WHERE user_id = $1 \
+         AND status IN ('pending', 'assigned', 'in_transit') \
+         ORDER BY {PRIORITY_RANK} DESC, expected_delivery_time ASC, order_id ASC LIMIT $2"
+    )
+});
+
+static COUNT: LazyLock<String> = LazyLock::new(|| {
+    format!(
+        "SELECT status, COUNT(*) FROM orders WHERE {ORDER_FILTER} GROUP BY status ORDER BY status"
+    )
+});
+
+/// The open assignments of one order ($2).
+static OPEN_ASSIGNMENTS: LazyLock<String> = LazyLock::new(|| {
+    format!(
+        "SELECT COUNT(*) FROM assignments WHERE user_id = $1 AND order_id = $2 \
+         AND status IN {OPEN_ASSIGNMENT}"
+    )
+});
+
+/// The open assignments of the orders of one status ($2, or all).
+static OPEN_ASSIGNMENTS_OF_ALL: LazyLock<String> = LazyLock::new(|| {
+    format!(
+        "SELECT COUNT(*) FROM assignments a JOIN orders o \
+         ON o.user_id = a.user_id AND o.order_id = a.order_id \
+         WHERE a.user_id = $1 AND ($2 IS NULL OR o.status = $2) AND a.status IN {OPEN_ASSIGNMENT}"
+    )
+});
+
+/// Every column but `user_id` and `order_id` ($1, $2) and `created_at`
+/// (last in the INSERT); [`bind`] binds them as $3 … $27.
+const INSERT: &str = "INSERT INTO orders (user_id, order_id, customer_name, customer_phone, \
+     customer_email, delivery_address, delivery_lat, delivery_lng, time_window_start, \
+     time_window_end, expected_delivery_time, priority, weight_kg, volume_m3, \
+     special_instructions, order_value, payment_status, requires_signature, is_fragile, \
+     requires_cold_storage, status, assigned_driver_id, delivery_status, \
+     sla_grace_period_minutes, search_text, updated_at, delivered_at, created_at) \
+     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, \
+     $17, $18, $19, $20, $21, $22, $23, $24, $25, $26, $27, $28)";
+
+/// Every changeable column, if the row still has the status read ($28).
+const UPDATE: &str = "UPDATE orders SET customer_name = $3, customer_phone = $4, \
+     customer_email = $5, delivery_address = $6, delivery_lat = $7, delivery_lng = $8, \
+     time_window_start = $9, time_window_end = $10, expected_delivery_time = $11, \
+     priority = $12, weight_kg = $13, volume_m3 = $14, special_instructions = $15, \
+     order_value = $16, payment_status = $17, requires_signature = $18, \
+     is_fragile = $19, requires_cold_storage = $20, status = $21, \
+     assigned_driver_id = $22, delivery_status = $23, sla_grace_period_minutes = $24, \
+     search_text = $25, updated_at = $26, delivered_at = $27 \
+     WHERE user_id = $1 AND order_id = $2 AND status = $28";
+
+/// Binds an order's columns as `$3` … `$27` (after user and id), in the
+/// order of [`INSERT`] and [`UPDATE`].
+fn bind<'q>(q: Q<'q>, o: &'q Order) -> Q<'q> {
+    q.bind(&o.customer_name)
+        .bind(&o.customer_phone)
+        .bind(&o.customer_email)
+        .bind(&o.delivery_address)
+        .bind(o.delivery_lat)
+        .bind(o.delivery_lng)
+        .bind(o.time_window_start)
+        .bind(o.time_window_end)
+        .bind(o.expected_delivery_time)
+        .bind(o.priority.as_str())
+        .bind(o.weight_kg)
+        .bind(o.volume_m3)
+        .bind(&o.special_instructions)
+        .bind(o.order_value)
+        .bind(o.payment_status.as_str())
+        .bind(o.requires_signature)
+        .bind(o.is_fragile)
+        .bind(o.requires_cold_storage)
+        .bind(o.status.as_str())
+        .bind(&o.assigned_driver_id)
+        .bind(o.delivery_status.map(|s| s.as_str()))
+        .bind(o.sla_grace_period_minutes)
+        .bind(order_search_text(o))
+        .bind(o.updated_at)
+        .bind(o.delivered_at)
+}
+
+/// The tenant's order, or `NotFound`.
+pub(super) async fn read(conn: &mut Conn, user: &UserId, id: &str) -> Result<Order, StoreError> {
+    sqlx::query_as(SELECT_ONE.as_str())
+        .bind(user.as_str())
+        .bind(id)
+        .fetch_optional(&mut *conn)
+        .await?
+        .ok_or(StoreError::NotFound("order"))
+}
+
+/// Writes every changeable column if the row still has `expected` status;
+/// `false` if it does not (someone else changed it).
+pub(super) async fn write(
+    conn: &mut Conn,
+    user: &UserId,
+    o: &Order,
+    expected: OrderStatus,
+) -> Result<bool, StoreError> {
+    let q = sqlx::query(UPDATE).bind(user.as_str()).bind(&o.order_id);
+    let done = bind(q, o)
+        .bind(expected.as_str())
+        .execute(&mut *conn)
+        .await?;
+    Ok(done.rows_affected() == 1)
+}
+
+pub(super) async fn create(
+    store: &This,
+    user: &UserId,
+    new: NewOrder,
+) -> Result<Order, StoreError> {
+    let new = new.checked()?;
+    let now = rules::now();
+    let order = Order {
+        order_id: rules::new_id("ORD"),
+        customer_name: new.customer_name,
+        customer_phone: new.customer_phone,
+        customer_email: new.customer_email,
+        delivery_address: new.delivery_address,
+        delivery_lat: new.delivery_lat,
+        delivery_lng: new.delivery_lng,
+        time_window_start: new.time_window_start,
+        time_window_end: new.time_window_end,
+        expected_delivery_time: new.expected_delivery_time,
+        priority: new.priority,
+        weight_kg: new.weight_kg,
+        volume_m3: new.volume_m3,
+        special_instructions: new.special_instructions,
+        order_value: new.order_value,
+        payment_status: new.payment_status,
+        requires_signature: new.requires_signature,
+        is_fragile: new.is_fragile,
+        requires_cold_storage: new.requires_cold_storage,
+        status: OrderStatus::Pending,
+        assigned_driver_id: None,
+        delivery_status: None,
+        sla_grace_period_minutes: new.sla_grace_period_minutes,
+        created_at: now,
+        updated_at: now,
+        delivered_at: None,
+    };
+    let mut conn = store.pool().acquire().await?;
+    let q = sqlx::query(INSERT)
+        .bind(user.as_str())
+        .bind(&order.order_id);
+    bind(q, &order)
+        .bind(order.created_at)
+        .execute(&mut *conn)
+        .await?;
+    Ok(order)
+}
+
+pub(super) async fn list(
+    store: &This,
+    user: &UserId,
+    query: &OrderQuery,
+) -> Result<Vec<Order>, StoreError> {
+    let d = dir(query.descending);
+    let order_by = match query.sort {
+        OrderSort::CreatedAt => format!("created_at {d}, order_id {d}"),
+        OrderSort::Priority => format!("{PRIORITY_RANK} {d}, created_at {d}, order_id {d}"),
+        OrderSort::TimeWindowStart => {
+            format!("time_window_start {d} NULLS LAST, created_at {d}, order_id {d}")
+        }
+    };
+    let sql = format!(
+        "SELECT {ORDER_COLUMNS} FROM orders WHERE {ORDER_FILTER} ORDER BY {order_by} LIMIT $6 OFFSET $7"
+    );
+    let f = &query.filter;
+    Ok(sqlx::query_as(&sql)
+        .bind(user.as_str())
+        .bind(f.status.map(|s| s.as_str()))
+        .bind(f.priority.map(|s| s.as_str()))
+        .bind(f.payment_status.map(|s| s.as_str()))
+        .bind(f.assigned_driver_id.as_deref())
+        .bind(query.limit.clamp(0, 1000))
+        .bind(query.offset.max(0))
+        .fetch_all(store.pool())
+        .await?)
+}
+
+pub(super) async fn count(
+    store: &This,
+    user: &UserId,
+    f: &OrderFilter,
+) -> Result<StatusCounts, StoreError> {
+    let rows: Vec<(String, i64)> = sqlx::query_as(COUNT.as_str())
+        .bind(user.as_str())
+        .bind(f.status.map(|s| s.as_str()))
+        .bind(f.priority.map(|s| s.as_str()))
+        .bind(f.payment_status.map(|s| s.as_str()))
+        .bind(f.assigned_driver_id.as_deref())
+        .fetch_all(store.pool())
+        .await?;
+    Ok(counts(rows))
+}
+
+pub(super) async fn search(
+    store: &This,
+    user: &UserId,
+    term: &str,
+    limit: i64,
+) -> Result<Vec<Order>, StoreError> {
+    Ok(sqlx::query_as(SEARCH.as_str())
+        .bind(user.as_str())
+        .bind(rules::like_pattern(term))
+        .bind(limit.clamp(0, 1000))
+        .fetch_all(store.pool())
+        .await?)
+}
+
+pub(super) async fn open(
+    store: &This,
+    user: &UserId,
+    limit: i64,
+) -> Result<Vec<Order>, StoreError> {
+    Ok(sqlx::query_as(OPEN.as_str())
+        .bind(user.as_str())
+        .bind(limit.clamp(0, 1000))
+        .fetch_all(store.pool())
+        .await?)
+}
+
+pub(super) async fn update(
+    store: &This,
+    user: &UserId,
+    order_id: &str,
+    patch: OrderPatch,
+) -> Result<Order, StoreError> {
+    let mut tx = store.write_tx().await?;
+    let order = read(&mut tx, user, order_id).await?;
+    let mut next = rules::patch_order(&order, patch)?;
+    if next == order {
+        return Ok(order);
+    }
+    next.updated_at = rules::now();
+    if !write(&mut tx, user, &next, order.status).await? {
+        return Err(changed_meanwhile("order", order_id));
+    }
+    tx.commit().await?;
+    Ok(next)
+}
+
+pub(super) async fn delete(store: &This, user: &UserId, order_id: &str) -> Result<(), StoreError> {
+    let mut tx = store.write_tx().await?;
+    read(&mut tx, user, order_id).await?;
+    let open = count_open(&mut tx, &OPEN_ASSIGNMENTS, user, Some(order_id)).await?;
+    if open > 0 {
+        return Err(StoreError::Conflict(format!(
+            "order {order_id} has an open assignment; unassign, complete or fail it first"
+        )));
+    }
+    sqlx::query("DELETE FROM orders WHERE user_id = $1 AND order_id = $2")
+        .bind(user.as_str())
+        .bind(order_id)
+        .execute(&mut *tx)
+        .await?;
+    tx.commit().await?;
+    Ok(())
+}
+
+pub(super) async fn delete_all(
+    store: &This,
+    user: &UserId,
+    status: Option<OrderStatus>,
+) -> Result<u64, StoreError> {
+    let status = status.map(|s| s.as_str());
+    let mut tx = store.write_tx().await?;
+    let open = count_open(&mut tx, &OPEN_ASSIGNMENTS_OF_ALL, user, status).await?;
+    if open > 0 {
+        return Err(StoreError::Conflict(format!(
+            "{open} of these orders have open assignments; complete, fail or unassign them first"
+        )));
+    }
+    let done = sqlx::query("DELETE FROM orders WHERE user_id = $1 AND ($2 IS NULL OR status = $2)")
+        .bind(user.as_str())
+        .bind(status)
+        .execute(&mut *tx)
+        .await?;
+    tx.commit().await?;
+    Ok(done.rows_affected())
+}
