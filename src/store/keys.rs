@@ -126,7 +126,7 @@ pub struct KeyHashRow {
 }
 
 /// One entry of the append-only audit trail.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, sqlx::FromRow)]
 pub struct KeyEvent {
     pub key_id: i64,
     pub user_id: String,

@@ -1,439 +1,399 @@
-//! The key store's SQL, written once for both backends.
-//!
-//! Like the fleet's (`fleet/sql.rs`), the queries are shared and a macro
-//! stamps the [`KeyStore`](super::KeyStore) implementation out for each
-//! backend's concrete types. What really differs stays in the backend's file
-//! and reaches the macro in two ways:
-//!
-//! - SQL fragments, as arguments: the columns read back (Postgres keeps the
-//!   predecessor's `SERIAL` id and UTC-holding `TIMESTAMP` columns, read as
-//!   `BIGINT` and `AT TIME ZONE 'UTC'`), and the value written to
-//!   `created_at`;
-//! - items of the backend's module, which the implementation calls:
-//!   - `run_migrations`, which runs the backend's migrations;
-//!   - `fn key_id_param(i64) -> Result<_, StoreError>`, a key id as the
-//!     backend binds it (`NotFound` where no such key can exist);
-//!   - the store's fields `pool` and `local`, and its methods
-//!     `write_tx` (the transaction of a rotation or revocation; the fleet's
-//!     writes use it too),
-//!     `first_key_tx` (the transaction that stores the first key: no other
-//!     process may see the table empty until it commits) and
-//!     `write_key_use` (the `last_used_at` flush of a non-empty batch).
-//!
-//! The change watch is named as an argument too: `watch: f(pool)` calls
-//! `watch::f` with the store's field `pool`.
+//! The key store's SQL, written once and compiled once per backend:
+//! `sqlite.rs` and `postgres.rs` each include this file as their module
+//! `keys_sql`, after naming their store `This`. What really differs (the
+//! columns read back, the value written to `created_at`, the key id's type,
+//! the transactions, the change watch) is asked of the backend through
+//! [`SqlBackend`].
 //!
 //! The boolean literals `true` and `false` mean 1 and 0 to SQLite (since
 //! 3.23), so the statements that use them are the same text on both.
 
-/// How a backend sends a marker on the key change channel (see
-/// `KeyStore::send_change_marker`): the statement, or `None` where there is
-/// no channel.
-pub(crate) trait ChangeChannel {
-    const SEND_MARKER: Option<&'static str>;
+use super::This;
+use crate::keys::{KeyHash, normalize_email};
+use crate::scopes::Scopes;
+use crate::store::sql_backend::SqlBackend;
+use crate::store::watch::KeyChangeSink;
+use crate::store::{KeyEvent, KeyHashRow, KeyRecord, KeyStore, NewKey, RevokeTarget, StoreError};
+use chrono::{DateTime, Utc};
+use sqlx::Row;
+use std::sync::LazyLock;
+use tokio_util::sync::CancellationToken;
+
+type Db = <This as SqlBackend>::Db;
+type DbRow = <Db as sqlx::Database>::Row;
+type Tx<'c> = sqlx::Transaction<'c, Db>;
+
+const KEY_COLUMNS: &str = <This as SqlBackend>::KEY_COLUMNS;
+
+static INSERT: LazyLock<String> = LazyLock::new(|| {
+    format!(
+        "INSERT INTO api_keys (user_id, email, name, api_key_hash, api_key_prefix, \
+         created_at, is_active, scopes, expires_at, created_by) \
+         VALUES ($1, $2, $3, $4, $5, {}, true, $7, $8, $9) RETURNING {KEY_COLUMNS}",
+        <This as SqlBackend>::CREATED_AT_VALUE
+    )
+});
+
+static BY_HASH: LazyLock<String> =
+    LazyLock::new(|| format!("SELECT {KEY_COLUMNS} FROM api_keys WHERE api_key_hash = $1"));
+
+static BY_ID: LazyLock<String> =
+    LazyLock::new(|| format!("SELECT {KEY_COLUMNS} FROM api_keys WHERE key_id = $1"));
+
+/// Shortens the old key's life (never lengthens it), if it is still active.
+static ROTATE: LazyLock<String> = LazyLock::new(|| {
+    format!(
+        "UPDATE api_keys SET expires_at = CASE \
+           WHEN expires_at IS NOT NULL AND expires_at < $2 THEN expires_at ELSE $2 END \
+         WHERE key_id = $1 AND is_active = true AND revoked_at IS NULL \
+           AND (expires_at IS NULL OR expires_at > $3) \
+         RETURNING {KEY_COLUMNS}"
+    )
+});
+
+static REVOKE_ID: LazyLock<String> = LazyLock::new(|| {
+    format!(
+        "UPDATE api_keys SET is_active = false, revoked_at = $1 \
+         WHERE key_id = $2 AND (is_active = true AND revoked_at IS NULL) \
+         RETURNING {KEY_COLUMNS}"
+    )
+});
+
+static REVOKE_EMAIL: LazyLock<String> = LazyLock::new(|| {
+    format!(
+        "UPDATE api_keys SET is_active = false, revoked_at = $1 \
+         WHERE lower(trim(email)) = $2 AND (is_active = true AND revoked_at IS NULL) \
+         RETURNING {KEY_COLUMNS}"
+    )
+});
+
+static LIST_OF_EMAIL: LazyLock<String> = LazyLock::new(|| {
+    format!("SELECT {KEY_COLUMNS} FROM api_keys WHERE lower(trim(email)) = $1 ORDER BY key_id DESC")
+});
+
+static LIST_ALL: LazyLock<String> =
+    LazyLock::new(|| format!("SELECT {KEY_COLUMNS} FROM api_keys ORDER BY key_id DESC"));
+
+static EVENTS: LazyLock<String> = LazyLock::new(|| {
+    format!(
+        "SELECT {} FROM api_key_events WHERE key_id = $1 ORDER BY event_id",
+        <This as SqlBackend>::EVENT_COLUMNS
+    )
+});
+
+/// Reads the columns of `KEY_COLUMNS`.
+fn key_from_row(row: &DbRow) -> Result<KeyRecord, sqlx::Error> {
+    Ok(KeyRecord {
+        key_id: row.try_get("key_id")?,
+        user_id: row.try_get("user_id")?,
+        email: row.try_get("email")?,
+        name: row.try_get("name")?,
+        prefix: row.try_get("api_key_prefix")?,
+        scopes: Scopes::from_storage(row.try_get::<Option<String>, _>("scopes")?.as_deref()),
+        created_at: row.try_get("created_at")?,
+        last_used_at: row.try_get("last_used_at")?,
+        expires_at: row.try_get("expires_at")?,
+        revoked_at: row.try_get("revoked_at")?,
+        is_active: row
+            .try_get::<Option<bool>, _>("is_active")?
+            .unwrap_or(false),
+        created_by: row.try_get("created_by")?,
+    })
 }
 
-impl ChangeChannel for sqlx::Postgres {
-    // The channel of `watch::PG_CHANNEL`, which the key triggers notify too.
-    const SEND_MARKER: Option<&'static str> = Some("SELECT pg_notify('fleetmind_api_keys', $1)");
-}
-
-impl ChangeChannel for sqlx::Sqlite {
-    const SEND_MARKER: Option<&'static str> = None;
-}
-
-macro_rules! key_store_impl {
-    (
-        store: $store:ident,
-        db: $db:ty,
-        watch: $watch:ident($watch_pool:ident),
-        key_columns: $key_columns:literal,
-        event_columns: $event_columns:literal,
-        created_at_value: $created_at_value:literal $(,)?
-    ) => {
-        /// The key store, from the SQL shared by both backends (`store/keys_sql.rs`).
-        mod key_store {
-            use super::key_id_param;
-            use $crate::keys::{KeyHash, normalize_email};
-            use $crate::scopes::Scopes;
-            use $crate::store::watch::KeyChangeSink;
-            use $crate::store::keys_sql::ChangeChannel;
-            use $crate::store::sql_backend::SqlBackend;
-            use $crate::store::{
-                KeyEvent, KeyHashRow, KeyRecord, KeyStore, NewKey, RevokeTarget, StoreError,
-            };
-            use chrono::{DateTime, Utc};
-            use sqlx::Row;
-            use tokio_util::sync::CancellationToken;
-
-            type DbRow = <$db as sqlx::Database>::Row;
-            type Tx<'c> = sqlx::Transaction<'c, $db>;
-
-            /// Reads the columns of `key_columns`.
-            fn key_from_row(row: &DbRow) -> Result<KeyRecord, sqlx::Error> {
-                Ok(KeyRecord {
-                    key_id: row.try_get("key_id")?,
-                    user_id: row.try_get("user_id")?,
-                    email: row.try_get("email")?,
-                    name: row.try_get("name")?,
-                    prefix: row.try_get("api_key_prefix")?,
-                    scopes: Scopes::from_storage(
-                        row.try_get::<Option<String>, _>("scopes")?.as_deref(),
-                    ),
-                    created_at: row.try_get("created_at")?,
-                    last_used_at: row.try_get("last_used_at")?,
-                    expires_at: row.try_get("expires_at")?,
-                    revoked_at: row.try_get("revoked_at")?,
-                    is_active: row
-                        .try_get::<Option<bool>, _>("is_active")?
-                        .unwrap_or(false),
-                    created_by: row.try_get("created_by")?,
-                })
-            }
-
-            /// Stores `key` and its `event`, whose detail is `context` (if
-            /// any) followed by what was granted.
-            async fn insert_key_tx(
-                tx: &mut Tx<'_>,
-                key: &NewKey,
-                event: &str,
-                context: Option<&str>,
-            ) -> Result<KeyRecord, StoreError> {
-                let row = sqlx::query(concat!(
-                    "INSERT INTO api_keys (user_id, email, name, api_key_hash, api_key_prefix, \
-                     created_at, is_active, scopes, expires_at, created_by) \
-                     VALUES ($1, $2, $3, $4, $5, ",
-                    $created_at_value,
-                    ", true, $7, $8, $9) RETURNING ",
-                    $key_columns
-                ))
-                .bind(&key.user_id)
-                .bind(&key.email)
-                .bind(&key.name)
-                .bind(key.hash.as_hex())
-                .bind(&key.prefix)
-                .bind(Utc::now())
-                .bind(key.scopes.to_storage())
-                .bind(key.expires_at)
-                .bind(&key.created_by)
-                .fetch_one(&mut **tx)
-                .await?;
-                let record = key_from_row(&row)?;
-                let detail = match context {
-                    Some(context) => format!("{context}; {}", key.grant()),
-                    None => key.grant(),
-                };
-                insert_event_tx(tx, record.key_id, &record.user_id, event, &key.created_by, Some(&detail))
-                    .await?;
-                Ok(record)
-            }
-
-            async fn insert_event_tx(
-                tx: &mut Tx<'_>,
-                key_id: i64,
-                user_id: &str,
-                event: &str,
-                actor: &str,
-                detail: Option<&str>,
-            ) -> Result<(), StoreError> {
-                sqlx::query(
-                    "INSERT INTO api_key_events (key_id, user_id, event, actor, detail, at) \
-                     VALUES ($1, $2, $3, $4, $5, $6)",
-                )
-                .bind(key_id_param(key_id)?)
-                .bind(user_id)
-                .bind(event)
-                .bind(actor)
-                .bind(detail)
-                .bind(Utc::now())
-                .execute(&mut **tx)
-                .await?;
-                Ok(())
-            }
-
-            #[async_trait::async_trait]
-            impl KeyStore for super::$store {
-                async fn migrate(&self) -> Result<(), StoreError> {
-                    self.run_migrations().await
-                }
-
-                async fn ping(&self) -> Result<(), StoreError> {
-                    sqlx::query("SELECT 1").execute(&self.pool).await?;
-                    Ok(())
-                }
-
-                async fn key_by_hash(&self, hash: &KeyHash) -> Result<Option<KeyRecord>, StoreError> {
-                    let row = sqlx::query(concat!(
-                        "SELECT ",
-                        $key_columns,
-                        " FROM api_keys WHERE api_key_hash = $1"
-                    ))
-                    .bind(hash.as_hex())
-                    .fetch_optional(&self.pool)
-                    .await?;
-                    Ok(row.as_ref().map(key_from_row).transpose()?)
-                }
-
-                async fn key_by_id(&self, key_id: i64) -> Result<Option<KeyRecord>, StoreError> {
-                    // An id the backend cannot hold names no key.
-                    let Ok(key_id) = key_id_param(key_id) else {
-                        return Ok(None);
-                    };
-                    let row = sqlx::query(concat!(
-                        "SELECT ",
-                        $key_columns,
-                        " FROM api_keys WHERE key_id = $1"
-                    ))
-                    .bind(key_id)
-                    .fetch_optional(&self.pool)
-                    .await?;
-                    Ok(row.as_ref().map(key_from_row).transpose()?)
-                }
-
-                async fn user_id_for_email(
-                    &self,
-                    normalized_email: &str,
-                ) -> Result<Option<String>, StoreError> {
-                    Ok(sqlx::query_scalar(
-                        "SELECT user_id FROM api_keys WHERE lower(trim(email)) = $1 \
-                         ORDER BY key_id LIMIT 1",
-                    )
-                    .bind(normalized_email)
-                    .fetch_optional(&self.pool)
-                    .await?)
-                }
-
-                async fn insert_key(&self, key: &NewKey) -> Result<KeyRecord, StoreError> {
-                    let mut tx = self.pool.begin().await?;
-                    let record = insert_key_tx(&mut tx, key, "created", None).await?;
-                    tx.commit().await?;
-                    Ok(record)
-                }
-
-                async fn insert_first_key(
-                    &self,
-                    key: &NewKey,
-                ) -> Result<Option<KeyRecord>, StoreError> {
-                    let mut tx = self.first_key_tx().await?;
-                    let existing: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM api_keys")
-                        .fetch_one(&mut *tx)
-                        .await?;
-                    if existing > 0 {
-                        return Ok(None);
-                    }
-                    let record = insert_key_tx(&mut tx, key, "created", Some("first start")).await?;
-                    tx.commit().await?;
-                    Ok(Some(record))
-                }
-
-                async fn rotate_key(
-                    &self,
-                    old_key_id: i64,
-                    old_expires_at: DateTime<Utc>,
-                    new: &NewKey,
-                ) -> Result<KeyRecord, StoreError> {
-                    let mut tx = self.write_tx().await?;
-                    let old = sqlx::query(concat!(
-                        "UPDATE api_keys SET expires_at = CASE \
-                           WHEN expires_at IS NOT NULL AND expires_at < $2 THEN expires_at ELSE $2 END \
-                         WHERE key_id = $1 AND is_active = true AND revoked_at IS NULL \
-                           AND (expires_at IS NULL OR expires_at > $3) \
-                         RETURNING ",
-                        $key_columns
-                    ))
-                    .bind(key_id_param(old_key_id)?)
-                    .bind(old_expires_at)
-                    // An expired key has no successor, even if it expired
-                    // after the caller looked at it.
-                    .bind(Utc::now())
-                    .fetch_optional(&mut *tx)
-                    .await?;
-                    let Some(old) = old.as_ref().map(key_from_row).transpose()? else {
-                        return Err(StoreError::NotFound("active key"));
-                    };
-                    let detail = format!("rotation of key {old_key_id}");
-                    let record = insert_key_tx(&mut tx, new, "created", Some(&detail)).await?;
-                    let detail = format!(
-                        "replaced by key {}; old key valid until {}; {}",
-                        record.key_id,
-                        old_expires_at.to_rfc3339(),
-                        new.grant()
-                    );
-                    insert_event_tx(&mut tx, old.key_id, &old.user_id, "rotated", &new.created_by, Some(&detail))
-                        .await?;
-                    tx.commit().await?;
-                    self.local.changed();
-                    Ok(record)
-                }
-
-                async fn revoke_keys(
-                    &self,
-                    target: &RevokeTarget,
-                    actor: &str,
-                ) -> Result<Vec<KeyRecord>, StoreError> {
-                    let mut tx = self.write_tx().await?;
-                    let now = Utc::now();
-                    let query = match target {
-                        RevokeTarget::KeyId(id) => sqlx::query(concat!(
-                            "UPDATE api_keys SET is_active = false, revoked_at = $1 \
-                             WHERE key_id = $2 AND (is_active = true AND revoked_at IS NULL) \
-                             RETURNING ",
-                            $key_columns
-                        ))
-                        .bind(now)
-                        .bind(key_id_param(*id)?),
-                        RevokeTarget::Email(email) => sqlx::query(concat!(
-                            "UPDATE api_keys SET is_active = false, revoked_at = $1 \
-                             WHERE lower(trim(email)) = $2 AND (is_active = true AND revoked_at IS NULL) \
-                             RETURNING ",
-                            $key_columns
-                        ))
-                        .bind(now)
-                        .bind(normalize_email(email)),
-                    };
-                    let rows = query.fetch_all(&mut *tx).await?;
-                    let revoked = rows
-                        .iter()
-                        .map(key_from_row)
-                        .collect::<Result<Vec<_>, _>>()?;
-                    for key in &revoked {
-                        insert_event_tx(&mut tx, key.key_id, &key.user_id, "revoked", actor, None).await?;
-                    }
-                    tx.commit().await?;
-                    self.local.changed();
-                    Ok(revoked)
-                }
-
-                async fn record_denied(
-                    &self,
-                    key_id: i64,
-                    user_id: &str,
-                    actor: &str,
-                    detail: &str,
-                ) -> Result<(), StoreError> {
-                    let mut tx = self.pool.begin().await?;
-                    insert_event_tx(&mut tx, key_id, user_id, "denied", actor, Some(detail)).await?;
-                    tx.commit().await?;
-                    Ok(())
-                }
-
-                async fn list_keys(&self, email: Option<&str>) -> Result<Vec<KeyRecord>, StoreError> {
-                    let rows = match email {
-                        Some(email) => {
-                            sqlx::query(concat!(
-                                "SELECT ",
-                                $key_columns,
-                                " FROM api_keys WHERE lower(trim(email)) = $1 \
-                                 ORDER BY key_id DESC"
-                            ))
-                            .bind(normalize_email(email))
-                            .fetch_all(&self.pool)
-                            .await?
-                        }
-                        None => {
-                            sqlx::query(concat!(
-                                "SELECT ",
-                                $key_columns,
-                                " FROM api_keys ORDER BY key_id DESC"
-                            ))
-                            .fetch_all(&self.pool)
-                            .await?
-                        }
-                    };
-                    Ok(rows
-                        .iter()
-                        .map(key_from_row)
-                        .collect::<Result<Vec<_>, _>>()?)
-                }
-
-                async fn key_hashes_after(
-                    &self,
-                    after: i64,
-                    limit: i64,
-                ) -> Result<Vec<KeyHashRow>, StoreError> {
-                    // `key_id > $1` walks the primary key; the CAST makes the
-                    // id BIGINT on both (Postgres keeps the predecessor's INT4).
-                    let rows = sqlx::query(
-                        "SELECT CAST(key_id AS BIGINT) AS key_id, api_key_hash FROM api_keys \
-                         WHERE key_id > $1 ORDER BY key_id LIMIT $2",
-                    )
-                    .bind(after)
-                    .bind(limit)
-                    .fetch_all(&self.pool)
-                    .await?;
-                    let mut keys = Vec::with_capacity(rows.len());
-                    for row in &rows {
-                        let hex: String = row.try_get("api_key_hash")?;
-                        // A stored hash that is not 64 hex digits cannot match
-                        // any key: there is nothing to know about it.
-                        let Some(hash) = KeyHash::from_stored(&hex) else {
-                            continue;
-                        };
-                        keys.push(KeyHashRow {
-                            key_id: row.try_get("key_id")?,
-                            hash,
-                        });
-                    }
-                    Ok(keys)
-                }
-
-                async fn send_change_marker(&self, marker: &KeyHash) -> Result<bool, StoreError> {
-                    let Some(sql) = <$db as ChangeChannel>::SEND_MARKER else {
-                        return Ok(false);
-                    };
-                    sqlx::query(sql).bind(marker.as_hex()).execute(&self.pool).await?;
-                    Ok(true)
-                }
-
-                async fn count_keys(&self) -> Result<i64, StoreError> {
-                    Ok(sqlx::query_scalar("SELECT COUNT(*) FROM api_keys")
-                        .fetch_one(&self.pool)
-                        .await?)
-                }
-
-                async fn record_key_use(
-                    &self,
-                    uses: &[(i64, DateTime<Utc>)],
-                ) -> Result<(), StoreError> {
-                    if uses.is_empty() {
-                        return Ok(());
-                    }
-                    self.write_key_use(uses).await
-                }
-
-                async fn key_events(&self, key_id: i64) -> Result<Vec<KeyEvent>, StoreError> {
-                    let rows = sqlx::query(concat!(
-                        "SELECT ",
-                        $event_columns,
-                        " FROM api_key_events WHERE key_id = $1 ORDER BY event_id"
-                    ))
-                    .bind(key_id_param(key_id)?)
-                    .fetch_all(&self.pool)
-                    .await?;
-                    rows.iter()
-                        .map(|row| {
-                            Ok(KeyEvent {
-                                key_id: row.try_get("key_id")?,
-                                user_id: row.try_get("user_id")?,
-                                event: row.try_get("event")?,
-                                actor: row.try_get("actor")?,
-                                detail: row.try_get("detail")?,
-                                at: row.try_get("at")?,
-                            })
-                        })
-                        .collect::<Result<Vec<_>, sqlx::Error>>()
-                        .map_err(Into::into)
-                }
-
-                fn watch_key_changes(
-                    &self,
-                    sink: KeyChangeSink,
-                    shutdown: CancellationToken,
-                ) -> tokio::task::JoinHandle<()> {
-                    self.local.subscribe(&sink);
-                    $crate::store::watch::$watch(self.$watch_pool.clone(), sink, shutdown)
-                }
-            }
-        }
+/// Stores `key` and its `event`, whose detail is `context` (if any)
+/// followed by what was granted.
+async fn insert_key_tx(
+    tx: &mut Tx<'_>,
+    key: &NewKey,
+    event: &str,
+    context: Option<&str>,
+) -> Result<KeyRecord, StoreError> {
+    let row = sqlx::query(INSERT.as_str())
+        .bind(&key.user_id)
+        .bind(&key.email)
+        .bind(&key.name)
+        .bind(key.hash.as_hex())
+        .bind(&key.prefix)
+        .bind(Utc::now())
+        .bind(key.scopes.to_storage())
+        .bind(key.expires_at)
+        .bind(&key.created_by)
+        .fetch_one(&mut **tx)
+        .await?;
+    let record = key_from_row(&row)?;
+    let detail = match context {
+        Some(context) => format!("{context}; {}", key.grant()),
+        None => key.grant(),
     };
+    insert_event_tx(
+        tx,
+        record.key_id,
+        &record.user_id,
+        event,
+        &key.created_by,
+        Some(&detail),
+    )
+    .await?;
+    Ok(record)
+}
+
+async fn insert_event_tx(
+    tx: &mut Tx<'_>,
+    key_id: i64,
+    user_id: &str,
+    event: &str,
+    actor: &str,
+    detail: Option<&str>,
+) -> Result<(), StoreError> {
+    sqlx::query(
+        "INSERT INTO api_key_events (key_id, user_id, event, actor, detail, at) \
+         VALUES ($1, $2, $3, $4, $5, $6)",
+    )
+    .bind(This::key_id_param(key_id)?)
+    .bind(user_id)
+    .bind(event)
+    .bind(actor)
+    .bind(detail)
+    .bind(Utc::now())
+    .execute(&mut **tx)
+    .await?;
+    Ok(())
+}
+
+#[async_trait::async_trait]
+impl KeyStore for This {
+    async fn migrate(&self) -> Result<(), StoreError> {
+        self.run_migrations().await
+    }
+
+    async fn ping(&self) -> Result<(), StoreError> {
+        sqlx::query("SELECT 1").execute(self.pool()).await?;
+        Ok(())
+    }
+
+    async fn key_by_hash(&self, hash: &KeyHash) -> Result<Option<KeyRecord>, StoreError> {
+        let row = sqlx::query(BY_HASH.as_str())
+            .bind(hash.as_hex())
+            .fetch_optional(self.pool())
+            .await?;
+        Ok(row.as_ref().map(key_from_row).transpose()?)
+    }
+
+    async fn key_by_id(&self, key_id: i64) -> Result<Option<KeyRecord>, StoreError> {
+        // An id the backend cannot hold names no key.
+        let Ok(key_id) = This::key_id_param(key_id) else {
+            return Ok(None);
+        };
+        let row = sqlx::query(BY_ID.as_str())
+            .bind(key_id)
+            .fetch_optional(self.pool())
+            .await?;
+        Ok(row.as_ref().map(key_from_row).transpose()?)
+    }
+
+    async fn user_id_for_email(
+        &self,
+        normalized_email: &str,
+    ) -> Result<Option<String>, StoreError> {
+        Ok(sqlx::query_scalar(
+            "SELECT user_id FROM api_keys WHERE lower(trim(email)) = $1 \
+             ORDER BY key_id LIMIT 1",
+        )
+        .bind(normalized_email)
+        .fetch_optional(self.pool())
+        .await?)
+    }
+
+    async fn insert_key(&self, key: &NewKey) -> Result<KeyRecord, StoreError> {
+        let mut tx = self.pool().begin().await?;
+        let record = insert_key_tx(&mut tx, key, "created", None).await?;
+        tx.commit().await?;
+        Ok(record)
+    }
+
+    async fn insert_first_key(&self, key: &NewKey) -> Result<Option<KeyRecord>, StoreError> {
+        let mut tx = self.first_key_tx().await?;
+        let existing: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM api_keys")
+            .fetch_one(&mut *tx)
+            .await?;
+        if existing > 0 {
+            return Ok(None);
+        }
+        let record = insert_key_tx(&mut tx, key, "created", Some("first start")).await?;
+        tx.commit().await?;
+        Ok(Some(record))
+    }
+
+    async fn rotate_key(
+        &self,
+        old_key_id: i64,
+        old_expires_at: DateTime<Utc>,
+        new: &NewKey,
+    ) -> Result<KeyRecord, StoreError> {
+        let mut tx = self.write_tx().await?;
+        let old = sqlx::query(ROTATE.as_str())
+            .bind(This::key_id_param(old_key_id)?)
+            .bind(old_expires_at)
+            // An expired key has no successor, even if it expired after the
+            // caller looked at it.
+            .bind(Utc::now())
+            .fetch_optional(&mut *tx)
+            .await?;
+        let Some(old) = old.as_ref().map(key_from_row).transpose()? else {
+            return Err(StoreError::NotFound("active key"));
+        };
+        let detail = format!("rotation of key {old_key_id}");
+        let record = insert_key_tx(&mut tx, new, "created", Some(&detail)).await?;
+        let detail = format!(
+            "replaced by key {}; old key valid until {}; {}",
+            record.key_id,
+            old_expires_at.to_rfc3339(),
+            new.grant()
+        );
+        insert_event_tx(
+            &mut tx,
+            old.key_id,
+            &old.user_id,
+            "rotated",
+            &new.created_by,
+            Some(&detail),
+        )
+        .await?;
+        tx.commit().await?;
+        self.local_changes().changed();
+        Ok(record)
+    }
+
+    async fn revoke_keys(
+        &self,
+        target: &RevokeTarget,
+        actor: &str,
+    ) -> Result<Vec<KeyRecord>, StoreError> {
+        let mut tx = self.write_tx().await?;
+        let now = Utc::now();
+        let query = match target {
+            RevokeTarget::KeyId(id) => sqlx::query(REVOKE_ID.as_str())
+                .bind(now)
+                .bind(This::key_id_param(*id)?),
+            RevokeTarget::Email(email) => sqlx::query(REVOKE_EMAIL.as_str())
+                .bind(now)
+                .bind(normalize_email(email)),
+        };
+        let rows = query.fetch_all(&mut *tx).await?;
+        let revoked = rows
+            .iter()
+            .map(key_from_row)
+            .collect::<Result<Vec<_>, _>>()?;
+        for key in &revoked {
+            insert_event_tx(&mut tx, key.key_id, &key.user_id, "revoked", actor, None).await?;
+        }
+        tx.commit().await?;
+        self.local_changes().changed();
+        Ok(revoked)
+    }
+
+    async fn record_denied(
+        &self,
+        key_id: i64,
+        user_id: &str,
+        actor: &str,
+        detail: &str,
+    ) -> Result<(), StoreError> {
+        let mut tx = self.pool().begin().await?;
+        insert_event_tx(&mut tx, key_id, user_id, "denied", actor, Some(detail)).await?;
+        tx.commit().await?;
+        Ok(())
+    }
+
+    async fn list_keys(&self, email: Option<&str>) -> Result<Vec<KeyRecord>, StoreError> {
+        let rows = match email {
+            Some(email) => {
+                sqlx::query(LIST_OF_EMAIL.as_str())
+                    .bind(normalize_email(email))
+                    .fetch_all(self.pool())
+                    .await?
+            }
+            None => {
+                sqlx::query(LIST_ALL.as_str())
+                    .fetch_all(self.pool())
+                    .await?
+            }
+        };
+        Ok(rows
+            .iter()
+            .map(key_from_row)
+            .collect::<Result<Vec<_>, _>>()?)
+    }
+
+    async fn key_hashes_after(
+        &self,
+        after: i64,
+        limit: i64,
+    ) -> Result<Vec<KeyHashRow>, StoreError> {
+        // `key_id > $1` walks the primary key; the CAST makes the id BIGINT
+        // on both (Postgres keeps the predecessor's INT4).
+        let rows = sqlx::query(
+            "SELECT CAST(key_id AS BIGINT) AS key_id, api_key_hash FROM api_keys \
+             WHERE key_id > $1 ORDER BY key_id LIMIT $2",
+        )
+        .bind(after)
+        .bind(limit)
+        .fetch_all(self.pool())
+        .await?;
+        let mut keys = Vec::with_capacity(rows.len());
+        for row in &rows {
+            let hex: String = row.try_get("api_key_hash")?;
+            // A stored hash that is not 64 hex digits cannot match any key:
+            // there is nothing to know about it.
+            let Some(hash) = KeyHash::from_stored(&hex) else {
+                continue;
+            };
+            keys.push(KeyHashRow {
+                key_id: row.try_get("key_id")?,
+                hash,
+            });
+        }
+        Ok(keys)
+    }
+
+    async fn send_change_marker(&self, marker: &KeyHash) -> Result<bool, StoreError> {
+        let Some(sql) = <This as SqlBackend>::SEND_MARKER else {
+            return Ok(false);
+        };
+        sqlx::query(sql)
+            .bind(marker.as_hex())
+            .execute(self.pool())
+            .await?;
+        Ok(true)
+    }
+
+    async fn count_keys(&self) -> Result<i64, StoreError> {
+        Ok(sqlx::query_scalar("SELECT COUNT(*) FROM api_keys")
+            .fetch_one(self.pool())
+            .await?)
+    }
+
+    async fn record_key_use(&self, uses: &[(i64, DateTime<Utc>)]) -> Result<(), StoreError> {
+        if uses.is_empty() {
+            return Ok(());
+        }
+        self.write_key_use(uses).await
+    }
+
+    async fn key_events(&self, key_id: i64) -> Result<Vec<KeyEvent>, StoreError> {
+        Ok(sqlx::query_as(EVENTS.as_str())
+            .bind(This::key_id_param(key_id)?)
+            .fetch_all(self.pool())
+            .await?)
+    }
+
+    fn watch_key_changes(
+        &self,
+        sink: KeyChangeSink,
+        shutdown: CancellationToken,
+    ) -> tokio::task::JoinHandle<()> {
+        self.local_changes().subscribe(&sink);
+        self.watch_changes(sink, shutdown)
+    }
 }

@@ -4,8 +4,6 @@
 //! `postgres://…` (production; replicas share it). Each backend has its own
 //! embedded migrations under `migrations/`.
 
-#[macro_use]
-mod keys_sql;
 mod deadline;
 mod error;
 pub mod fleet;

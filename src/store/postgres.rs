@@ -8,13 +8,15 @@
 
 use super::deadline::Abandoned;
 use super::sql_backend::SqlBackend;
-use super::watch::{ListenTarget, LocalChanges};
+use super::watch::{self, KeyChangeSink, ListenTarget, LocalChanges};
 use super::{PoolOptions, StoreError};
 use chrono::{DateTime, Utc};
 use sqlx::postgres::{PgConnectOptions, PgConnection, PgPool, PgPoolOptions};
 use sqlx::{Postgres, Transaction};
 use std::str::FromStr;
 use std::time::Duration;
+use tokio::task::JoinHandle;
+use tokio_util::sync::CancellationToken;
 
 static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations/postgres");
 
@@ -86,6 +88,31 @@ impl PgStore {
             local: LocalChanges::default(),
         })
     }
+}
+
+impl SqlBackend for PgStore {
+    type Db = Postgres;
+    type KeyId = i32;
+
+    const KEY_COLUMNS: &'static str = "key_id::BIGINT AS key_id, user_id, email, name, \
+         api_key_prefix, scopes, created_at AT TIME ZONE 'UTC' AS created_at, \
+         last_used_at AT TIME ZONE 'UTC' AS last_used_at, \
+         expires_at, revoked_at, is_active, created_by";
+    const EVENT_COLUMNS: &'static str =
+        "key_id::BIGINT AS key_id, user_id, event, actor, detail, at";
+    const CREATED_AT_VALUE: &'static str = "$6 AT TIME ZONE 'UTC'";
+    // The channel of `watch::PG_CHANNEL`, which the key triggers notify too.
+    const SEND_MARKER: Option<&'static str> = Some("SELECT pg_notify('fleetmind_api_keys', $1)");
+
+    fn pool(&self) -> &PgPool {
+        &self.pool
+    }
+
+    /// The transaction of a write (a key's rotation or revocation, a fleet
+    /// change): a plain transaction.
+    async fn write_tx(&self) -> Result<Transaction<'static, Postgres>, StoreError> {
+        Ok(self.pool.begin().await?)
+    }
 
     /// Migrations run without `statement_timeout` (an index on a big table
     /// or another replica's migration lock may rightly take longer), on a
@@ -116,7 +143,7 @@ impl PgStore {
         // An id no key can have is skipped.
         let (ids, ats): (Vec<i32>, Vec<DateTime<Utc>>) = uses
             .iter()
-            .filter_map(|(id, at)| Some((key_id_param(*id).ok()?, *at)))
+            .filter_map(|(id, at)| Some((Self::key_id_param(*id).ok()?, *at)))
             .unzip();
         sqlx::query(
             "UPDATE api_keys AS k SET last_used_at = u.at AT TIME ZONE 'UTC' \
@@ -130,19 +157,19 @@ impl PgStore {
         .await?;
         Ok(())
     }
-}
 
-impl SqlBackend for PgStore {
-    type Db = Postgres;
-
-    fn pool(&self) -> &PgPool {
-        &self.pool
+    /// `key_id` is the predecessor's `SERIAL` (INT4); an id outside its range
+    /// cannot exist.
+    fn key_id_param(key_id: i64) -> Result<i32, StoreError> {
+        i32::try_from(key_id).map_err(|_| StoreError::NotFound("key"))
     }
 
-    /// The transaction of a write (a key's rotation or revocation, a fleet
-    /// change): a plain transaction.
-    async fn write_tx(&self) -> Result<Transaction<'static, Postgres>, StoreError> {
-        Ok(self.pool.begin().await?)
+    fn local_changes(&self) -> &LocalChanges {
+        &self.local
+    }
+
+    fn watch_changes(&self, sink: KeyChangeSink, shutdown: CancellationToken) -> JoinHandle<()> {
+        watch::watch_postgres(self.listen.clone(), sink, shutdown)
     }
 }
 
@@ -190,20 +217,10 @@ async fn ping_within(conn: &mut PgConnection, limit: Duration) -> Result<(), sql
     }
 }
 
-/// `key_id` is the predecessor's `SERIAL` (INT4); an id outside its range
-/// cannot exist.
-fn key_id_param(key_id: i64) -> Result<i32, StoreError> {
-    i32::try_from(key_id).map_err(|_| StoreError::NotFound("key"))
-}
+/// The store the shared key SQL is compiled for (see `sql_backend.rs`).
+type This = PgStore;
 
-key_store_impl! {
-    store: PgStore,
-    db: sqlx::Postgres,
-    watch: watch_postgres(listen),
-    key_columns: "key_id::BIGINT AS key_id, user_id, email, name, api_key_prefix, scopes, \
-                  created_at AT TIME ZONE 'UTC' AS created_at, \
-                  last_used_at AT TIME ZONE 'UTC' AS last_used_at, \
-                  expires_at, revoked_at, is_active, created_by",
-    event_columns: "key_id::BIGINT AS key_id, user_id, event, actor, detail, at",
-    created_at_value: "$6 AT TIME ZONE 'UTC'",
-}
+// Included by both backends on purpose: one text, two sets of concrete types.
+#[allow(clippy::duplicate_mod)]
+#[path = "keys_sql.rs"]
+mod keys_sql;

@@ -4,7 +4,7 @@
 //! holds what only SQLite does.
 
 use super::sql_backend::SqlBackend;
-use super::watch::LocalChanges;
+use super::watch::{self, KeyChangeSink, LocalChanges};
 use super::{PoolOptions, StoreError};
 use chrono::{DateTime, Utc};
 use sqlx::sqlite::{
@@ -12,6 +12,8 @@ use sqlx::sqlite::{
 };
 use sqlx::{Sqlite, Transaction};
 use std::str::FromStr;
+use tokio::task::JoinHandle;
+use tokio_util::sync::CancellationToken;
 
 static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations/sqlite");
 
@@ -46,6 +48,29 @@ impl SqliteStore {
             local: LocalChanges::default(),
         })
     }
+}
+
+impl SqlBackend for SqliteStore {
+    type Db = Sqlite;
+    type KeyId = i64;
+
+    const KEY_COLUMNS: &'static str = "key_id, user_id, email, name, api_key_prefix, scopes, \
+         created_at, last_used_at, expires_at, revoked_at, is_active, created_by";
+    const EVENT_COLUMNS: &'static str = "key_id, user_id, event, actor, detail, at";
+    const CREATED_AT_VALUE: &'static str = "$6";
+    const SEND_MARKER: Option<&'static str> = None;
+
+    fn pool(&self) -> &SqlitePool {
+        &self.pool
+    }
+
+    /// The transaction of a write (a key's rotation or revocation, a fleet
+    /// change): it takes the database's write lock up front, since a
+    /// deferred transaction that reads first could not upgrade while
+    /// another connection writes (SQLite would fail it instead of waiting).
+    async fn write_tx(&self) -> Result<Transaction<'static, Sqlite>, StoreError> {
+        Ok(self.pool.begin_with("BEGIN IMMEDIATE").await?)
+    }
 
     async fn run_migrations(&self) -> Result<(), StoreError> {
         Ok(MIGRATOR.run(&self.pool).await?)
@@ -72,35 +97,25 @@ impl SqliteStore {
         tx.commit().await?;
         Ok(())
     }
-}
 
-impl SqlBackend for SqliteStore {
-    type Db = Sqlite;
-
-    fn pool(&self) -> &SqlitePool {
-        &self.pool
+    /// SQLite's `INTEGER` key id holds any `i64`.
+    fn key_id_param(key_id: i64) -> Result<i64, StoreError> {
+        Ok(key_id)
     }
 
-    /// The transaction of a write (a key's rotation or revocation, a fleet
-    /// change): it takes the database's write lock up front, since a
-    /// deferred transaction that reads first could not upgrade while
-    /// another connection writes (SQLite would fail it instead of waiting).
-    async fn write_tx(&self) -> Result<Transaction<'static, Sqlite>, StoreError> {
-        Ok(self.pool.begin_with("BEGIN IMMEDIATE").await?)
+    fn local_changes(&self) -> &LocalChanges {
+        &self.local
+    }
+
+    fn watch_changes(&self, sink: KeyChangeSink, shutdown: CancellationToken) -> JoinHandle<()> {
+        watch::watch_sqlite(self.pool.clone(), sink, shutdown)
     }
 }
 
-/// SQLite's `INTEGER` key id holds any `i64`.
-fn key_id_param(key_id: i64) -> Result<i64, StoreError> {
-    Ok(key_id)
-}
+/// The store the shared key SQL is compiled for (see `sql_backend.rs`).
+type This = SqliteStore;
 
-key_store_impl! {
-    store: SqliteStore,
-    db: sqlx::Sqlite,
-    watch: watch_sqlite(pool),
-    key_columns: "key_id, user_id, email, name, api_key_prefix, scopes, created_at, \
-                  last_used_at, expires_at, revoked_at, is_active, created_by",
-    event_columns: "key_id, user_id, event, actor, detail, at",
-    created_at_value: "$6",
-}
+// Included by both backends on purpose: one text, two sets of concrete types.
+#[allow(clippy::duplicate_mod)]
+#[path = "keys_sql.rs"]
+mod keys_sql;
