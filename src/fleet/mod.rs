@@ -5,6 +5,7 @@
 //! values and wraps [`FleetError`]; the MCP tools show them.
 
 pub mod choose;
+mod create;
 mod error;
 mod fields;
 pub mod rules;

@@ -1,11 +1,13 @@
 //! The fleet's rules in plain Rust, shared by both backends: one state
 //! machine per entity, ids, distances and search patterns (the field
-//! limits are in `fields.rs`, re-exported here). Refusals are [`FleetError`]s.
+//! limits are in `fields.rs`, new rows in `create.rs`, both re-exported
+//! here). Refusals are [`FleetError`]s.
 
 use super::FleetError;
 use super::types::*;
 use chrono::{DateTime, SubsecRound, TimeDelta, Utc};
 
+pub use super::create::*;
 pub use super::fields::*;
 use super::fields::{grace, invalid, window};
 

@@ -28,6 +28,118 @@ pub(super) const ASSIGNMENT_COLUMNS: &str = "assignment_id, order_id, driver_id,
      estimated_arrival, actual_arrival, actual_distance_meters, vehicle_type, notes, \
      failure_reason";
 
+/// The order columns a write sets, in the order `orders::bind` binds them
+/// (`$3` on, after the tenant and the id).
+pub(super) const ORDER_WRITES: &[&str] = &[
+    "customer_name",
+    "customer_phone",
+    "customer_email",
+    "delivery_address",
+    "delivery_lat",
+    "delivery_lng",
+    "time_window_start",
+    "time_window_end",
+    "expected_delivery_time",
+    "priority",
+    "weight_kg",
+    "volume_m3",
+    "special_instructions",
+    "order_value",
+    "payment_status",
+    "requires_signature",
+    "is_fragile",
+    "requires_cold_storage",
+    "status",
+    "assigned_driver_id",
+    "delivery_status",
+    "sla_grace_period_minutes",
+    "search_text",
+    "updated_at",
+    "delivered_at",
+];
+
+/// The driver columns a write sets, in the order `drivers::bind` binds them.
+pub(super) const DRIVER_WRITES: &[&str] = &[
+    "name",
+    "phone",
+    "email",
+    "status",
+    "vehicle_type",
+    "vehicle_plate",
+    "capacity_kg",
+    "capacity_m3",
+    "skills",
+    "current_address",
+    "current_lat",
+    "current_lng",
+    "last_location_update",
+    "search_text",
+    "updated_at",
+];
+
+/// The assignment columns a change sets, in the order `assignments::bind`
+/// binds them.
+pub(super) const ASSIGNMENT_WRITES: &[&str] = &[
+    "status",
+    "updated_at",
+    "actual_arrival",
+    "actual_distance_meters",
+    "notes",
+    "failure_reason",
+];
+
+/// The assignment columns set once, when it is made, after
+/// [`ASSIGNMENT_WRITES`].
+pub(super) const ASSIGNMENT_FIXED: &[&str] = &[
+    "order_id",
+    "driver_id",
+    "assigned_at",
+    "route_distance_meters",
+    "route_duration_seconds",
+    "route_summary",
+    "driver_start_lat",
+    "driver_start_lng",
+    "delivery_lat",
+    "delivery_lng",
+    "delivery_address",
+    "estimated_arrival",
+    "vehicle_type",
+];
+
+/// `INSERT INTO table (user_id, id, writes…, then…) VALUES ($1, $2, …)`:
+/// the tenant and the row's id, then the columns in the order they are
+/// bound, numbered for them, so that a new column is one more name.
+pub(super) fn insert_sql(table: &str, id: &str, writes: &[&str], then: &[&str]) -> String {
+    let columns: Vec<&str> = ["user_id", id]
+        .iter()
+        .chain(writes)
+        .chain(then)
+        .copied()
+        .collect();
+    let values: Vec<String> = (1..=columns.len()).map(|n| format!("${n}")).collect();
+    format!(
+        "INSERT INTO {table} ({}) VALUES ({})",
+        columns.join(", "),
+        values.join(", ")
+    )
+}
+
+/// `UPDATE table SET writes… = $3 … WHERE user_id = $1 AND id = $2 AND
+/// status = $n`: the write of a changeable row, conditional on the status it
+/// was read with.
+pub(super) fn update_sql(table: &str, id: &str, writes: &[&str]) -> String {
+    let set: Vec<String> = writes
+        .iter()
+        .zip(3..)
+        .map(|(column, n)| format!("{column} = ${n}"))
+        .collect();
+    format!(
+        "UPDATE {table} SET {} WHERE user_id = $1 AND {id} = $2 AND status = ${}",
+        set.join(", "),
+        writes.len() + 3
+    )
+}
+
 /// The condition of `orders` and `count_orders`: the tenant ($1) and the
 /// `OrderFilter` ($2 status, $3 priority, $4 payment status, $5 driver).
 pub(super) const ORDER_FILTER: &str = "user_id = $1 \
@@ -227,5 +339,55 @@ where
             notes: row.try_get("notes")?,
             failure_reason: named_opt(row, "failure_reason", FailureReason::parse)?,
         })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn writes_are_numbered_in_bind_order() {
+        assert_eq!(
+            insert_sql("t", "t_id", &["a", "b"], &["created_at"]),
+            "INSERT INTO t (user_id, t_id, a, b, created_at) VALUES ($1, $2, $3, $4, $5)"
+        );
+        assert_eq!(
+            update_sql("t", "t_id", &["a", "b"]),
+            "UPDATE t SET a = $3, b = $4 WHERE user_id = $1 AND t_id = $2 AND status = $5"
+        );
+    }
+
+    #[test]
+    fn every_column_read_is_written_and_the_reverse() {
+        // What a write sets and what a read gets differ only by the columns
+        // set once (id, created_at) and the search text nobody reads.
+        let read = |columns: &str| -> Vec<String> {
+            columns.split(',').map(|c| c.trim().to_owned()).collect()
+        };
+        for (columns, writes, once) in [
+            (ORDER_COLUMNS, ORDER_WRITES, &["order_id", "created_at"][..]),
+            (
+                DRIVER_COLUMNS,
+                DRIVER_WRITES,
+                &["driver_id", "created_at"][..],
+            ),
+            (
+                ASSIGNMENT_COLUMNS,
+                &[ASSIGNMENT_WRITES, ASSIGNMENT_FIXED].concat()[..],
+                &["assignment_id"][..],
+            ),
+        ] {
+            let mut read = read(columns);
+            let mut written: Vec<String> = writes
+                .iter()
+                .chain(once)
+                .filter(|c| **c != "search_text")
+                .map(|c| c.to_string())
+                .collect();
+            read.sort();
+            written.sort();
+            assert_eq!(read, written);
+        }
     }
 }

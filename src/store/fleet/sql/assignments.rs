@@ -34,22 +34,21 @@ static OF_DRIVER: LazyLock<String> = LazyLock::new(|| {
     )
 });
 
-/// The changeable columns first ($3 … $8, see [`bind`]), then those set
-/// once ($9 … $21).
-const INSERT: &str = "INSERT INTO assignments (user_id, assignment_id, status, updated_at, \
-     actual_arrival, actual_distance_meters, notes, failure_reason, order_id, \
-     driver_id, assigned_at, route_distance_meters, route_duration_seconds, \
-     route_summary, driver_start_lat, driver_start_lng, delivery_lat, delivery_lng, \
-     delivery_address, estimated_arrival, vehicle_type) \
-     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, \
-     $17, $18, $19, $20, $21)";
+/// The changeable columns first (see [`bind`]), then those set once.
+static INSERT: LazyLock<String> = LazyLock::new(|| {
+    insert_sql(
+        "assignments",
+        "assignment_id",
+        ASSIGNMENT_WRITES,
+        ASSIGNMENT_FIXED,
+    )
+});
 
-/// The changeable columns, if the row still has the status read ($9).
-const UPDATE: &str = "UPDATE assignments SET status = $3, updated_at = $4, \
-     actual_arrival = $5, actual_distance_meters = $6, notes = $7, failure_reason = $8 \
-     WHERE user_id = $1 AND assignment_id = $2 AND status = $9";
+static UPDATE: LazyLock<String> =
+    LazyLock::new(|| update_sql("assignments", "assignment_id", ASSIGNMENT_WRITES));
 
-/// Binds an assignment's changeable columns as `$3` … `$8`.
+/// Binds an assignment's changeable columns as `$3` on, in the order of
+/// [`ASSIGNMENT_WRITES`]; an insert binds [`ASSIGNMENT_FIXED`] after them.
 fn bind<'q>(q: Q<'q>, a: &'q Assignment) -> Q<'q> {
     q.bind(a.status.as_str())
         .bind(a.updated_at)
@@ -74,7 +73,7 @@ pub(super) async fn read(
 }
 
 async fn insert(conn: &mut Conn, user: &UserId, a: &Assignment) -> Result<(), StoreError> {
-    let q = sqlx::query(INSERT)
+    let q = sqlx::query(INSERT.as_str())
         .bind(user.as_str())
         .bind(&a.assignment_id);
     bind(q, a)
@@ -104,7 +103,7 @@ async fn write(
     a: &Assignment,
     expected: AssignmentStatus,
 ) -> Result<bool, StoreError> {
-    let q = sqlx::query(UPDATE)
+    let q = sqlx::query(UPDATE.as_str())
         .bind(user.as_str())
         .bind(&a.assignment_id);
     let done = bind(q, a)
@@ -125,29 +124,7 @@ pub(super) async fn assign(
     let driver = drivers::read(&mut tx, user, driver_id).await?;
     rules::check_assignment(&order, &driver)?;
     let now = rules::now();
-    let route = rules::estimate_route(&order, &driver);
-    let assignment = Assignment {
-        assignment_id: rules::new_id("ASN"),
-        order_id: order.order_id.clone(),
-        driver_id: driver.driver_id.clone(),
-        status: AssignmentStatus::Active,
-        assigned_at: now,
-        updated_at: now,
-        route_distance_meters: route.distance_meters,
-        route_duration_seconds: route.duration_seconds,
-        route_summary: route.summary,
-        driver_start_lat: driver.current_lat,
-        driver_start_lng: driver.current_lng,
-        delivery_lat: order.delivery_lat,
-        delivery_lng: order.delivery_lng,
-        delivery_address: order.delivery_address.clone(),
-        estimated_arrival: rules::later_by_seconds(now, route.duration_seconds),
-        actual_arrival: None,
-        actual_distance_meters: None,
-        vehicle_type: driver.vehicle_type,
-        notes: None,
-        failure_reason: None,
-    };
+    let assignment = rules::new_assignment(&order, &driver, now);
     // The open-assignment indexes refuse a second open assignment a
     // concurrent call committed meanwhile.
     insert(&mut tx, user, &assignment)

@@ -45,23 +45,13 @@ static OPEN_ASSIGNMENTS_OF_ALL: LazyLock<String> = LazyLock::new(|| {
     )
 });
 
-/// Every column but `user_id` and `driver_id` ($1, $2) and `created_at`
-/// (last in the INSERT); [`bind`] binds them as $3 … $17.
-const INSERT: &str = "INSERT INTO drivers (user_id, driver_id, name, phone, email, status, \
-     vehicle_type, vehicle_plate, capacity_kg, capacity_m3, skills, current_address, \
-     current_lat, current_lng, last_location_update, search_text, updated_at, created_at) \
-     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, \
-     $17, $18)";
+static INSERT: LazyLock<String> =
+    LazyLock::new(|| insert_sql("drivers", "driver_id", DRIVER_WRITES, &["created_at"]));
 
-/// Every changeable column, if the row still has the status read ($18).
-const UPDATE: &str = "UPDATE drivers SET name = $3, phone = $4, email = $5, status = $6, \
-     vehicle_type = $7, vehicle_plate = $8, capacity_kg = $9, capacity_m3 = $10, \
-     skills = $11, current_address = $12, current_lat = $13, current_lng = $14, \
-     last_location_update = $15, search_text = $16, updated_at = $17 \
-     WHERE user_id = $1 AND driver_id = $2 AND status = $18";
+static UPDATE: LazyLock<String> =
+    LazyLock::new(|| update_sql("drivers", "driver_id", DRIVER_WRITES));
 
-/// Binds a driver's columns as `$3` … `$17`, in the order of [`INSERT`]
-/// and [`UPDATE`].
+/// Binds a driver's columns as `$3` on, in the order of [`DRIVER_WRITES`].
 fn bind<'q>(q: Q<'q>, d: &'q Driver) -> Q<'q> {
     q.bind(&d.name)
         .bind(&d.phone)
@@ -98,7 +88,9 @@ pub(super) async fn write(
     d: &Driver,
     expected: DriverStatus,
 ) -> Result<bool, StoreError> {
-    let q = sqlx::query(UPDATE).bind(user.as_str()).bind(&d.driver_id);
+    let q = sqlx::query(UPDATE.as_str())
+        .bind(user.as_str())
+        .bind(&d.driver_id);
     let done = bind(q, d)
         .bind(expected.as_str())
         .execute(&mut *conn)
@@ -111,28 +103,9 @@ pub(super) async fn create(
     user: &UserId,
     new: NewDriver,
 ) -> Result<Driver, StoreError> {
-    let new = new.checked()?;
-    let now = rules::now();
-    let driver = Driver {
-        driver_id: rules::new_id("DRV"),
-        name: new.name,
-        phone: new.phone,
-        email: new.email,
-        status: new.status,
-        vehicle_type: new.vehicle_type,
-        vehicle_plate: new.vehicle_plate,
-        capacity_kg: new.capacity_kg,
-        capacity_m3: new.capacity_m3,
-        skills: new.skills,
-        current_address: new.current_address,
-        current_lat: new.current_lat,
-        current_lng: new.current_lng,
-        last_location_update: now,
-        created_at: now,
-        updated_at: now,
-    };
+    let driver = rules::new_driver(new)?;
     let mut conn = store.pool().acquire().await?;
-    let q = sqlx::query(INSERT)
+    let q = sqlx::query(INSERT.as_str())
         .bind(user.as_str())
         .bind(&driver.driver_id);
     bind(q, &driver)

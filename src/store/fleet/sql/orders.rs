@@ -54,30 +54,13 @@ static OPEN_ASSIGNMENTS_OF_ALL: LazyLock<String> = LazyLock::new(|| {
     )
 });
 
-/// Every column but `user_id` and `order_id` ($1, $2) and `created_at`
-/// (last in the INSERT); [`bind`] binds them as $3 … $27.
-const INSERT: &str = "INSERT INTO orders (user_id, order_id, customer_name, customer_phone, \
-     customer_email, delivery_address, delivery_lat, delivery_lng, time_window_start, \
-     time_window_end, expected_delivery_time, priority, weight_kg, volume_m3, \
-     special_instructions, order_value, payment_status, requires_signature, is_fragile, \
-     requires_cold_storage, status, assigned_driver_id, delivery_status, \
-     sla_grace_period_minutes, search_text, updated_at, delivered_at, created_at) \
-     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, \
-     $17, $18, $19, $20, $21, $22, $23, $24, $25, $26, $27, $28)";
+static INSERT: LazyLock<String> =
+    LazyLock::new(|| insert_sql("orders", "order_id", ORDER_WRITES, &["created_at"]));
 
-/// Every changeable column, if the row still has the status read ($28).
-const UPDATE: &str = "UPDATE orders SET customer_name = $3, customer_phone = $4, \
-     customer_email = $5, delivery_address = $6, delivery_lat = $7, delivery_lng = $8, \
-     time_window_start = $9, time_window_end = $10, expected_delivery_time = $11, \
-     priority = $12, weight_kg = $13, volume_m3 = $14, special_instructions = $15, \
-     order_value = $16, payment_status = $17, requires_signature = $18, \
-     is_fragile = $19, requires_cold_storage = $20, status = $21, \
-     assigned_driver_id = $22, delivery_status = $23, sla_grace_period_minutes = $24, \
-     search_text = $25, updated_at = $26, delivered_at = $27 \
-     WHERE user_id = $1 AND order_id = $2 AND status = $28";
+static UPDATE: LazyLock<String> = LazyLock::new(|| update_sql("orders", "order_id", ORDER_WRITES));
 
-/// Binds an order's columns as `$3` … `$27` (after user and id), in the
-/// order of [`INSERT`] and [`UPDATE`].
+/// Binds an order's columns as `$3` on (after user and id), in the order
+/// of [`ORDER_WRITES`].
 fn bind<'q>(q: Q<'q>, o: &'q Order) -> Q<'q> {
     q.bind(&o.customer_name)
         .bind(&o.customer_phone)
@@ -124,7 +107,9 @@ pub(super) async fn write(
     o: &Order,
     expected: OrderStatus,
 ) -> Result<bool, StoreError> {
-    let q = sqlx::query(UPDATE).bind(user.as_str()).bind(&o.order_id);
+    let q = sqlx::query(UPDATE.as_str())
+        .bind(user.as_str())
+        .bind(&o.order_id);
     let done = bind(q, o)
         .bind(expected.as_str())
         .execute(&mut *conn)
@@ -137,38 +122,9 @@ pub(super) async fn create(
     user: &UserId,
     new: NewOrder,
 ) -> Result<Order, StoreError> {
-    let new = new.checked()?;
-    let now = rules::now();
-    let order = Order {
-        order_id: rules::new_id("ORD"),
-        customer_name: new.customer_name,
-        customer_phone: new.customer_phone,
-        customer_email: new.customer_email,
-        delivery_address: new.delivery_address,
-        delivery_lat: new.delivery_lat,
-        delivery_lng: new.delivery_lng,
-        time_window_start: new.time_window_start,
-        time_window_end: new.time_window_end,
-        expected_delivery_time: new.expected_delivery_time,
-        priority: new.priority,
-        weight_kg: new.weight_kg,
-        volume_m3: new.volume_m3,
-        special_instructions: new.special_instructions,
-        order_value: new.order_value,
-        payment_status: new.payment_status,
-        requires_signature: new.requires_signature,
-        is_fragile: new.is_fragile,
-        requires_cold_storage: new.requires_cold_storage,
-        status: OrderStatus::Pending,
-        assigned_driver_id: None,
-        delivery_status: None,
-        sla_grace_period_minutes: new.sla_grace_period_minutes,
-        created_at: now,
-        updated_at: now,
-        delivered_at: None,
-    };
+    let order = rules::new_order(new)?;
     let mut conn = store.pool().acquire().await?;
-    let q = sqlx::query(INSERT)
+    let q = sqlx::query(INSERT.as_str())
         .bind(user.as_str())
         .bind(&order.order_id);
     bind(q, &order)
