@@ -7,7 +7,7 @@
 //!         DATABASE_URL BIND_ADDR USER_ID
 
 use fleetmind::app::{self, ServeOptions};
-use fleetmind::auth::Caller;
+use fleetmind::auth::{Caller, Identity};
 use fleetmind::scopes::Scopes;
 use fleetmind::store::{self, PoolOptions};
 use fleetmind::tenant::UserId;
@@ -40,13 +40,13 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         },
     )
     .await?;
-    let caller = Caller {
+    let caller = Caller::new(Identity {
         user_id: UserId::new(user),
         key_id: 0,
         key_prefix: "fm_benchmark".into(),
         scopes: Scopes::admin(),
         expires_at: None,
-    };
+    });
     let listener = tokio::net::TcpListener::bind(&bind).await?;
     let shutdown = CancellationToken::new();
     let server = app::start_without_auth_for_benchmarks(

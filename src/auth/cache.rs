@@ -11,11 +11,10 @@
 //! The watch task flips the flag; a cache hit reads it with one atomic load
 //! and no clock.
 
+use super::Caller;
 use super::usage::UsageSlot;
 use crate::keys::KeyHash;
-use crate::scopes::Scopes;
 use crate::store::{KeyChange, KeyRecord, KeyState};
-use crate::tenant::UserId;
 use chrono::{DateTime, Utc};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
@@ -44,13 +43,10 @@ impl Default for CacheOptions {
 }
 
 /// What the cache holds for one key (any state: a revoked key stays
-/// refused without a query).
+/// refused without a query): its [`Caller`], handed out as it is when the
+/// key is admitted, and what admitting it needs.
 pub struct CachedKey {
-    pub user_id: UserId,
-    pub key_id: i64,
-    pub prefix: Arc<str>,
-    pub scopes: Scopes,
-    pub expires_at: Option<DateTime<Utc>>,
+    pub caller: Caller,
     revoked: bool,
     loaded_at: Instant,
     pub(super) usage: Arc<UsageSlot>,
@@ -66,21 +62,18 @@ impl CachedKey {
     /// the row may be that old (a slow answer does not make it fresher).
     pub fn read_at(record: KeyRecord, asked: Instant) -> Self {
         let revoked = record.is_revoked();
+        let usage = Arc::new(UsageSlot::new(record.key_id));
         Self {
-            user_id: UserId::new(record.user_id),
-            key_id: record.key_id,
-            prefix: record.prefix.into(),
-            scopes: record.scopes,
-            expires_at: record.expires_at,
+            caller: Caller::of_record(record),
             revoked,
             loaded_at: asked,
-            usage: Arc::new(UsageSlot::new(record.key_id)),
+            usage,
         }
     }
 
     /// The key's state at `now`, by the same rules as [`KeyRecord::state`].
     pub fn state(&self, now: DateTime<Utc>) -> KeyState {
-        KeyState::of(self.revoked, self.expires_at, now)
+        KeyState::of(self.revoked, self.caller.expires_at, now)
     }
 }
 

@@ -15,7 +15,7 @@ mod usage;
 mod verifier;
 
 pub use cache::{BLIND_MAX_AGE, CacheOptions, CachedKey, KeyCache};
-pub use caller::Caller;
+pub use caller::{Caller, Identity};
 pub use client_addr::{InvalidNetwork, IpNetwork, TrustedProxies};
 #[cfg(feature = "bench-noauth")]
 pub use fixed::FixedCallerLayer;

@@ -251,13 +251,7 @@ impl Verifier {
             KeyState::Expired => return Err(AuthFailure::Expired),
         }
         self.usage.record(&entry.usage, now);
-        Ok(Caller {
-            user_id: entry.user_id.clone(),
-            key_id: entry.key_id,
-            key_prefix: entry.prefix.clone(),
-            scopes: entry.scopes,
-            expires_at: entry.expires_at,
-        })
+        Ok(entry.caller.clone())
     }
 }
 

@@ -5,77 +5,21 @@
 //! the same audit events; the actor of every event is `key:<id>` of the
 //! calling key.
 
-mod args;
 mod views;
 
+use super::args::{self, ScopeList, Text, Whole};
+use super::error::ToolError;
 use super::{FleetMind, input_schema};
 use crate::auth::Caller;
 use crate::key_admin::{self, CreateKey, KeyAdminError, MAX_EXPIRES_IN_DAYS, MAX_GRACE_MINUTES};
 use crate::keys;
 use crate::scopes::Scope;
 use crate::store::{RevokeTarget, StoreError};
-use args::Args;
 use chrono::Utc;
-use rmcp::handler::server::tool::IntoCallToolResult;
-use rmcp::model::{CallToolResponse, CallToolResult, ContentBlock, JsonObject};
-use rmcp::{ErrorData, Json, schemars, tool, tool_router};
+use rmcp::model::JsonObject;
+use rmcp::{Json, schemars, tool, tool_router};
+use serde::Deserialize;
 use views::{CreatedKey, KeyList, KeyView, Revoked, RotatedKey, SECRET_WARNING};
-
-/// Why an admin tool did nothing.
-enum Failure {
-    /// The request is wrong; the text names the field. A tool error, so the
-    /// assistant can read it and correct itself.
-    Input(String),
-    /// The store failed; a protocol error without internal details.
-    Unavailable,
-}
-
-impl From<String> for Failure {
-    fn from(message: String) -> Self {
-        Failure::Input(message)
-    }
-}
-
-impl From<KeyAdminError> for Failure {
-    fn from(err: KeyAdminError) -> Self {
-        match err {
-            KeyAdminError::Invalid(message) => Failure::Input(message),
-            KeyAdminError::Escalation(names) => Failure::Input(format!(
-                "scopes: cannot grant {names}: a key can only grant scopes its issuer holds"
-            )),
-            KeyAdminError::Store(err) => err.into(),
-            KeyAdminError::KeyGen(err) => {
-                tracing::error!(error = %err, "admin tool: key generation failed");
-                Failure::Unavailable
-            }
-        }
-    }
-}
-
-impl From<StoreError> for Failure {
-    fn from(err: StoreError) -> Self {
-        tracing::error!(
-            error = %err,
-            cause = ?std::error::Error::source(&err).map(ToString::to_string),
-            "admin tool: key store failed"
-        );
-        Failure::Unavailable
-    }
-}
-
-impl IntoCallToolResult for Failure {
-    fn into_call_tool_result(self) -> Result<CallToolResponse, ErrorData> {
-        match self {
-            Failure::Input(message) => {
-                Ok(CallToolResult::error(vec![ContentBlock::text(message)]).into())
-            }
-            Failure::Unavailable => Err(ErrorData::internal_error(
-                "the key store is unavailable; nothing was changed, try again shortly",
-                Some(super::fleet::unavailable_data()),
-            )),
-        }
-    }
-}
 
 fn actor(caller: &Caller) -> String {
     format!("key:{}", caller.key_id)
@@ -133,59 +77,64 @@ impl FleetMind {
     }
 }
 
-fn no_active_key(field: &str) -> Failure {
-    Failure::Input(format!(
+fn no_active_key(field: &str) -> ToolError {
+    ToolError::Refused(format!(
         "{field}: no active key matches; nothing was changed"
     ))
 }
 
-#[allow(dead_code, reason = "describes the input schema only")]
-#[derive(schemars::JsonSchema)]
-#[schemars(deny_unknown_fields)]
+#[derive(Deserialize, schemars::JsonSchema)]
+#[serde(deny_unknown_fields)]
 struct CreateKeyInput {
     /// Email of the key's owner. Keys of one email share one tenant (user_id);
     /// a new email gets a new tenant.
-    email: String,
+    #[schemars(with = "String")]
+    email: Option<Text>,
     /// A label for the key, at most 255 characters.
-    #[schemars(length(max = 255))]
-    name: Option<String>,
+    #[schemars(with = "Option<String>", length(max = 255))]
+    name: Option<Text>,
     /// Scopes to grant: orders:read, orders:write, drivers:read, drivers:write,
     /// assignments:read, assignments:manage, admin. Default: orders:read,
     /// orders:write, drivers:read, drivers:write, assignments:manage. Never
     /// more than the calling key holds.
-    scopes: Option<Vec<String>>,
+    #[schemars(with = "Option<Vec<String>>")]
+    scopes: Option<ScopeList>,
     /// Days until the key stops working (1 to 3650). Default: never.
-    #[schemars(range(min = 1, max = 3650))]
-    expires_in_days: Option<u32>,
+    #[schemars(with = "Option<u32>", range(min = 1, max = 3650))]
+    expires_in_days: Option<Whole<1, { MAX_EXPIRES_IN_DAYS as i64 }>>,
 }
 
-#[allow(dead_code, reason = "describes the input schema only")]
-#[derive(schemars::JsonSchema)]
-#[schemars(deny_unknown_fields)]
+#[derive(Deserialize, schemars::JsonSchema)]
+#[serde(deny_unknown_fields)]
 struct ListKeysInput {
     /// Only the keys of this email.
-    email: Option<String>,
+    #[schemars(with = "Option<String>")]
+    email: Option<Text>,
 }
 
-#[allow(dead_code, reason = "describes the input schema only")]
-#[derive(schemars::JsonSchema)]
-#[schemars(deny_unknown_fields)]
+/// A key id: any positive number (an id no key has is "no active key").
+type KeyId = Whole<1, { i64::MAX }>;
+
+#[derive(Deserialize, schemars::JsonSchema)]
+#[serde(deny_unknown_fields)]
 struct RevokeKeyInput {
     /// The key to revoke. Give this or email, not both.
-    key_id: Option<i64>,
+    #[schemars(with = "Option<i64>")]
+    key_id: Option<KeyId>,
     /// Revoke every active key of this email. Give this or key_id, not both.
-    email: Option<String>,
+    #[schemars(with = "Option<String>")]
+    email: Option<Text>,
 }
 
-#[allow(dead_code, reason = "describes the input schema only")]
-#[derive(schemars::JsonSchema)]
-#[schemars(deny_unknown_fields)]
+#[derive(Deserialize, schemars::JsonSchema)]
+#[serde(deny_unknown_fields)]
 struct RotateKeyInput {
     /// The key to replace.
-    key_id: i64,
+    #[schemars(with = "i64")]
+    key_id: Option<KeyId>,
     /// Minutes the old key keeps working (0 to 10080); 0 ends it now.
-    #[schemars(range(min = 0, max = 10080))]
-    grace_minutes: u32,
+    #[schemars(with = "u32", range(min = 0, max = 10080))]
+    grace_minutes: Option<Whole<0, { MAX_GRACE_MINUTES as i64 }>>,
 }
 
 #[tool_router(router = admin_router, vis = "pub(super)")]
@@ -206,15 +155,13 @@ impl FleetMind {
         &self,
         caller: Caller,
         args: JsonObject,
-    ) -> Result<Json<CreatedKey>, Failure> {
-        let args = Args::new(args, &["email", "name", "scopes", "expires_in_days"])?;
+    ) -> Result<Json<CreatedKey>, ToolError> {
+        let a: CreateKeyInput = args::parse_listing_fields(args)?;
         let request = CreateKey {
-            email: args.str("email")?,
-            name: args.opt_str("name")?,
-            scopes: args.opt_scopes("scopes")?,
-            expires_in_days: args
-                .opt_int("expires_in_days", 1..=i64::from(MAX_EXPIRES_IN_DAYS))?
-                .and_then(|d| u32::try_from(d).ok()),
+            email: args::required("email", a.email)?.0,
+            name: a.name.map(|name| name.0),
+            scopes: a.scopes.map(|scopes| scopes.0),
+            expires_in_days: a.expires_in_days.and_then(|d| u32::try_from(d.0).ok()),
             created_by: actor(&caller),
             issuer_scopes: Some(caller.scopes),
         };
@@ -241,9 +188,9 @@ impl FleetMind {
         input_schema = input_schema::<ListKeysInput>(),
         annotations(read_only_hint = true, open_world_hint = false)
     )]
-    async fn admin_list_api_keys(&self, args: JsonObject) -> Result<Json<KeyList>, Failure> {
-        let args = Args::new(args, &["email"])?;
-        let email = args.opt_str("email")?;
+    async fn admin_list_api_keys(&self, args: JsonObject) -> Result<Json<KeyList>, ToolError> {
+        let a: ListKeysInput = args::parse_listing_fields(args)?;
+        let email = a.email.map(|email| email.0);
         if let Some(email) = &email {
             keys::validate_email(email).map_err(String::from)?;
         }
@@ -251,7 +198,8 @@ impl FleetMind {
         let keys: Vec<_> = self
             .db
             .list_keys(email.as_deref())
-            .await?
+            .await
+            .map_err(ToolError::key_store)?
             .iter()
             .map(|key| KeyView::of(key, now))
             .collect();
@@ -277,16 +225,15 @@ impl FleetMind {
         &self,
         caller: Caller,
         args: JsonObject,
-    ) -> Result<Json<Revoked>, Failure> {
-        let args = Args::new(args, &["key_id", "email"])?;
-        let (target, field) = match (args.has("key_id"), args.has("email")) {
-            (true, false) => (
-                RevokeTarget::KeyId(args.int("key_id", 1..=i64::MAX)?),
-                "key_id",
-            ),
-            (false, true) => (RevokeTarget::Email(args.str("email")?), "email"),
+    ) -> Result<Json<Revoked>, ToolError> {
+        let a: RevokeKeyInput = args::parse_listing_fields(args)?;
+        let (target, field) = match (a.key_id, a.email) {
+            (Some(key_id), None) => (RevokeTarget::KeyId(key_id.0), "key_id"),
+            (None, Some(email)) => (RevokeTarget::Email(email.0), "email"),
             _ => {
-                return Err(Failure::Input("give exactly one of key_id or email".into()));
+                return Err(ToolError::Refused(
+                    "give exactly one of key_id or email".into(),
+                ));
             }
         };
         let revoked = match key_admin::revoke(self.db.as_ref(), target, &actor(&caller)).await {
@@ -325,10 +272,10 @@ impl FleetMind {
         &self,
         caller: Caller,
         args: JsonObject,
-    ) -> Result<Json<RotatedKey>, Failure> {
-        let args = Args::new(args, &["key_id", "grace_minutes"])?;
-        let key_id = args.int("key_id", 1..=i64::MAX)?;
-        let grace_minutes = args.int("grace_minutes", 0..=i64::from(MAX_GRACE_MINUTES))?;
+    ) -> Result<Json<RotatedKey>, ToolError> {
+        let a: RotateKeyInput = args::parse_listing_fields(args)?;
+        let key_id = args::required("key_id", a.key_id)?.0;
+        let grace_minutes = args::required("grace_minutes", a.grace_minutes)?.0;
         let grace_minutes = u32::try_from(grace_minutes).unwrap_or(MAX_GRACE_MINUTES);
         let rotated = key_admin::rotate_key(
             self.db.as_ref(),
@@ -357,8 +304,9 @@ impl FleetMind {
         let old = self
             .db
             .key_by_id(key_id)
-            .await?
-            .ok_or(StoreError::NotFound("key"))?;
+            .await
+            .and_then(|old| old.ok_or(StoreError::NotFound("key")))
+            .map_err(ToolError::key_store)?;
         Ok(Json(RotatedKey {
             api_key: issued.api_key.expose().to_owned(),
             warning: SECRET_WARNING.into(),

@@ -2,6 +2,8 @@
 //! verified [`Caller`].
 
 mod admin;
+mod args;
+mod error;
 mod fleet;
 mod guard;
 pub mod policy;
@@ -10,16 +12,18 @@ mod whoami;
 
 use crate::auth::Caller;
 use crate::store::Db;
+use error::ToolError;
 pub use guard::{Caught, catch_panic, install_panic_hook};
 use policy::Denied;
 use rmcp::handler::server::router::prompt::PromptRouter;
 use rmcp::handler::server::router::tool::ToolRouter;
+use rmcp::handler::server::tool::IntoCallToolResult;
 use rmcp::handler::server::tool::{ToolCallContext, schema_for_input};
 use rmcp::model::{
-    CacheScope, CallToolRequestParams, CallToolResponse, CallToolResult, CompleteRequestParams,
-    CompleteResult, Implementation, JsonObject, ListResourcesResult, ListToolsResult,
-    PaginatedRequestParams, ProtocolVersion, ReadResourceRequestParams, ReadResourceResponse,
-    ResultType, ServerCapabilities, ServerConfig,
+    CacheScope, CallToolRequestParams, CallToolResponse, CompleteRequestParams, CompleteResult,
+    Implementation, JsonObject, ListResourcesResult, ListToolsResult, PaginatedRequestParams,
+    ProtocolVersion, ReadResourceRequestParams, ReadResourceResponse, ResultType,
+    ServerCapabilities, ServerConfig,
 };
 use rmcp::service::RequestContext;
 use rmcp::{ErrorData, RoleServer, ServerHandler, prompt_handler, tool_handler};
@@ -73,8 +77,10 @@ impl ServerHandler for FleetMind {
         request: CallToolRequestParams,
         context: RequestContext<RoleServer>,
     ) -> Result<CallToolResponse, ErrorData> {
-        let caller = Caller::from_request_context(&context)?;
-        match policy::check(&caller, &request.name) {
+        // Borrowed for the check: the tool's own `caller: Caller` argument
+        // is the one clone a call makes.
+        let caller = Caller::of_request(&context)?;
+        match policy::check(caller, &request.name) {
             Ok(()) => {}
             Err(Denied::UnknownTool) => {
                 return Err(ErrorData::invalid_params(
@@ -83,12 +89,12 @@ impl ServerHandler for FleetMind {
                 ));
             }
             Err(Denied::MissingScope(scope)) => {
-                self.record_denial(&caller, &request.name, scope).await;
-                return Ok(CallToolResult::error(vec![rmcp::model::ContentBlock::text(format!(
+                self.record_denial(caller, &request.name, scope).await;
+                return ToolError::Refused(format!(
                     "permission denied: the tool '{}' needs the '{scope}' scope, which this API key does not have",
                     request.name
-                ))])
-                .into());
+                ))
+                .into_call_tool_result();
             }
         }
         let tool = truncate(&request.name);
@@ -104,12 +110,12 @@ impl ServerHandler for FleetMind {
         _request: Option<PaginatedRequestParams>,
         context: RequestContext<RoleServer>,
     ) -> Result<ListToolsResult, ErrorData> {
-        let caller = Caller::from_request_context(&context)?;
+        let caller = Caller::of_request(&context)?;
         let tools = self
             .tool_router
             .list_all()
             .into_iter()
-            .filter(|tool| policy::check(&caller, &tool.name).is_ok())
+            .filter(|tool| policy::check(caller, &tool.name).is_ok())
             .collect();
         let cache_hints = context
             .protocol_version()
@@ -139,9 +145,9 @@ impl ServerHandler for FleetMind {
         _request: Option<PaginatedRequestParams>,
         context: RequestContext<RoleServer>,
     ) -> Result<ListResourcesResult, ErrorData> {
-        let caller = Caller::from_request_context(&context)?;
+        let caller = Caller::of_request(&context)?;
         Ok(ListResourcesResult::with_all_items(
-            self.fleet_resources(&caller),
+            self.fleet_resources(caller),
         ))
     }
 
@@ -150,8 +156,8 @@ impl ServerHandler for FleetMind {
         request: ReadResourceRequestParams,
         context: RequestContext<RoleServer>,
     ) -> Result<ReadResourceResponse, ErrorData> {
-        let caller = Caller::from_request_context(&context)?;
-        let read = guard::catch_panic(self.read_fleet_resource(&caller, &request.uri));
+        let caller = Caller::of_request(&context)?;
+        let read = guard::catch_panic(self.read_fleet_resource(caller, &request.uri));
         match read.await {
             Ok(contents) => Ok(contents?.into()),
             Err(caught) => Err(panicked("resources/read", caught)),

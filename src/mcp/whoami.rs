@@ -1,6 +1,8 @@
 //! `whoami`: who the server thinks the caller is.
 
-use super::{FleetMind, truncate};
+use super::FleetMind;
+use super::args;
+use super::error::ToolError;
 use crate::auth::Caller;
 use rmcp::model::JsonObject;
 use rmcp::{Json, schemars, tool, tool_router};
@@ -27,15 +29,10 @@ impl FleetMind {
         description = "Show who you are to FleetMind: your user id, the prefix of the API key in use, and its scopes.",
         annotations(read_only_hint = true, open_world_hint = false)
     )]
-    async fn whoami(&self, caller: Caller, args: JsonObject) -> Result<Json<WhoAmI>, String> {
+    async fn whoami(&self, caller: Caller, args: JsonObject) -> Result<Json<WhoAmI>, ToolError> {
         // Like every other tool, a field it does not know is a mistake to
         // report, not something to ignore.
-        if let Some(unknown) = args.keys().next() {
-            return Err(format!(
-                "unknown argument '{}' (this tool takes no arguments)",
-                truncate(unknown)
-            ));
-        }
+        args::refuse_unknown(&args, &[])?;
         Ok(Json(WhoAmI {
             user_id: caller.user_id.to_string(),
             key_id: caller.key_id,

@@ -2,11 +2,12 @@
 //! delivery through; every status change cascades to the order and the
 //! driver in one transaction (see the store).
 
-use super::Failure;
-use super::input::{self, parse};
+use super::input;
 use crate::auth::Caller;
 use crate::fleet::choose::{self, DriverScore, Weights};
 use crate::fleet::*;
+use crate::mcp::args::parse;
+use crate::mcp::error::ToolError;
 use crate::mcp::{FleetMind, input_schema};
 use crate::tenant::UserId;
 use rmcp::model::JsonObject;
@@ -155,7 +156,7 @@ impl FleetMind {
         user: &UserId,
         assignment: Assignment,
         message: String,
-    ) -> Result<Json<AssignmentResult>, Failure> {
+    ) -> Result<Json<AssignmentResult>, ToolError> {
         tracing::info!(
             user.id = %user,
             assignment.id = %assignment.assignment_id,
@@ -180,12 +181,12 @@ impl FleetMind {
         &self,
         user: &UserId,
         order_id: &str,
-    ) -> Result<(Order, Vec<Driver>), Failure> {
+    ) -> Result<(Order, Vec<Driver>), ToolError> {
         let order = self
             .db
             .order(user, order_id)
             .await
-            .map_err(|e| Failure::store(e, &[("order", order_id)]))?;
+            .map_err(|e| ToolError::store(e, &[("order", order_id)]))?;
         rules::check_assignable(&order)?;
         let query = DriverQuery {
             filter: DriverFilter {
@@ -207,18 +208,18 @@ impl FleetMind {
         id: &str,
         change: AssignmentChange,
         message: String,
-    ) -> Result<Json<AssignmentResult>, Failure> {
+    ) -> Result<Json<AssignmentResult>, ToolError> {
         let assignment = self
             .db
             .change_assignment(user, id, change)
             .await
-            .map_err(|e| Failure::store(e, &[("assignment", id)]))?;
+            .map_err(|e| ToolError::store(e, &[("assignment", id)]))?;
         self.with_parties(user, assignment, message).await
     }
 }
 
-fn no_driver(order_id: &str, candidates: usize, ruled_out: &[String]) -> Failure {
-    Failure::Refused(if candidates == 0 {
+fn no_driver(order_id: &str, candidates: usize, ruled_out: &[String]) -> ToolError {
+    ToolError::Refused(if candidates == 0 {
         format!("no driver is available for order {order_id}: none is active")
     } else {
         format!(
@@ -239,7 +240,7 @@ impl FleetMind {
         &self,
         caller: Caller,
         args: JsonObject,
-    ) -> Result<Json<AssignmentResult>, Failure> {
+    ) -> Result<Json<AssignmentResult>, ToolError> {
         let a: CreateAssignmentArgs = parse(args)?;
         let order_id = input::id("order_id", &a.order_id)?;
         let driver_id = input::id("driver_id", &a.driver_id)?;
@@ -247,7 +248,7 @@ impl FleetMind {
             .db
             .assign(&caller.user_id, &order_id, &driver_id)
             .await
-            .map_err(|e| Failure::store(e, &[("order", &order_id), ("driver", &driver_id)]))?;
+            .map_err(|e| ToolError::store(e, &[("order", &order_id), ("driver", &driver_id)]))?;
         let message = format!("order {order_id} assigned to driver {driver_id}");
         self.with_parties(&caller.user_id, assignment, message)
             .await
@@ -262,7 +263,7 @@ impl FleetMind {
         &self,
         caller: Caller,
         args: JsonObject,
-    ) -> Result<Json<AutoAssigned>, Failure> {
+    ) -> Result<Json<AutoAssigned>, ToolError> {
         let a: OrderIdArgs = parse(args)?;
         let order_id = input::id("order_id", &a.order_id)?;
         let user = &caller.user_id;
@@ -275,7 +276,7 @@ impl FleetMind {
             .db
             .assign(user, &order_id, &driver.driver_id)
             .await
-            .map_err(|e| Failure::store(e, &[("order", &order_id)]))?;
+            .map_err(|e| ToolError::store(e, &[("order", &order_id)]))?;
         let reason = format!(
             "nearest active driver who can carry the order: {} ({}), {km:.1} km away by {}; {} active driver(s) considered, {} could not carry it",
             driver.name,
@@ -307,7 +308,7 @@ impl FleetMind {
         &self,
         caller: Caller,
         args: JsonObject,
-    ) -> Result<Json<IntelligentlyAssigned>, Failure> {
+    ) -> Result<Json<IntelligentlyAssigned>, ToolError> {
         let a: OrderIdArgs = parse(args)?;
         let order_id = input::id("order_id", &a.order_id)?;
         let user = &caller.user_id;
@@ -328,7 +329,7 @@ impl FleetMind {
             .db
             .assign(user, &order_id, &best.driver_id)
             .await
-            .map_err(|e| Failure::store(e, &[("order", &order_id)]))?;
+            .map_err(|e| ToolError::store(e, &[("order", &order_id)]))?;
         ranking.truncate(5);
         let Json(done) = self.with_parties(user, assignment, String::new()).await?;
         Ok(Json(IntelligentlyAssigned {
@@ -352,7 +353,7 @@ impl FleetMind {
         &self,
         caller: Caller,
         args: JsonObject,
-    ) -> Result<Json<AssignmentList>, Failure> {
+    ) -> Result<Json<AssignmentList>, ToolError> {
         let a: DetailsArgs = parse(args)?;
         let user = &caller.user_id;
         let assignments = match (a.assignment_id, a.order_id, a.driver_id) {
@@ -362,7 +363,7 @@ impl FleetMind {
                     self.db
                         .assignment(user, &id)
                         .await
-                        .map_err(|e| Failure::store(e, &[("assignment", &id)]))?,
+                        .map_err(|e| ToolError::store(e, &[("assignment", &id)]))?,
                 ]
             }
             (None, Some(id), None) => {
@@ -370,17 +371,17 @@ impl FleetMind {
                 self.db
                     .assignments_of_order(user, &id)
                     .await
-                    .map_err(|e| Failure::store(e, &[("order", &id)]))?
+                    .map_err(|e| ToolError::store(e, &[("order", &id)]))?
             }
             (None, None, Some(id)) => {
                 let id = input::id("driver_id", &id)?;
                 self.db
                     .assignments_of_driver(user, &id)
                     .await
-                    .map_err(|e| Failure::store(e, &[("driver", &id)]))?
+                    .map_err(|e| ToolError::store(e, &[("driver", &id)]))?
             }
             _ => {
-                return Err(Failure::Refused(
+                return Err(ToolError::Refused(
                     "give exactly one of assignment_id, order_id or driver_id".into(),
                 ));
             }
@@ -401,7 +402,7 @@ impl FleetMind {
         &self,
         caller: Caller,
         args: JsonObject,
-    ) -> Result<Json<AssignmentResult>, Failure> {
+    ) -> Result<Json<AssignmentResult>, ToolError> {
         let a: UpdateAssignmentArgs = parse(args)?;
         let id = input::id("assignment_id", &a.assignment_id)?;
         let step = match a.status {
@@ -410,12 +411,12 @@ impl FleetMind {
             Some(AssignmentStatus::Completed) => Some(AssignmentStep::Complete),
             Some(AssignmentStatus::Cancelled) => Some(AssignmentStep::Cancel),
             Some(AssignmentStatus::Failed) => {
-                return Err(Failure::Refused(
+                return Err(ToolError::Refused(
                     "status: use fail_delivery to fail a delivery (it needs the driver's location and a failure_reason)".into(),
                 ));
             }
             Some(AssignmentStatus::Active) => {
-                return Err(Failure::Refused(
+                return Err(ToolError::Refused(
                     "status: an assignment cannot go back to active; use in_progress, completed or cancelled".into(),
                 ));
             }
@@ -427,7 +428,7 @@ impl FleetMind {
             notes: a.notes,
         };
         if change == AssignmentChange::default() {
-            return Err(Failure::Refused(
+            return Err(ToolError::Refused(
                 "nothing to change: give status, actual_arrival, actual_distance_meters or notes"
                     .into(),
             ));
@@ -450,7 +451,7 @@ impl FleetMind {
         &self,
         caller: Caller,
         args: JsonObject,
-    ) -> Result<Json<AssignmentResult>, Failure> {
+    ) -> Result<Json<AssignmentResult>, ToolError> {
         let a: UnassignArgs = parse(args)?;
         let id = input::id("assignment_id", &a.assignment_id)?;
         if let Some(confirm) = a.confirm {
@@ -478,7 +479,7 @@ impl FleetMind {
         &self,
         caller: Caller,
         args: JsonObject,
-    ) -> Result<Json<AssignmentResult>, Failure> {
+    ) -> Result<Json<AssignmentResult>, ToolError> {
         let a: CompleteArgs = parse(args)?;
         let id = input::id("assignment_id", &a.assignment_id)?;
         input::confirmed(a.confirm, "complete the delivery")?;
@@ -506,7 +507,7 @@ impl FleetMind {
         &self,
         caller: Caller,
         args: JsonObject,
-    ) -> Result<Json<AssignmentResult>, Failure> {
+    ) -> Result<Json<AssignmentResult>, ToolError> {
         let a: FailArgs = parse(args)?;
         let id = input::id("assignment_id", &a.assignment_id)?;
         input::confirmed(a.confirm, "fail the delivery")?;

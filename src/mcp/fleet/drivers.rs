@@ -1,9 +1,11 @@
 //! The driver tools.
 
-use super::input::{self, SortOrder, parse};
-use super::{Counted, Deleted, Failure};
+use super::input::{self, SortOrder};
+use super::{Counted, Deleted};
 use crate::auth::Caller;
 use crate::fleet::*;
+use crate::mcp::args::parse;
+use crate::mcp::error::ToolError;
 use crate::mcp::{FleetMind, input_schema};
 use rmcp::model::JsonObject;
 use rmcp::{Json, schemars, tool, tool_router};
@@ -169,7 +171,7 @@ impl FleetMind {
         &self,
         caller: Caller,
         args: JsonObject,
-    ) -> Result<Json<DriverResult>, Failure> {
+    ) -> Result<Json<DriverResult>, ToolError> {
         let a: CreateDriverArgs = parse(args)?;
         let new = NewDriver {
             name: a.name,
@@ -201,7 +203,7 @@ impl FleetMind {
         &self,
         caller: Caller,
         args: JsonObject,
-    ) -> Result<Json<Counted>, Failure> {
+    ) -> Result<Json<Counted>, ToolError> {
         let a: CountDriversArgs = parse(args)?;
         let filter = DriverFilter {
             status: a.status,
@@ -224,7 +226,7 @@ impl FleetMind {
         &self,
         caller: Caller,
         args: JsonObject,
-    ) -> Result<Json<DriverList>, Failure> {
+    ) -> Result<Json<DriverList>, ToolError> {
         let a: FetchDriversArgs = parse(args)?;
         let query = DriverQuery {
             filter: DriverFilter {
@@ -253,14 +255,14 @@ impl FleetMind {
         &self,
         caller: Caller,
         args: JsonObject,
-    ) -> Result<Json<DriverResult>, Failure> {
+    ) -> Result<Json<DriverResult>, ToolError> {
         let a: DriverIdArgs = parse(args)?;
         let id = input::id("driver_id", &a.driver_id)?;
         let driver = self
             .db
             .driver(&caller.user_id, &id)
             .await
-            .map_err(|e| Failure::store(e, &[("driver", &id)]))?;
+            .map_err(|e| ToolError::store(e, &[("driver", &id)]))?;
         Ok(Json(DriverResult {
             success: true,
             driver,
@@ -276,7 +278,7 @@ impl FleetMind {
         &self,
         caller: Caller,
         args: JsonObject,
-    ) -> Result<Json<DriverList>, Failure> {
+    ) -> Result<Json<DriverList>, ToolError> {
         let a: SearchArgs = parse(args)?;
         let term = input::search_term(&a.search_term)?;
         let limit = input::limit(a.limit, 50, 100)?;
@@ -296,7 +298,7 @@ impl FleetMind {
         &self,
         caller: Caller,
         args: JsonObject,
-    ) -> Result<Json<DriverList>, Failure> {
+    ) -> Result<Json<DriverList>, ToolError> {
         let a: LimitArgs = parse(args)?;
         let query = DriverQuery {
             filter: DriverFilter {
@@ -322,7 +324,7 @@ impl FleetMind {
         &self,
         caller: Caller,
         args: JsonObject,
-    ) -> Result<Json<DriverResult>, Failure> {
+    ) -> Result<Json<DriverResult>, ToolError> {
         let a: UpdateDriverArgs = parse(args)?;
         let id = input::id("driver_id", &a.driver_id)?;
         let patch = DriverPatch {
@@ -343,7 +345,7 @@ impl FleetMind {
             .db
             .update_driver(&caller.user_id, &id, patch)
             .await
-            .map_err(|e| Failure::store(e, &[("driver", &id)]))?;
+            .map_err(|e| ToolError::store(e, &[("driver", &id)]))?;
         Ok(Json(DriverResult {
             success: true,
             driver,
@@ -359,14 +361,14 @@ impl FleetMind {
         &self,
         caller: Caller,
         args: JsonObject,
-    ) -> Result<Json<Deleted>, Failure> {
+    ) -> Result<Json<Deleted>, ToolError> {
         let a: DeleteDriverArgs = parse(args)?;
         let id = input::id("driver_id", &a.driver_id)?;
         input::confirmed(a.confirm, "delete the driver")?;
         self.db
             .delete_driver(&caller.user_id, &id)
             .await
-            .map_err(|e| Failure::store(e, &[("driver", &id)]))?;
+            .map_err(|e| ToolError::store(e, &[("driver", &id)]))?;
         Ok(Json(Deleted {
             success: true,
             deleted: 1,
@@ -383,7 +385,7 @@ impl FleetMind {
         &self,
         caller: Caller,
         args: JsonObject,
-    ) -> Result<Json<Deleted>, Failure> {
+    ) -> Result<Json<Deleted>, ToolError> {
         let a: DeleteAllDriversArgs = parse(args)?;
         input::confirmed(a.confirm, "delete drivers")?;
         let deleted = self

@@ -1,70 +1,55 @@
-//! Reading fleet tool arguments: one struct per tool gives both the input
-//! schema and the parser. A mistake (wrong type, missing or unknown field,
-//! unknown status) is a tool error naming the field, before anything runs.
+//! The fleet tools' argument rules beyond their types (page sizes, ids,
+//! times, confirmations), each naming the field of a mistake; the types
+//! themselves are read by `mcp::args`.
 
-use super::Failure;
 use crate::fleet::rules;
+use crate::mcp::error::ToolError;
 use chrono::{DateTime, NaiveDate, NaiveDateTime, Utc};
-use rmcp::model::JsonObject;
 use rmcp::schemars;
 use serde::Deserialize;
-use serde::de::DeserializeOwned;
-
-/// Parses the arguments into `T`, naming the field of any mistake.
-pub(super) fn parse<T: DeserializeOwned>(args: JsonObject) -> Result<T, Failure> {
-    serde_path_to_error::deserialize(serde_json::Value::Object(args)).map_err(|err| {
-        let path = err.path().to_string();
-        let inner = err.into_inner().to_string();
-        Failure::Refused(if path == "." {
-            inner
-        } else {
-            format!("{path}: {inner}")
-        })
-    })
-}
 
 /// A page size: `default` when absent, else within 1..=`max`.
-pub(super) fn limit(value: Option<i64>, default: i64, max: i64) -> Result<i64, Failure> {
+pub(super) fn limit(value: Option<i64>, default: i64, max: i64) -> Result<i64, ToolError> {
     match value {
         None => Ok(default),
         Some(v) if (1..=max).contains(&v) => Ok(v),
-        Some(_) => Err(Failure::Refused(format!(
+        Some(_) => Err(ToolError::Refused(format!(
             "limit: must be between 1 and {max}"
         ))),
     }
 }
 
-pub(super) fn offset(value: Option<i64>) -> Result<i64, Failure> {
+pub(super) fn offset(value: Option<i64>) -> Result<i64, ToolError> {
     match value {
         None => Ok(0),
         Some(v) if (0..=1_000_000).contains(&v) => Ok(v),
-        Some(_) => Err(Failure::Refused(
+        Some(_) => Err(ToolError::Refused(
             "offset: must be between 0 and 1000000".into(),
         )),
     }
 }
 
 /// An id argument (trimmed, non-empty, short, printable).
-pub(super) fn id(field: &str, value: &str) -> Result<String, Failure> {
-    rules::id_arg(field, value).map_err(Failure::from)
+pub(super) fn id(field: &str, value: &str) -> Result<String, ToolError> {
+    rules::id_arg(field, value).map_err(ToolError::from)
 }
 
 /// A search term: non-empty and at most [`rules::SEARCH_MAX`] characters.
-pub(super) fn search_term(value: &str) -> Result<String, Failure> {
-    rules::required_text("search_term", value, rules::SEARCH_MAX).map_err(Failure::from)
+pub(super) fn search_term(value: &str) -> Result<String, ToolError> {
+    rules::required_text("search_term", value, rules::SEARCH_MAX).map_err(ToolError::from)
 }
 
 /// A point in time: RFC 3339 (`2026-11-26T15:00:00Z`), or a date and time
 /// without offset (taken as UTC), or a plain date (midnight UTC); its year
 /// (in UTC) within [`rules::TIME_YEARS`].
-pub(super) fn time(field: &str, value: &str) -> Result<DateTime<Utc>, Failure> {
+pub(super) fn time(field: &str, value: &str) -> Result<DateTime<Utc>, ToolError> {
     let parsed = parse_time(value).ok_or_else(|| {
-        Failure::Refused(format!(
+        ToolError::Refused(format!(
             "{field}: '{}' is not an ISO 8601 time (e.g. 2026-11-26T15:00:00Z)",
             value.trim().chars().take(40).collect::<String>()
         ))
     })?;
-    rules::time(field, parsed).map_err(Failure::from)
+    rules::time(field, parsed).map_err(ToolError::from)
 }
 
 fn parse_time(value: &str) -> Option<DateTime<Utc>> {
@@ -87,16 +72,19 @@ fn parse_time(value: &str) -> Option<DateTime<Utc>> {
         .map(|t| t.and_utc())
 }
 
-pub(super) fn opt_time(field: &str, value: Option<&str>) -> Result<Option<DateTime<Utc>>, Failure> {
+pub(super) fn opt_time(
+    field: &str,
+    value: Option<&str>,
+) -> Result<Option<DateTime<Utc>>, ToolError> {
     value.map(|v| time(field, v)).transpose()
 }
 
 /// A destructive call must say `confirm: true`.
-pub(super) fn confirmed(confirm: bool, what: &str) -> Result<(), Failure> {
+pub(super) fn confirmed(confirm: bool, what: &str) -> Result<(), ToolError> {
     if confirm {
         Ok(())
     } else {
-        Err(Failure::Refused(format!(
+        Err(ToolError::Refused(format!(
             "confirm: must be true to {what}; nothing was changed"
         )))
     }
@@ -129,7 +117,7 @@ mod tests {
             "2026-11-26T00:00:00+00:00"
         );
         let err = match time("expected_delivery_time", "tomorrow") {
-            Err(Failure::Refused(m)) => m,
+            Err(ToolError::Refused(m)) => m,
             other => panic!("{other:?}"),
         };
         assert!(err.starts_with("expected_delivery_time:"), "{err}");
@@ -153,34 +141,12 @@ mod tests {
             "0000-01-01",
         ] {
             match time("time_window_end", bad) {
-                Err(Failure::Refused(m)) => assert!(
+                Err(ToolError::Refused(m)) => assert!(
                     m.starts_with("time_window_end: must be a time in the years 1970 to 9999"),
                     "{bad}: {m}"
                 ),
                 other => panic!("{bad}: {other:?}"),
             }
         }
-    }
-
-    #[test]
-    fn field_errors_name_the_field() {
-        #[derive(Deserialize, Debug)]
-        #[serde(deny_unknown_fields)]
-        #[allow(dead_code)]
-        struct A {
-            lat: f64,
-            name: String,
-        }
-        let msg =
-            |v: serde_json::Value| match parse::<A>(v.as_object().cloned().unwrap_or_default()) {
-                Err(Failure::Refused(m)) => m,
-                other => panic!("{other:?}"),
-            };
-        assert!(msg(serde_json::json!({"lat": "x", "name": "n"})).starts_with("lat: invalid type"));
-        assert!(msg(serde_json::json!({"lat": 1})).contains("missing field `name`"));
-        assert!(
-            msg(serde_json::json!({"lat": 1, "name": "n", "nam": 1}))
-                .contains("unknown field `nam`")
-        );
     }
 }

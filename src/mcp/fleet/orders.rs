@@ -1,9 +1,11 @@
 //! The order tools.
 
-use super::input::{self, SortOrder, parse};
-use super::{Counted, Deleted, Failure};
+use super::input::{self, SortOrder};
+use super::{Counted, Deleted};
 use crate::auth::Caller;
 use crate::fleet::*;
+use crate::mcp::args::parse;
+use crate::mcp::error::ToolError;
 use crate::mcp::{FleetMind, input_schema};
 use rmcp::model::JsonObject;
 use rmcp::{Json, schemars, tool, tool_router};
@@ -197,7 +199,7 @@ impl FleetMind {
         &self,
         caller: Caller,
         args: JsonObject,
-    ) -> Result<Json<OrderResult>, Failure> {
+    ) -> Result<Json<OrderResult>, ToolError> {
         let a: CreateOrderArgs = parse(args)?;
         let new = NewOrder {
             expected_delivery_time: input::time(
@@ -242,7 +244,7 @@ impl FleetMind {
         &self,
         caller: Caller,
         args: JsonObject,
-    ) -> Result<Json<Counted>, Failure> {
+    ) -> Result<Json<Counted>, ToolError> {
         let a: CountOrdersArgs = parse(args)?;
         let filter = OrderFilter {
             status: a.status,
@@ -267,7 +269,7 @@ impl FleetMind {
         &self,
         caller: Caller,
         args: JsonObject,
-    ) -> Result<Json<OrderList>, Failure> {
+    ) -> Result<Json<OrderList>, ToolError> {
         let a: FetchOrdersArgs = parse(args)?;
         let query = OrderQuery {
             filter: OrderFilter {
@@ -298,14 +300,14 @@ impl FleetMind {
         &self,
         caller: Caller,
         args: JsonObject,
-    ) -> Result<Json<OrderResult>, Failure> {
+    ) -> Result<Json<OrderResult>, ToolError> {
         let a: OrderIdArgs = parse(args)?;
         let id = input::id("order_id", &a.order_id)?;
         let order = self
             .db
             .order(&caller.user_id, &id)
             .await
-            .map_err(|e| Failure::store(e, &[("order", &id)]))?;
+            .map_err(|e| ToolError::store(e, &[("order", &id)]))?;
         Ok(Json(OrderResult {
             success: true,
             order,
@@ -321,7 +323,7 @@ impl FleetMind {
         &self,
         caller: Caller,
         args: JsonObject,
-    ) -> Result<Json<OrderList>, Failure> {
+    ) -> Result<Json<OrderList>, ToolError> {
         let a: SearchArgs = parse(args)?;
         let term = input::search_term(&a.search_term)?;
         let limit = input::limit(a.limit, 50, 100)?;
@@ -339,7 +341,7 @@ impl FleetMind {
         &self,
         caller: Caller,
         args: JsonObject,
-    ) -> Result<Json<OrderList>, Failure> {
+    ) -> Result<Json<OrderList>, ToolError> {
         let a: LimitArgs = parse(args)?;
         let limit = input::limit(a.limit, 20, 100)?;
         Ok(OrderList::of(
@@ -356,7 +358,7 @@ impl FleetMind {
         &self,
         caller: Caller,
         args: JsonObject,
-    ) -> Result<Json<OrderResult>, Failure> {
+    ) -> Result<Json<OrderResult>, ToolError> {
         let a: UpdateOrderArgs = parse(args)?;
         let id = input::id("order_id", &a.order_id)?;
         let patch = OrderPatch {
@@ -391,7 +393,7 @@ impl FleetMind {
             .db
             .update_order(&caller.user_id, &id, patch)
             .await
-            .map_err(|e| Failure::store(e, &[("order", &id)]))?;
+            .map_err(|e| ToolError::store(e, &[("order", &id)]))?;
         Ok(Json(OrderResult {
             success: true,
             order,
@@ -407,14 +409,14 @@ impl FleetMind {
         &self,
         caller: Caller,
         args: JsonObject,
-    ) -> Result<Json<Deleted>, Failure> {
+    ) -> Result<Json<Deleted>, ToolError> {
         let a: DeleteOrderArgs = parse(args)?;
         let id = input::id("order_id", &a.order_id)?;
         input::confirmed(a.confirm, "delete the order")?;
         self.db
             .delete_order(&caller.user_id, &id)
             .await
-            .map_err(|e| Failure::store(e, &[("order", &id)]))?;
+            .map_err(|e| ToolError::store(e, &[("order", &id)]))?;
         Ok(Json(Deleted {
             success: true,
             deleted: 1,
@@ -431,7 +433,7 @@ impl FleetMind {
         &self,
         caller: Caller,
         args: JsonObject,
-    ) -> Result<Json<Deleted>, Failure> {
+    ) -> Result<Json<Deleted>, ToolError> {
         let a: DeleteAllOrdersArgs = parse(args)?;
         input::confirmed(a.confirm, "delete orders")?;
         let deleted = self.db.delete_all_orders(&caller.user_id, a.status).await?;

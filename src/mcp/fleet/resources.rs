@@ -1,9 +1,9 @@
 //! `orders://all` and `drivers://all`: the caller's own orders and drivers
 //! as JSON, for clients that read resources rather than call tools.
 
-use super::Failure;
 use crate::auth::Caller;
 use crate::fleet::*;
+use crate::mcp::error::ToolError;
 use crate::mcp::policy::{self, Denied};
 use crate::mcp::{FleetMind, truncate};
 use rmcp::ErrorData;
@@ -73,7 +73,7 @@ impl FleetMind {
                     .db
                     .orders(user, &query)
                     .await
-                    .map_err(Failure::resource)?;
+                    .map_err(ToolError::resource)?;
                 json!({ "count": orders.len(), "orders": orders })
             }
             "drivers://all" => {
@@ -88,7 +88,7 @@ impl FleetMind {
                     .db
                     .drivers(user, &query)
                     .await
-                    .map_err(Failure::resource)?;
+                    .map_err(ToolError::resource)?;
                 json!({ "count": drivers.len(), "drivers": drivers })
             }
             _ => return Err(not_found(uri)),
