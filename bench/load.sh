@@ -140,6 +140,7 @@ bench() {
 }
 issue_key() {   # URL -> sets KEY, USER_ID
     local json
+    "$BIN" migrate --database-url "$1" >/dev/null   # `keys` never creates a database
     json=$("$BIN" keys create --email bench@example.com --json --database-url "$1" 2>/dev/null)
     KEY=$(printf '%s' "$json" | sed -n 's/.*"api_key":"\([^"]*\)".*/\1/p')
     USER_ID=$(printf '%s' "$json" | sed -n 's/.*"user_id":"\([^"]*\)".*/\1/p')

@@ -74,6 +74,7 @@ hwm_kb() { awk '/^VmHWM/ { print $2 }' "/proc/$1/status" 2>/dev/null || echo 0; 
 fds() { find "/proc/$1/fd" -mindepth 1 -maxdepth 1 2>/dev/null | wc -l; }
 
 issue_key() {   # URL EMAIL -> prints the key
+    "$BIN" migrate --database-url "$1" >/dev/null   # `keys` never creates a database
     "$BIN" keys create --email "$2" --json --database-url "$1" 2>/dev/null \
         | sed -n 's/.*"api_key":"\([^"]*\)".*/\1/p'
 }

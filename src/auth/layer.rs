@@ -223,7 +223,8 @@ pub(crate) fn refusal(failure: AuthFailure) -> Response<Body> {
             "too_many_attempts",
             format!(
                 "FleetMind: too many requests with unknown API keys came from your address; \
-                 no key was checked. Try again in {retry_after_secs} seconds with a valid key."
+                 no key was checked. Try again in {} with a valid key.",
+                crate::plural::count(retry_after_secs, "second")
             ),
         ),
         AuthFailure::Unavailable => (

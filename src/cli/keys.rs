@@ -1,9 +1,10 @@
 //! `fleetmind keys …`: issue, list, revoke and rotate keys from the shell.
 
+use super::database::{self, Missing};
 use super::{CliError, GlobalArgs};
 use crate::key_admin::{self, CreateKey, IssuedKey};
 use crate::scopes::Scopes;
-use crate::store::{self, Db, KeyRecord, KeyState, PoolOptions, RevokeTarget};
+use crate::store::{Db, KeyRecord, KeyState, PoolOptions, RevokeTarget};
 use clap::Subcommand;
 
 #[derive(Debug, Subcommand)]
@@ -39,11 +40,14 @@ pub enum KeysCommand {
         #[arg(long)]
         json: bool,
     },
-    /// Revoke one key, or every key of an email.
+    /// Revoke one key, or every active key of an email.
+    #[command(group = clap::ArgGroup::new("target").required(true))]
     Revoke {
-        #[arg(long, conflicts_with = "email", required_unless_present = "email")]
+        /// The key to revoke (its KEY_ID in `keys list`).
+        #[arg(long, group = "target")]
         key_id: Option<i64>,
-        #[arg(long)]
+        /// Revoke every active key of this email.
+        #[arg(long, group = "target")]
         email: Option<String>,
         /// Print JSON.
         #[arg(long)]
@@ -51,8 +55,10 @@ pub enum KeysCommand {
     },
     /// Issue a successor key; the old one works until the grace period ends.
     Rotate {
+        /// The key to replace (its KEY_ID in `keys list`).
         #[arg(long)]
         key_id: i64,
+        /// How long the old key keeps working, in minutes (0 ends it now).
         #[arg(long, default_value_t = 60)]
         grace_minutes: u32,
         /// Print JSON.
@@ -66,7 +72,10 @@ pub(super) async fn run(
     pool: &PoolOptions,
     cmd: KeysCommand,
 ) -> Result<(), CliError> {
-    let db = store::open(&global.database_url, pool).await?;
+    let db = database::open(&global.database_url, pool, Missing::Refuse).await?;
+    // Said on stderr, so that `--json` output stays one document: a key
+    // made in the wrong database is a key no server accepts.
+    eprintln!("database: {}", database::shown(&global.database_url));
     keys(&db, cmd).await
 }
 
@@ -117,17 +126,19 @@ async fn keys(db: &Db, cmd: KeysCommand) -> Result<(), CliError> {
             email,
             json,
         } => {
-            let target = match (key_id, email) {
-                (Some(id), _) => RevokeTarget::KeyId(id),
-                (None, Some(email)) => RevokeTarget::Email(email),
-                (None, None) => return Err(CliError::Usage("give --key-id or --email".into())),
+            let (target, asked) = match (key_id, email) {
+                (Some(id), _) => (RevokeTarget::KeyId(id), format!("--key-id {id}")),
+                (None, Some(email)) => (RevokeTarget::Email(email), "--email".to_owned()),
+                (None, None) => {
+                    return Err(CliError::Usage(
+                        "give --key-id KEY_ID or --email EMAIL".into(),
+                    ));
+                }
             };
             let revoked = key_admin::revoke(db.as_ref(), target, "cli").await?;
             if json {
                 let rows: Vec<_> = revoked.iter().map(key_json).collect();
                 println!("{}", serde_json::json!({ "revoked": rows }));
-            } else if revoked.is_empty() {
-                println!("no active key matched; nothing was revoked");
             } else {
                 for key in &revoked {
                     println!(
@@ -135,6 +146,12 @@ async fn keys(db: &Db, cmd: KeysCommand) -> Result<(), CliError> {
                         key.key_id, key.prefix, key.user_id
                     );
                 }
+            }
+            if revoked.is_empty() {
+                // A typo in a key id must not look like a done revocation.
+                return Err(CliError::Usage(format!(
+                    "no active key matched {asked}; nothing was revoked"
+                )));
             }
         }
         KeysCommand::Rotate {
@@ -145,10 +162,23 @@ async fn keys(db: &Db, cmd: KeysCommand) -> Result<(), CliError> {
             let issued =
                 key_admin::rotate_key(db.as_ref(), key_id, grace_minutes, "cli".into(), None)
                     .await?;
-            print_issued(&issued, json, "rotated");
-            if !json {
-                println!("the old key {key_id} keeps working for {grace_minutes} more minutes");
+            if json {
+                print_issued(&issued, true, "");
+                return Ok(());
             }
+            // What was stored, not what was asked: an old key that expires
+            // sooner keeps its own end.
+            let until = db
+                .key_by_id(key_id)
+                .await?
+                .and_then(|old| old.expires_at)
+                .map(|at| at.format("%Y-%m-%d %H:%M:%S UTC").to_string())
+                .unwrap_or_else(|| "the end of its grace period".into());
+            println!(
+                "rotated key {key_id} \u{2192} new key {}; key {key_id} keeps working until {until}",
+                issued.record.key_id
+            );
+            print_issued(&issued, false, "new");
         }
     }
     Ok(())
@@ -191,35 +221,83 @@ fn key_json(key: &KeyRecord) -> serde_json::Value {
     })
 }
 
+/// The table of `keys list`: one row per key, columns as wide as their
+/// widest cell, times in UTC.
 fn print_key_table(keys: &[KeyRecord]) {
     if keys.is_empty() {
         println!("no keys");
         return;
     }
     let now = chrono::Utc::now();
-    println!(
-        "{:>6}  {:<18}  {:<13}  {:<8}  {:<20}  {:<20}  SCOPES",
-        "KEY_ID", "USER_ID", "PREFIX", "STATE", "LAST_USED", "EXPIRES"
-    );
     let when = |t: Option<chrono::DateTime<chrono::Utc>>| {
-        t.map(|t| t.format("%Y-%m-%d %H:%M:%S").to_string())
+        t.map(|t| t.format("%Y-%m-%d %H:%M").to_string())
             .unwrap_or_else(|| "-".into())
     };
+    let mut rows = vec![
+        [
+            "KEY_ID",
+            "EMAIL",
+            "NAME",
+            "PREFIX",
+            "STATE",
+            "CREATED",
+            "LAST_USED",
+            "EXPIRES",
+            "SCOPES",
+        ]
+        .map(String::from),
+    ];
     for key in keys {
         let state = match key.state(now) {
             KeyState::Active => "active",
             KeyState::Revoked => "revoked",
             KeyState::Expired => "expired",
         };
-        println!(
-            "{:>6}  {:<18}  {:<13}  {:<8}  {:<20}  {:<20}  {}",
-            key.key_id,
-            key.user_id,
-            key.prefix,
-            state,
+        rows.push([
+            key.key_id.to_string(),
+            printable(&key.email),
+            key.name
+                .as_deref()
+                .map(printable)
+                .unwrap_or_else(|| "-".into()),
+            key.prefix.clone(),
+            state.to_owned(),
+            when(key.created_at),
             when(key.last_used_at),
             when(key.expires_at),
-            key.scopes
-        );
+            key.scopes.to_string(),
+        ]);
     }
+    let widths: Vec<usize> = (0..rows[0].len())
+        .map(|c| rows.iter().map(|r| r[c].chars().count()).max().unwrap_or(0))
+        .collect();
+    for row in &rows {
+        let mut line = String::new();
+        for (c, cell) in row.iter().enumerate() {
+            if c + 1 == row.len() {
+                line.push_str(cell);
+            } else {
+                let pad = widths[c] - cell.chars().count();
+                line.push_str(cell);
+                line.push_str(&" ".repeat(pad + 2));
+            }
+        }
+        println!("{line}");
+    }
+    println!("(times in UTC)");
+}
+
+/// A cell as one short line: rows written by older servers may hold
+/// anything, so control characters become `?` and a long name is cut.
+fn printable(text: &str) -> String {
+    const MAX: usize = 32;
+    let mut cell: String = text
+        .chars()
+        .take(MAX)
+        .map(|c| if c.is_control() { '?' } else { c })
+        .collect();
+    if text.chars().count() > MAX {
+        cell.push('…');
+    }
+    cell
 }

@@ -2,12 +2,15 @@
 //! file per subcommand. Every flag can also be set by an environment
 //! variable.
 
+mod database;
+mod first_key;
 mod keys;
 mod migrate;
 mod serve;
 
+pub use first_key::claude_desktop_config;
 pub use keys::KeysCommand;
-pub use serve::{ServeArgs, claude_desktop_config};
+pub use serve::ServeArgs;
 
 use crate::key_admin;
 use crate::store::{self, PoolOptions};
@@ -84,9 +87,10 @@ pub enum Command {
 /// A failure of a command, printed as one line.
 #[derive(Debug, thiserror::Error)]
 pub enum CliError {
-    #[error(transparent)]
+    /// With the driver's cause: it is the operator who reads it.
+    #[error("{}", database::cause(.0, ""))]
     Store(#[from] store::StoreError),
-    #[error(transparent)]
+    #[error("{}", database::cause(.0, ""))]
     Key(#[from] key_admin::KeyAdminError),
     #[error("{0}")]
     Usage(String),
@@ -106,5 +110,35 @@ pub async fn run(cli: Cli) -> Result<(), CliError> {
         Some(Command::Serve(args)) => serve::run(&cli.global, &pool, args).await,
         Some(Command::Migrate) => migrate::run(&cli.global, &pool).await,
         Some(Command::Keys(cmd)) => keys::run(&cli.global, &pool, cmd).await,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::Cli;
+    use clap::CommandFactory;
+
+    /// Every flag and argument of every command says what it is for.
+    #[test]
+    fn every_argument_has_help() {
+        fn walk(cmd: &clap::Command, path: &str, missing: &mut Vec<String>) {
+            for arg in cmd.get_arguments() {
+                let builtin = matches!(arg.get_id().as_str(), "help" | "version");
+                if !builtin && arg.get_help().is_none() && arg.get_long_help().is_none() {
+                    missing.push(format!("{path} --{}", arg.get_id()));
+                }
+            }
+            for sub in cmd.get_subcommands() {
+                if sub.get_about().is_none() && sub.get_name() != "help" {
+                    missing.push(format!("{path} {} (no about)", sub.get_name()));
+                }
+                walk(sub, &format!("{path} {}", sub.get_name()), missing);
+            }
+        }
+        let mut missing = Vec::new();
+        let cli = Cli::command();
+        walk(&cli, "fleetmind", &mut missing);
+        assert!(missing.is_empty(), "without help: {missing:?}");
+        cli.debug_assert();
     }
 }

@@ -1,12 +1,13 @@
 //! `fleetmind serve`: opens the database, binds, prints the first admin key
 //! on a database without keys, and serves until SIGTERM or Ctrl-C.
 
+use super::database::{self, Missing};
+use super::first_key;
 use super::{CliError, GlobalArgs};
 use crate::app::{self, ServeOptions};
 use crate::auth::TrustedProxies;
 use crate::edge::EdgeOptions;
-use crate::key_admin::{self, IssuedKey};
-use crate::store::{self, PoolOptions};
+use crate::store::PoolOptions;
 use clap::Args;
 use std::net::SocketAddr;
 use std::time::Duration;
@@ -61,6 +62,11 @@ pub struct ServeArgs {
     #[arg(long, env = "FLEETMIND_MAX_CONNECTIONS",
           value_parser = clap::value_parser!(u64).range(1..))]
     pub max_connections: Option<u64>,
+    /// On a database without keys, write the first admin key to this new
+    /// file (mode 0600; an existing file is never overwritten) instead of
+    /// printing it, so that it stays out of journald and container logs.
+    #[arg(long, env = "FLEETMIND_BOOTSTRAP_KEY_FILE", value_name = "PATH")]
+    pub bootstrap_key_file: Option<std::path::PathBuf>,
 }
 
 pub(super) async fn run(
@@ -74,16 +80,32 @@ pub(super) async fn run(
             "--trusted-proxies (FLEETMIND_TRUSTED_PROXIES): {err}"
         ))
     })?;
-    let db = store::open(&global.database_url, pool).await?;
-    let listener = tokio::net::TcpListener::bind(args.bind).await?;
+    let db = database::open(&global.database_url, pool, Missing::Create).await?;
+    tracing::info!(
+        database = %database::shown(&global.database_url),
+        "database opened"
+    );
+    let listener = tokio::net::TcpListener::bind(args.bind)
+        .await
+        .map_err(|err| {
+            CliError::Usage(format!(
+                "cannot listen on {}: {err}; choose another address with --bind \
+                 (or FLEETMIND_BIND)",
+                args.bind
+            ))
+        })?;
     let addr = listener.local_addr()?;
     let url = args
         .public_url
         .clone()
         .unwrap_or_else(|| format!("http://{}/mcp", client_addr(addr)));
-    if let Some(issued) = key_admin::bootstrap_admin_key(db.as_ref()).await? {
-        print_first_key(&issued, &url);
-    }
+    first_key::bootstrap(
+        db.as_ref(),
+        args.bootstrap_key_file.as_deref(),
+        &url,
+        &global.database_url,
+    )
+    .await?;
     let options = ServeOptions {
         allowed_hosts: args.allowed_hosts,
         allowed_origins: args.allowed_origins,
@@ -162,31 +184,4 @@ fn shutdown_signal() -> impl std::future::Future<Output = ()> {
         }
         let _ = ctrl_c.await;
     }
-}
-
-/// The Claude Desktop entry for a key, in the header form (the key in an
-/// env var, as Windows needs no spaces in args).
-pub fn claude_desktop_config(url: &str, key: &str) -> serde_json::Value {
-    serde_json::json!({
-        "mcpServers": {
-            "fleetmind": {
-                "command": "npx",
-                "args": ["-y", "mcp-remote@0.15.1", url, "--header", "Authorization:${FLEETMIND_AUTH}"],
-                "env": { "FLEETMIND_AUTH": format!("Bearer {key}") }
-            }
-        }
-    })
-}
-
-fn print_first_key(issued: &IssuedKey, url: &str) {
-    let key = issued.api_key.expose();
-    let config = serde_json::to_string_pretty(&claude_desktop_config(url, key)).unwrap_or_default();
-    println!(
-        "\nFleetMind: this database had no API key, so an admin key was created.\n\
-         It is shown only this once; store it now:\n\n    {key}\n\n\
-         user_id: {}   key_id: {}   scopes: {}\n\n\
-         To use it from Claude Desktop, put this in claude_desktop_config.json:\n\n{config}\n\n\
-         Give other people their own keys: fleetmind keys create --email them@example.com\n",
-        issued.record.user_id, issued.record.key_id, issued.record.scopes
-    );
 }

@@ -55,6 +55,7 @@ static REVOKE_ID: LazyLock<String> = LazyLock::new(|| {
     format!(
         "UPDATE api_keys SET is_active = false, revoked_at = $1 \
          WHERE key_id = $2 AND (is_active = true AND revoked_at IS NULL) \
+           AND (expires_at IS NULL OR expires_at > $1) \
          RETURNING {KEY_COLUMNS}"
     )
 });
@@ -63,6 +64,7 @@ static REVOKE_EMAIL: LazyLock<String> = LazyLock::new(|| {
     format!(
         "UPDATE api_keys SET is_active = false, revoked_at = $1 \
          WHERE lower(trim(email)) = $2 AND (is_active = true AND revoked_at IS NULL) \
+           AND (expires_at IS NULL OR expires_at > $1) \
          RETURNING {KEY_COLUMNS}"
     )
 });

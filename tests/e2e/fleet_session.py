@@ -93,6 +93,9 @@ def main() -> int:
 
     tmp = tempfile.TemporaryDirectory(prefix="fleet-session-")
     db = args.database_url or f"sqlite://{tmp.name}/fleetmind.db"
+    # `keys` never creates a database; `migrate` does.
+    subprocess.run([args.binary, "--database-url", db, "--log", "error", "migrate"],
+                   check=True, capture_output=True, text=True)
     issued = json.loads(subprocess.run(
         [args.binary, "--database-url", db, "--log", "error", "keys", "create",
          "--email", "dispatch@example.com", "--json"],

@@ -203,6 +203,11 @@ def cli(env: Env, db_url: str, *args: str) -> dict:
 
 
 def start_server(env: Env, backend: str, db_url: str) -> Server:
+    # `keys` never creates a database; `migrate` does (as an operator would).
+    rc, _, err = run([env.binary, "migrate"], timeout=60,
+                     env=dict(os.environ, DATABASE_URL=db_url, FLEETMIND_LOG="warn"))
+    if rc != 0:
+        raise RuntimeError(f"fleetmind migrate failed (exit {rc}): {mask(err.strip())[-300:]}")
     keys = {
         "good": cli(env, db_url, "keys", "create", "--email", "dispatcher@e2e.example", "--name", "e2e", "--json"),
         "revoked": cli(env, db_url, "keys", "create", "--email", "dispatcher@e2e.example", "--name", "old", "--json"),

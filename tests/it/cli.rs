@@ -445,3 +445,378 @@ fn trusted_proxies_from_the_flag_or_the_environment_reach_the_server() {
     let logs = std::fs::read_to_string(&stderr_path).unwrap();
     assert!(!logs.contains("X-Forwarded-For"), "{logs}");
 }
+
+fn stderr_of(out: &std::process::Output) -> String {
+    String::from_utf8_lossy(&out.stderr).into_owned()
+}
+
+#[test]
+fn keys_commands_never_create_a_database() {
+    let dir = tempfile::tempdir().unwrap();
+    for args in [
+        &["keys", "list"][..],
+        &["keys", "create", "--email", "a@example.com"][..],
+        &["keys", "revoke", "--key-id", "1"][..],
+    ] {
+        // The default URL (sqlite://fleetmind.db) in another directory.
+        let out = Command::new(BIN)
+            .current_dir(dir.path())
+            .args(args)
+            .env_remove("DATABASE_URL")
+            .output()
+            .unwrap();
+        assert!(!out.status.success(), "{args:?} succeeded");
+        let stderr = stderr_of(&out);
+        let path = dir.path().join("fleetmind.db");
+        assert!(
+            stderr.contains(&format!("there is no database at {}", path.display()))
+                && stderr.contains("fleetmind migrate")
+                && stderr.contains("--database-url"),
+            "{args:?}: {stderr}"
+        );
+    }
+    assert_eq!(std::fs::read_dir(dir.path()).unwrap().count(), 0);
+
+    // `migrate` creates it; then `keys` says which database it used.
+    let url = sqlite_url(&dir);
+    assert!(fleetmind(&url, &["migrate"]).status.success());
+    let out = fleetmind(&url, &["keys", "list"]);
+    assert!(out.status.success(), "{}", stderr_of(&out));
+    let file = dir.path().join("fm.db");
+    assert!(
+        stderr_of(&out).contains(&format!("database: sqlite://{}", file.display())),
+        "{}",
+        stderr_of(&out)
+    );
+}
+
+#[tokio::test]
+async fn database_errors_name_the_cause_and_mask_the_password() {
+    let dir = tempfile::tempdir().unwrap();
+    let missing_dir = dir.path().join("no_such_dir").join("x.db");
+    let sqlite_missing = format!("sqlite://{}", missing_dir.display());
+    let refused = "postgres://fm:s3cret-pw@127.0.0.1:1/fleet".to_owned();
+    let mut cases = vec![
+        (
+            sqlite_missing.clone(),
+            vec![
+                "unable to open database file".to_owned(),
+                format!(
+                    "the directory {} does not exist",
+                    dir.path().join("no_such_dir").display()
+                ),
+            ],
+        ),
+        (
+            refused,
+            vec![
+                "postgres://fm:***@127.0.0.1:1/fleet".to_owned(),
+                "127.0.0.1:1".to_owned(),
+                "Connection refused".to_owned(),
+            ],
+        ),
+    ];
+    // A database that does not exist on a reachable server, and a role
+    // that does not exist (what an authentication failure reports too).
+    if fresh_pg().await.is_some() {
+        let admin = pg_admin_url();
+        let base = admin.rsplit_once('/').unwrap().0.to_owned();
+        cases.push((
+            format!("{base}/fm_test_no_such_db"),
+            vec![r#"database "fm_test_no_such_db" does not exist"#.to_owned()],
+        ));
+        let host = base.rsplit_once('@').unwrap().1.to_owned();
+        cases.push((
+            format!("postgres://fm_no_such_role:s3cret-pw@{host}/postgres"),
+            vec![r#"role "fm_no_such_role" does not exist"#.to_owned()],
+        ));
+    }
+    for (url, expect) in cases {
+        for command in ["migrate", "serve"] {
+            let url = url.clone();
+            let out = tokio::task::spawn_blocking(move || {
+                Command::new(BIN)
+                    .args(["--database-url", url.as_str(), command])
+                    .args(if command == "serve" {
+                        &["--bind", "127.0.0.1:0"][..]
+                    } else {
+                        &[][..]
+                    })
+                    .env_remove("DATABASE_URL")
+                    .output()
+                    .unwrap()
+            })
+            .await
+            .unwrap();
+            assert!(!out.status.success(), "{command}: started");
+            let stderr = stderr_of(&out);
+            assert!(stderr.contains("cannot open the database"), "{stderr}");
+            for part in &expect {
+                assert!(
+                    stderr.contains(part.as_str()),
+                    "{command}: no {part}: {stderr}"
+                );
+            }
+            assert!(!stderr.contains("s3cret-pw"), "password shown: {stderr}");
+            assert!(!stderr.contains("panicked"), "{stderr}");
+        }
+    }
+    assert!(!missing_dir.exists());
+}
+
+#[test]
+fn a_bind_error_names_the_address_and_the_flag() {
+    let dir = tempfile::tempdir().unwrap();
+    let taken = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = taken.local_addr().unwrap().to_string();
+    let out = Command::new(BIN)
+        .args([
+            "--database-url",
+            &sqlite_url(&dir),
+            "serve",
+            "--bind",
+            &addr,
+        ])
+        .env_remove("FLEETMIND_BIND")
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    let stderr = stderr_of(&out);
+    assert!(
+        stderr.contains(&format!("cannot listen on {addr}"))
+            && stderr.contains("Address already in use")
+            && stderr.contains("--bind")
+            && stderr.contains("FLEETMIND_BIND"),
+        "{stderr}"
+    );
+}
+
+/// What `keys list|revoke|rotate` say, and their exit codes, on one backend.
+fn key_messages(url: &str) {
+    let out = fleetmind(url, &["migrate"]);
+    assert!(out.status.success(), "{}", stderr_of(&out));
+    let created = json_of(&fleetmind(
+        url,
+        &[
+            "keys",
+            "create",
+            "--email",
+            "ann@example.com",
+            "--name",
+            "laptop",
+            "--json",
+        ],
+    ));
+    let id = created["key_id"].as_i64().unwrap();
+
+    let out = fleetmind(url, &["keys", "list"]);
+    assert!(out.status.success(), "{}", stderr_of(&out));
+    let table = String::from_utf8_lossy(&out.stdout).into_owned();
+    let mut lines = table.lines();
+    let header: Vec<&str> = lines.next().unwrap().split_whitespace().collect();
+    assert_eq!(
+        header,
+        [
+            "KEY_ID",
+            "EMAIL",
+            "NAME",
+            "PREFIX",
+            "STATE",
+            "CREATED",
+            "LAST_USED",
+            "EXPIRES",
+            "SCOPES"
+        ]
+    );
+    let row = lines.next().unwrap();
+    for cell in [
+        id.to_string().as_str(),
+        "ann@example.com",
+        "laptop",
+        created["key_prefix"].as_str().unwrap(),
+        "active",
+        "orders:read",
+    ] {
+        assert!(row.contains(cell), "no {cell} in {row}");
+    }
+
+    // A key id that matches nothing is an error, not a done revocation.
+    let out = fleetmind(url, &["keys", "revoke", "--key-id", "999999"]);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(
+        stderr_of(&out).contains("no active key matched --key-id 999999; nothing was revoked"),
+        "{}",
+        stderr_of(&out)
+    );
+    // Without arguments, the usage names both ways to choose keys.
+    let out = fleetmind(url, &["keys", "revoke"]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(
+        stderr_of(&out).contains("--key-id <KEY_ID>|--email <EMAIL>"),
+        "{}",
+        stderr_of(&out)
+    );
+
+    // Rotation says which key replaced which, and until when the old works.
+    let out = fleetmind(
+        url,
+        &[
+            "keys",
+            "rotate",
+            "--key-id",
+            &id.to_string(),
+            "--grace-minutes",
+            "1",
+        ],
+    );
+    assert!(out.status.success(), "{}", stderr_of(&out));
+    let said = String::from_utf8_lossy(&out.stdout).into_owned();
+    let first = said.lines().next().unwrap();
+    let new_id = id + 1;
+    let prefix =
+        format!("rotated key {id} \u{2192} new key {new_id}; key {id} keeps working until ");
+    assert!(first.starts_with(&prefix), "{first}");
+    let until = first.strip_prefix(&prefix).unwrap();
+    let until = chrono::NaiveDateTime::parse_from_str(until, "%Y-%m-%d %H:%M:%S UTC")
+        .unwrap_or_else(|e| panic!("{until}: {e}"))
+        .and_utc();
+    let ahead = until - chrono::Utc::now();
+    assert!(
+        ahead > chrono::Duration::seconds(30) && ahead <= chrono::Duration::seconds(61),
+        "{until}"
+    );
+
+    // Revoking by email counts only keys that still work: not a key that
+    // a rotation without grace has already retired.
+    let second = json_of(&fleetmind(
+        url,
+        &["keys", "create", "--email", "bo@example.com", "--json"],
+    ));
+    let out = fleetmind(
+        url,
+        &[
+            "keys",
+            "rotate",
+            "--key-id",
+            &second["key_id"].to_string(),
+            "--grace-minutes",
+            "0",
+            "--json",
+        ],
+    );
+    let successor = json_of(&out);
+    let revoked = json_of(&fleetmind(
+        url,
+        &["keys", "revoke", "--email", "bo@example.com", "--json"],
+    ));
+    let ids: Vec<i64> = revoked["revoked"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|k| k["key_id"].as_i64().unwrap())
+        .collect();
+    assert_eq!(ids, [successor["key_id"].as_i64().unwrap()]);
+    // Nothing is left to revoke: that is an error too.
+    let out = fleetmind(url, &["keys", "revoke", "--email", "bo@example.com"]);
+    assert_eq!(out.status.code(), Some(1), "{}", stderr_of(&out));
+}
+
+#[test]
+fn key_messages_on_sqlite() {
+    let dir = tempfile::tempdir().unwrap();
+    key_messages(&sqlite_url(&dir));
+}
+
+#[tokio::test]
+async fn key_messages_on_postgres() {
+    let Some(pg) = fresh_pg().await else {
+        return;
+    };
+    let url = pg.url.clone();
+    tokio::task::spawn_blocking(move || key_messages(&url))
+        .await
+        .unwrap();
+}
+
+#[tokio::test]
+async fn the_bootstrap_key_goes_to_a_new_private_file_when_asked() {
+    let dir = tempfile::tempdir().unwrap();
+    let url = sqlite_url(&dir);
+    let stderr_path = dir.path().join("stderr.log");
+
+    // An existing file is never overwritten, and no key is issued.
+    let existing = dir.path().join("existing.key");
+    std::fs::write(&existing, "keep me\n").unwrap();
+    let stderr = serve_fails(
+        &url,
+        &["--bootstrap-key-file", existing.to_str().unwrap()],
+        &[],
+    );
+    assert!(
+        stderr.contains("--bootstrap-key-file") && stderr.contains("already exists"),
+        "{stderr}"
+    );
+    assert_eq!(std::fs::read_to_string(&existing).unwrap(), "keep me\n");
+    let listed = json_of(&fleetmind(&url, &["keys", "list", "--json"]));
+    assert_eq!(listed, json!([]));
+
+    // A new file (here from the environment): mode 0600, the key in it,
+    // and not on stdout.
+    let file = dir.path().join("admin.key");
+    let served = serve_with(
+        &url,
+        &stderr_path,
+        "info",
+        &[],
+        &[("FLEETMIND_BOOTSTRAP_KEY_FILE", file.to_str().unwrap())],
+    );
+    let printed = served.lines.join("\n");
+    let key = std::fs::read_to_string(&file).unwrap().trim().to_owned();
+    assert!(fleetmind::keys::has_key_shape(&key), "file holds {key:?}");
+    assert!(!printed.contains(&key), "the key was printed");
+    assert!(
+        !served
+            .lines
+            .iter()
+            .any(|l| fleetmind::keys::has_key_shape(l.trim())),
+        "a key was printed: {printed}"
+    );
+    assert!(printed.contains(&file.display().to_string()), "{printed}");
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        let mode = std::fs::metadata(&file).unwrap().permissions().mode() & 0o777;
+        assert_eq!(mode, 0o600);
+    }
+    let client = connect(&served.url, &key).await.expect("the key works");
+    let (who, _) = call(&client, "whoami", json!({})).await;
+    assert_eq!(who["scopes"], json!(["admin"]));
+    let _ = client.cancel().await;
+    // The banner's command works when pasted (from another directory).
+    let pasted = printed
+        .lines()
+        .map(str::trim)
+        .find(|l| l.contains(" keys create "))
+        .expect("a keys create line")
+        .replace("them@example.com", "pasted@example.com");
+    terminate(served);
+    let out = Command::new("sh")
+        .args(["-c", &format!("{pasted} --json")])
+        .current_dir(std::env::temp_dir())
+        .env_remove("DATABASE_URL")
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{pasted}: {}", stderr_of(&out));
+
+    // A restart with the same setting: the file exists, but no key is
+    // needed, so the server starts and leaves the file alone.
+    let served = serve_with(
+        &url,
+        &stderr_path,
+        "info",
+        &[],
+        &[("FLEETMIND_BOOTSTRAP_KEY_FILE", file.to_str().unwrap())],
+    );
+    terminate(served);
+    assert_eq!(std::fs::read_to_string(&file).unwrap().trim(), key);
+}

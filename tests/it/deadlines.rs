@@ -220,6 +220,12 @@ fn the_deadline_setting_is_checked() {
         !dir.path().join("fleetmind.db").exists(),
         "the database was opened"
     );
+    // `keys` never creates a database: make it, then the good settings run.
+    let made = std::process::Command::new(env!("CARGO_BIN_EXE_fleetmind"))
+        .args(["migrate", "--database-url", &url])
+        .output()
+        .expect("run fleetmind migrate");
+    assert!(made.status.success(), "{made:?}");
     for (args, env) in [
         (&["--db-timeout-secs", "2"][..], None),
         (&[][..], Some("30")),
