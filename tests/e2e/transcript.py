@@ -1,0 +1,144 @@
+#!/usr/bin/env python3
+"""The first-start transcript of docs/clients.md, from a real run.
+
+    python3 tests/e2e/transcript.py [--binary target/debug/fleetmind] [--write]
+
+Runs the documented steps in a fresh directory: `fleetmind serve` (the first
+start, which prints the admin key and the setup lines), then `fleetmind keys
+create` for the dispatcher; masks what changes from run to run (keys as
+fm_***, the port as the default 8787, the directory as /home/you/fleet) and
+compares each block with the one between its markers in docs/clients.md
+(`<!-- transcript:NAME -->` ... `<!-- /transcript:NAME -->`). Exit 1 with a
+diff when the docs drifted; `--write` puts the new blocks in instead. The e2e
+suite (tests/e2e/run.sh) runs the check.
+"""
+
+import argparse
+import difflib
+import os
+import re
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+
+ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+DOC = os.path.join(ROOT, "docs", "clients.md")
+SHOWN_DIR = "/home/you/fleet"
+SHOWN_PORT = 8787
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def masker(tmp: str, port: int):
+    def mask(text: str) -> str:
+        text = re.sub(r"fm_[A-Za-z0-9_-]{43}", "fm_***", text)
+        text = text.replace(os.path.realpath(tmp), SHOWN_DIR).replace(tmp, SHOWN_DIR)
+        return text.replace(f"127.0.0.1:{port}", f"127.0.0.1:{SHOWN_PORT}")
+    return mask
+
+
+def first_start(tmp: str, env: dict) -> tuple[int, list[str]]:
+    """`fleetmind serve` until it says where it listens; its stdout lines."""
+    port = free_port()
+    cmd = ["fleetmind", "serve", "--bind", f"127.0.0.1:{port}"]
+    server = subprocess.Popen(cmd, cwd=tmp, env=env, stdout=subprocess.PIPE,
+                              stderr=subprocess.DEVNULL, text=True)
+    lines = []
+    deadline = time.monotonic() + 30
+    # readline returns at the server's exit; this ends a server that says
+    # nothing and does not exit.
+    watchdog = threading.Timer(30, server.kill)
+    watchdog.start()
+    try:
+        while time.monotonic() < deadline:
+            line = server.stdout.readline()
+            if not line:
+                raise RuntimeError(f"fleetmind serve exited: {lines}")
+            lines.append(line.rstrip("\n"))
+            if line.startswith("FleetMind MCP listening on "):
+                break
+        else:
+            raise RuntimeError("fleetmind serve did not say where it listens within 30 s")
+    finally:
+        watchdog.cancel()
+        server.send_signal(signal.SIGTERM)
+        try:
+            server.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            server.kill()
+            server.wait()
+    return port, lines
+
+
+def blocks(binary: str) -> dict[str, str]:
+    tmp = tempfile.mkdtemp(prefix="fleetmind-transcript-")
+    try:
+        # `fleetmind` on the PATH, as after `cargo install --path .`.
+        bindir = os.path.join(tmp, "bin")
+        os.mkdir(bindir)
+        os.symlink(os.path.abspath(binary), os.path.join(bindir, "fleetmind"))
+        work = os.path.join(tmp, "fleet")
+        os.mkdir(work)
+        env = {k: v for k, v in os.environ.items() if not k.startswith(("FLEETMIND_", "DATABASE_URL"))}
+        env.update(PATH=bindir + os.pathsep + env.get("PATH", ""), FLEETMIND_LOG="warn", NO_COLOR="1")
+
+        port, served = first_start(work, env)
+        create = ["fleetmind", "keys", "create", "--email", "dispatcher@example.com", "--name", "Claude Desktop"]
+        done = subprocess.run(create, cwd=work, env=env, capture_output=True, text=True, timeout=60)
+        if done.returncode != 0:
+            raise RuntimeError(f"keys create failed: {done.stderr}")
+        mask = masker(work, port)
+        serve_block = "$ fleetmind serve\n" + "\n".join(served)
+        create_block = ('$ fleetmind keys create --email dispatcher@example.com --name "Claude Desktop"\n'
+                        + done.stderr + done.stdout)
+        return {"serve": mask(serve_block).rstrip() + "\n", "keys-create": mask(create_block).rstrip() + "\n"}
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+
+
+def replace_blocks(doc: str, new: dict[str, str]) -> str:
+    for name, text in new.items():
+        pattern = re.compile(
+            rf"(<!-- transcript:{re.escape(name)} -->\n```\n)(.*?)(```\n<!-- /transcript:{re.escape(name)} -->)",
+            re.S)
+        if not pattern.search(doc):
+            raise RuntimeError(f"docs/clients.md has no transcript:{name} markers")
+        doc = pattern.sub(lambda m: m.group(1) + text + m.group(3), doc)
+    return doc
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--binary", default=os.path.join(ROOT, "target", "debug", "fleetmind"))
+    ap.add_argument("--write", action="store_true", help="write the new transcript into docs/clients.md")
+    args = ap.parse_args()
+    with open(DOC, encoding="utf-8") as f:
+        doc = f.read()
+    fresh = replace_blocks(doc, blocks(args.binary))
+    if fresh == doc:
+        print("docs/clients.md: the transcript matches a real run")
+        return 0
+    if args.write:
+        with open(DOC, "w", encoding="utf-8") as f:
+            f.write(fresh)
+        print("docs/clients.md: transcript rewritten from a real run")
+        return 0
+    sys.stdout.writelines(difflib.unified_diff(
+        doc.splitlines(keepends=True), fresh.splitlines(keepends=True),
+        "docs/clients.md", "a real run"))
+    print("docs/clients.md drifted from what the binary prints; "
+          "run `python3 tests/e2e/transcript.py --write` and review the diff", file=sys.stderr)
+    return 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())
