@@ -32,8 +32,8 @@ pub struct Cli {
 
 #[derive(Debug, Args)]
 pub struct GlobalArgs {
-    /// Where the data lives: sqlite://PATH (embedded, created on first start)
-    /// or postgres://USER@HOST/DB.
+    /// Where the data lives: sqlite://PATH (embedded; `serve` and `migrate`
+    /// create it, `keys` commands need it to exist) or postgres://USER@HOST/DB.
     #[arg(
         long,
         env = "DATABASE_URL",
