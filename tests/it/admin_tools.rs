@@ -357,6 +357,24 @@ backend_test!(
             events(&t.db.key_events(third_id).await.expect("events")),
             vec![pair("created", &admin_actor)]
         );
+
+        // Revoking the email counts the keys that still worked (the first,
+        // in its grace, and the third), not the one rotation already retired.
+        let revoked = call_ok(
+            &ops,
+            "admin_revoke_api_key",
+            json!({"email": "dispatch@example.com"}),
+        )
+        .await;
+        assert_eq!(revoked["count"], 2, "{revoked}");
+        let mut ids: Vec<i64> = revoked["revoked"]
+            .as_array()
+            .expect("revoked")
+            .iter()
+            .map(|k| k["key_id"].as_i64().expect("key_id"))
+            .collect();
+        ids.sort();
+        assert_eq!(ids, vec![old.record.key_id, third_id]);
         let _ = ops.cancel().await;
         server.stop().await;
     }
