@@ -139,6 +139,14 @@ where
         .with_state(db)
         .route_service("/mcp", mcp)
         .fallback(not_found)
+        // Every answer of the application; the edge counts its own (a
+        // request that timed out).
+        .layer(axum::middleware::map_response(count_status))
+}
+
+async fn count_status(response: axum::response::Response) -> axum::response::Response {
+    crate::metrics::http_response(response.status());
+    response
 }
 
 /// The same application with a fixed caller and no key check, for measuring

@@ -13,6 +13,7 @@ pub mod key_admin;
 pub mod keys;
 pub mod logging;
 pub mod mcp;
+pub mod metrics;
 pub mod plural;
 pub mod scopes;
 pub mod store;

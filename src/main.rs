@@ -17,7 +17,8 @@ async fn main() -> std::process::ExitCode {
     let cli = Cli::parse();
     // The filter is the operator's, but some libraries are always capped so
     // that no level prints keys or emails (see `logging`).
-    fleetmind::logging::init(&cli.global.log);
+    // Held to the end: dropping it writes the lines still buffered.
+    let _log = fleetmind::logging::init(&cli.global.log, cli.global.log_format);
     // One log line per panic, never a backtrace on stderr per call.
     fleetmind::mcp::install_panic_hook();
     match cli::run(cli).await {

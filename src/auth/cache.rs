@@ -88,6 +88,7 @@ pub struct KeyCache {
 
 impl KeyCache {
     pub fn new(options: CacheOptions) -> Self {
+        crate::metrics::key_watch_up(false);
         Self {
             entries: moka::sync::Cache::builder()
                 .max_capacity(options.capacity)
@@ -137,8 +138,10 @@ impl KeyCache {
             KeyChange::All => {
                 self.entries.invalidate_all();
                 self.blind.store(false, Ordering::Release);
+                crate::metrics::key_watch_up(true);
             }
             KeyChange::Blind => {
+                crate::metrics::key_watch_up(false);
                 if !self.blind.swap(true, Ordering::AcqRel) {
                     // Entries older than the bound are dropped as they are read;
                     // dropping all now keeps the bound without waiting for that.

@@ -246,6 +246,12 @@ fn parse_forwarded_entry(entry: &str) -> Option<IpAddr> {
     Some(addr.to_canonical())
 }
 
+/// The client address of an authenticated request, as worked out with the
+/// trusted proxies: the auth layer puts it in the request's extensions for
+/// the access log. `None` when no peer was recorded.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ClientAddr(pub Option<IpAddr>);
+
 /// The client address of a request, from the peer the server recorded
 /// (`ConnectInfo`) and `headers`; `None` when no peer was recorded.
 pub(crate) fn request_client(

@@ -4,10 +4,10 @@
 //! it, removes it from the request (rmcp and every log after this point never
 //! see it), and stores the [`Caller`] in the request extensions.
 
-use super::client_addr::{TrustedProxies, request_client};
+use super::client_addr::{ClientAddr, TrustedProxies, request_client};
 use super::limiter::THROTTLED_ANSWER_DELAY;
 use super::refusal_log::RefusalLog;
-use super::{AuthFailure, Caller, Verifier};
+use super::{AuthFailure, Caller, Refusal, Verifier};
 use crate::edge::answer::{REFUSED, json_rpc_error};
 use crate::edge::drain;
 use axum::body::Body;
@@ -59,6 +59,22 @@ impl AuthLayer {
         let client = || request_client(&self.proxies, extensions, headers);
         self.verifier.verify_from(key, client).await
     }
+
+    /// [`AuthLayer::verify`], with the refused key's prefix when known.
+    async fn check(
+        &self,
+        key: &str,
+        extensions: &Extensions,
+        headers: &HeaderMap,
+    ) -> Result<Caller, Refusal> {
+        let client = || request_client(&self.proxies, extensions, headers);
+        self.verifier.check_from(key, client).await
+    }
+
+    /// The request's client address, as worked out with the trusted proxies.
+    fn client(&self, extensions: &Extensions, headers: &HeaderMap) -> ClientAddr {
+        ClientAddr(request_client(&self.proxies, extensions, headers))
+    }
 }
 
 impl<S> Layer<S> for AuthLayer {
@@ -102,21 +118,26 @@ where
         let auth = self.auth.clone();
         Box::pin(async move {
             let outcome = match take_key(&mut req) {
-                Ok(key) => auth.verify(&key, req.extensions(), req.headers()).await,
-                Err(failure) => Err(failure),
+                Ok(key) => auth.check(&key, req.extensions(), req.headers()).await,
+                Err(failure) => Err(failure.into()),
             };
             match outcome {
                 Ok(caller) => {
                     tracing::debug!(user.id = %caller.user_id, key.prefix = %caller.key_prefix, "authenticated");
+                    // For the access line of a tool call.
+                    let client = auth.client(req.extensions(), req.headers());
+                    req.extensions_mut().insert(client);
                     req.extensions_mut().insert(caller);
                     let response = inner.call(req).await?;
                     Ok(response.map(Body::new))
                 }
-                Err(failure) => {
+                Err(refusal) => {
                     // Counted, and written at most once a second per reason:
                     // anyone can send refused requests as fast as they like.
-                    auth.refusals.refused(failure);
-                    let answer = refuse(failure).await;
+                    // The address is worked out only for a line written.
+                    auth.refusals
+                        .refused(&refusal, || auth.client(req.extensions(), req.headers()));
+                    let answer = refuse(refusal.failure).await;
                     // Read the unread body first, or hyper drops the
                     // keep-alive connection under the client's next request.
                     Ok(drain::after_body(req.into_body(), answer).await)

@@ -16,11 +16,11 @@ mod verifier;
 
 pub use cache::{BLIND_MAX_AGE, CacheOptions, CachedKey, KeyCache};
 pub use caller::{Caller, Identity};
-pub use client_addr::{InvalidNetwork, IpNetwork, TrustedProxies};
+pub use client_addr::{ClientAddr, InvalidNetwork, IpNetwork, TrustedProxies};
 #[cfg(feature = "bench-noauth")]
 pub use fixed::FixedCallerLayer;
 pub use known_keys::KnownKeys;
 pub use layer::{AuthLayer, AuthService};
 pub use limiter::LimiterOptions;
 pub use usage::{UsageRecorder, UsageSlot};
-pub use verifier::{AuthFailure, Verifier, VerifierOptions};
+pub use verifier::{AuthFailure, Refusal, Verifier, VerifierOptions};

@@ -2,8 +2,15 @@
 //! [`LineGate`] per reason, so each reason writes at most one line per
 //! second with the count since its last line:
 //! `refused 20871 requests: no API key was sent (last 1 s)`.
+//!
+//! A line carries the client address of the refusal that wrote it (as worked
+//! out with `--trusted-proxies`) and, when the key is known (revoked,
+//! expired), its display prefix: enough to tell whose key is still in use,
+//! never the key, its hash or its owner's email. Every refusal is also
+//! counted in the metrics, by reason.
 
-use super::AuthFailure;
+use super::client_addr::ClientAddr;
+use super::{AuthFailure, Refusal};
 use crate::logging::gate::{LineGate, Summary};
 
 /// The refusals of the auth layer, counted per reason.
@@ -35,25 +42,42 @@ impl RefusalLog {
         }
     }
 
-    /// Counts a refusal and writes the line of its reason if one is due.
-    pub(super) fn refused(&self, failure: AuthFailure) {
-        if let Some(summary) = self.reasons[slot(failure)].count() {
-            write_line(failure, &summary);
+    /// Counts a refusal and writes the line of its reason if one is due;
+    /// `client` is asked only then.
+    pub(super) fn refused(&self, refusal: &Refusal, client: impl FnOnce() -> ClientAddr) {
+        crate::metrics::auth_refused(refusal.failure);
+        if let Some(summary) = self.reasons[slot(refusal.failure)].count() {
+            write_line(refusal, client(), &summary);
         }
     }
 }
 
-fn write_line(failure: AuthFailure, summary: &Summary) {
-    let reason = failure.description();
+fn write_line(refusal: &Refusal, client: ClientAddr, summary: &Summary) {
+    let reason = refusal.failure.description();
+    let client = client.0.map(tracing::field::display);
+    let prefix = refusal.key_prefix.as_deref();
     match (summary.count, summary.window) {
-        (1, _) => tracing::info!(reason, "request refused: {reason}"),
+        (1, _) => tracing::info!(
+            reason,
+            client,
+            key.prefix = prefix,
+            "request refused: {reason}"
+        ),
         (count, Some(window)) => tracing::info!(
             reason,
             count,
+            client,
+            key.prefix = prefix,
             "refused {count} requests: {reason} (last {} s)",
             window.as_secs().max(1)
         ),
-        (count, None) => tracing::info!(reason, count, "refused {count} requests: {reason}"),
+        (count, None) => tracing::info!(
+            reason,
+            count,
+            client,
+            key.prefix = prefix,
+            "refused {count} requests: {reason}"
+        ),
     }
 }
 

@@ -52,6 +52,24 @@ impl AuthFailure {
     }
 }
 
+/// A refused key check: why, and the refused key's display prefix when the
+/// key is known (revoked or expired), so that the refusal's log line can say
+/// whose key is still in use.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Refusal {
+    pub failure: AuthFailure,
+    pub key_prefix: Option<Arc<str>>,
+}
+
+impl From<AuthFailure> for Refusal {
+    fn from(failure: AuthFailure) -> Self {
+        Self {
+            failure,
+            key_prefix: None,
+        }
+    }
+}
+
 /// Verifier settings.
 #[derive(Debug, Clone, Copy, Default)]
 pub struct VerifierOptions {
@@ -154,10 +172,23 @@ impl Verifier {
         presented: &str,
         client: impl FnOnce() -> Option<IpAddr>,
     ) -> Result<Caller, AuthFailure> {
+        self.check_from(presented, client)
+            .await
+            .map_err(|refusal| refusal.failure)
+    }
+
+    /// [`Verifier::verify_from`], with the refused key's prefix when known.
+    pub async fn check_from(
+        &self,
+        presented: &str,
+        client: impl FnOnce() -> Option<IpAddr>,
+    ) -> Result<Caller, Refusal> {
         let key = ApiKey::parse(presented).map_err(|_| AuthFailure::Malformed)?;
         let hash = key.hash();
         let now = Utc::now();
-        if let Some(entry) = self.cache.get(&hash) {
+        let cached = self.cache.get(&hash);
+        crate::metrics::key_cache(cached.is_some());
+        if let Some(entry) = cached {
             return self.admit(&entry, now);
         }
         let client = client();
@@ -169,7 +200,7 @@ impl Verifier {
             true
         } else if self.known.settle().await {
             if !self.known.contains(&hash) {
-                return Err(self.refuse_unknown(client));
+                return Err(self.refuse_unknown(client).into());
             }
             true
         } else {
@@ -183,7 +214,8 @@ impl Verifier {
             tracing::debug!(client = %ip, "failed-lookup budget spent; key not looked up");
             return Err(AuthFailure::Throttled {
                 retry_after_secs: retry_after(wait),
-            });
+            }
+            .into());
         }
         let epoch = self.cache.epoch();
         let asked = std::time::Instant::now();
@@ -207,7 +239,7 @@ impl Verifier {
                 tracing::debug!(client = %ip, "unknown key; one failed lookup spent");
                 self.limiter.failed(ip);
             }
-            return Err(AuthFailure::Unknown);
+            return Err(AuthFailure::Unknown.into());
         };
         let entry = Arc::new(CachedKey::read_at(record, asked));
         // Admitted (and its use noted) means active: remembered as good.
@@ -241,14 +273,23 @@ impl Verifier {
     pub fn verify_cached(&self, presented: &str) -> Option<Result<Caller, AuthFailure>> {
         let key = ApiKey::parse(presented).ok()?;
         let entry = self.cache.get(&key.hash())?;
-        Some(self.admit(&entry, Utc::now()))
+        Some(
+            self.admit(&entry, Utc::now())
+                .map_err(|refusal| refusal.failure),
+        )
     }
 
-    fn admit(&self, entry: &CachedKey, now: DateTime<Utc>) -> Result<Caller, AuthFailure> {
-        match entry.state(now) {
-            KeyState::Active => {}
-            KeyState::Revoked => return Err(AuthFailure::Revoked),
-            KeyState::Expired => return Err(AuthFailure::Expired),
+    fn admit(&self, entry: &CachedKey, now: DateTime<Utc>) -> Result<Caller, Refusal> {
+        let failure = match entry.state(now) {
+            KeyState::Active => None,
+            KeyState::Revoked => Some(AuthFailure::Revoked),
+            KeyState::Expired => Some(AuthFailure::Expired),
+        };
+        if let Some(failure) = failure {
+            return Err(Refusal {
+                failure,
+                key_prefix: Some(Arc::from(entry.caller.key_prefix.as_str())),
+            });
         }
         self.usage.record(&entry.usage, now);
         Ok(entry.caller.clone())

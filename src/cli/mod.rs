@@ -13,6 +13,7 @@ pub use keys::KeysCommand;
 pub use serve::ServeArgs;
 
 use crate::key_admin;
+use crate::logging::LogFormat;
 use crate::store::{self, PoolOptions};
 use clap::{Args, Parser, Subcommand};
 use std::time::Duration;
@@ -71,6 +72,17 @@ pub struct GlobalArgs {
         global = true
     )]
     pub log: String,
+    /// How log lines are written to stderr: `text` (one readable line per
+    /// event) or `json` (one JSON object per line). Colours only when stderr
+    /// is a terminal and NO_COLOR is unset.
+    #[arg(
+        long,
+        env = "FLEETMIND_LOG_FORMAT",
+        value_enum,
+        default_value_t = LogFormat::Text,
+        global = true
+    )]
+    pub log_format: LogFormat,
 }
 
 #[derive(Debug, Subcommand)]

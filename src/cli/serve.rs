@@ -7,7 +7,7 @@ use super::{CliError, GlobalArgs};
 use crate::app::{self, ServeOptions};
 use crate::auth::TrustedProxies;
 use crate::edge::EdgeOptions;
-use crate::store::PoolOptions;
+use crate::store::{Db, PoolOptions};
 use clap::Args;
 use std::net::SocketAddr;
 use std::time::Duration;
@@ -67,6 +67,10 @@ pub struct ServeArgs {
     /// printing it, so that it stays out of journald and container logs.
     #[arg(long, env = "FLEETMIND_BOOTSTRAP_KEY_FILE", value_name = "PATH")]
     pub bootstrap_key_file: Option<std::path::PathBuf>,
+    /// Serve Prometheus metrics at GET /metrics on this address (its own
+    /// listener, e.g. 127.0.0.1:9187). Default: no metrics listener.
+    #[arg(long, env = "FLEETMIND_METRICS_BIND", value_name = "ADDR")]
+    pub metrics_bind: Option<SocketAddr>,
 }
 
 pub(super) async fn run(
@@ -135,6 +139,11 @@ pub(super) async fn run(
         }
     }
     let shutdown = CancellationToken::new();
+    // Before the application, so that its first figures are recorded.
+    let metrics = match args.metrics_bind {
+        Some(bind) => Some(serve_metrics(bind, db.clone(), shutdown.clone()).await?),
+        None => None,
+    };
     let server = app::start(listener, db, &options, shutdown.clone())?;
     let signal = shutdown_signal();
     println!("FleetMind MCP listening on {url}");
@@ -152,7 +161,26 @@ pub(super) async fn run(
         shutdown.cancel();
     });
     server.wait().await?;
+    if let Some(metrics) = metrics {
+        let _ = metrics.task.await;
+    }
     Ok(())
+}
+
+/// Starts the `/metrics` listener on `bind`.
+async fn serve_metrics(
+    bind: SocketAddr,
+    db: Db,
+    shutdown: CancellationToken,
+) -> Result<crate::metrics::MetricsServer, CliError> {
+    let listener = tokio::net::TcpListener::bind(bind).await.map_err(|err| {
+        CliError::Usage(format!(
+            "cannot listen for metrics on {bind} (--metrics-bind / FLEETMIND_METRICS_BIND): {err}"
+        ))
+    })?;
+    let server = crate::metrics::serve(listener, db, shutdown)?;
+    tracing::info!(addr = %server.addr, "serving Prometheus metrics at /metrics");
+    Ok(server)
 }
 
 /// An address a local client can dial: a wildcard bind becomes loopback.

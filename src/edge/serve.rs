@@ -189,7 +189,11 @@ async fn connection(
             let answer = match tokio::time::timeout(limit, call).await {
                 Ok(Ok(response)) => response,
                 Ok(Err(never)) => match never {},
-                Err(_) => timed_out(limit),
+                Err(_) => {
+                    // The application never answered: counted here.
+                    crate::metrics::http_response(StatusCode::SERVICE_UNAVAILABLE);
+                    timed_out(limit)
+                }
             };
             drop(in_service);
             Ok::<_, Infallible>(answer)

@@ -25,12 +25,21 @@
 //!
 //! The server's own lines name keys by id or display prefix and tenants by
 //! user id, never by key, hash or email.
+//!
+//! Lines are written as text or as one JSON object each (`--log-format`),
+//! with colours only when stderr is a terminal and `NO_COLOR` is unset. They
+//! are formatted on the thread that logs but written to stderr by a thread
+//! of their own ([`tracing_appender::non_blocking`]), so a slow stderr (a
+//! pipe to journald, a full disk) never holds up a request.
 
+pub mod access;
 pub mod gate;
 
+use std::io::IsTerminal;
 use tracing::Metadata;
 use tracing::level_filters::LevelFilter;
 use tracing::subscriber::Interest;
+use tracing_appender::non_blocking::WorkerGuard;
 use tracing_subscriber::layer::{Context, Filter, Layer, SubscriberExt};
 use tracing_subscriber::util::SubscriberInitExt;
 use tracing_subscriber::{EnvFilter, filter::FilterExt};
@@ -47,14 +56,55 @@ const CAPS: &[(&str, LevelFilter)] = &[
     ("tower_http", LevelFilter::INFO),
 ];
 
+/// How each line is written (`--log-format`).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, clap::ValueEnum)]
+pub enum LogFormat {
+    /// One human-readable line per event.
+    #[default]
+    Text,
+    /// One JSON object per line: `timestamp`, `level`, `target`, `fields`.
+    Json,
+}
+
+/// Lines that may wait for the writer thread; past that, new lines are
+/// dropped (and counted by tracing-appender) rather than making requests
+/// wait for stderr.
+const BUFFERED_LINES: usize = 128_000;
+
 /// Installs the process's subscriber: `filter` (tracing syntax), capped by
-/// [`SecretSafe`], written to stderr.
-pub fn init(filter: &str) {
+/// [`SecretSafe`], written to stderr by a writer thread. Keep the guard
+/// until the process ends: dropping it writes the lines still buffered.
+pub fn init(filter: &str, format: LogFormat) -> WorkerGuard {
     let filter = EnvFilter::try_new(filter).unwrap_or_else(|_| EnvFilter::new(FALLBACK_FILTER));
+    let (writer, guard) = tracing_appender::non_blocking::NonBlockingBuilder::default()
+        .buffered_lines_limit(BUFFERED_LINES)
+        .thread_name("fleetmind-log")
+        .finish(std::io::stderr());
+    let ansi = use_colour(
+        std::io::stderr().is_terminal(),
+        std::env::var_os("NO_COLOR").as_deref(),
+    );
     let layer = tracing_subscriber::fmt::layer()
-        .with_writer(std::io::stderr)
-        .with_filter(filter.and(SecretSafe));
+        .with_writer(writer)
+        .with_ansi(ansi);
+    let layer = match format {
+        LogFormat::Text => layer.with_filter(filter.and(SecretSafe)).boxed(),
+        LogFormat::Json => layer
+            .json()
+            .flatten_event(false)
+            .with_current_span(false)
+            .with_span_list(false)
+            .with_filter(filter.and(SecretSafe))
+            .boxed(),
+    };
     tracing_subscriber::registry().with(layer).init();
+    guard
+}
+
+/// Colours only for a person at a terminal, and never when `NO_COLOR` is set
+/// to anything but the empty string (<https://no-color.org>).
+fn use_colour(terminal: bool, no_color: Option<&std::ffi::OsStr>) -> bool {
+    terminal && no_color.is_none_or(|value| value.is_empty())
 }
 
 /// Drops spans and events of the libraries listed in `CAPS` below their cap,
@@ -130,6 +180,16 @@ mod tests {
             FieldSet::new(&[], Identifier(&SITE)),
             Kind::EVENT,
         )
+    }
+
+    #[test]
+    fn colour_only_at_a_terminal_without_no_color() {
+        use std::ffi::OsStr;
+        assert!(use_colour(true, None));
+        assert!(use_colour(true, Some(OsStr::new(""))));
+        assert!(!use_colour(true, Some(OsStr::new("1"))));
+        assert!(!use_colour(false, None));
+        assert!(!use_colour(false, Some(OsStr::new("1"))));
     }
 
     #[test]

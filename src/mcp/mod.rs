@@ -10,7 +10,8 @@ pub mod policy;
 mod prompts;
 mod whoami;
 
-use crate::auth::Caller;
+use crate::auth::{Caller, ClientAddr};
+use crate::metrics::{self, Outcome};
 use crate::store::Db;
 use error::ToolError;
 pub use guard::{Caught, catch_panic, install_panic_hook};
@@ -28,6 +29,7 @@ use rmcp::model::{
 use rmcp::service::RequestContext;
 use rmcp::{ErrorData, RoleServer, ServerHandler, prompt_handler, tool_handler};
 use std::sync::Arc;
+use std::time::Instant;
 
 /// One instance per MCP connection (rmcp asks a factory for it); everything
 /// in it is shared and cheap to clone. It holds no identity: the caller comes
@@ -70,38 +72,27 @@ impl FleetMind {
 #[tool_handler(router = self.tool_router)]
 #[prompt_handler(router = self.prompt_router)]
 impl ServerHandler for FleetMind {
-    /// Refuses a tool the key's scopes do not allow, as a tool error that
-    /// names the missing scope; otherwise runs it.
+    /// Runs the call (see [`FleetMind::call_allowed_tool`]), then writes its
+    /// access line and counts it in the metrics.
     async fn call_tool(
         &self,
         request: CallToolRequestParams,
         context: RequestContext<RoleServer>,
     ) -> Result<CallToolResponse, ErrorData> {
-        // Borrowed for the check: the tool's own `caller: Caller` argument
-        // is the one clone a call makes.
-        let caller = Caller::of_request(&context)?;
-        match policy::check(caller, &request.name) {
-            Ok(()) => {}
-            Err(Denied::UnknownTool) => {
-                return Err(ErrorData::invalid_params(
-                    format!("unknown tool '{}'", truncate(&request.name)),
-                    None,
-                ));
-            }
-            Err(Denied::MissingScope(scope)) => {
-                self.record_denial(caller, &request.name, scope).await;
-                return ToolError::Refused(format!(
-                    "permission denied: the tool '{}' needs the '{scope}' scope, which this API key does not have",
-                    request.name
-                ))
-                .into_call_tool_result();
-            }
-        }
-        let tool = truncate(&request.name);
-        let tcc = ToolCallContext::new(self, request, context);
-        guard::catch_panic(self.tool_router.call(tcc))
-            .await
-            .unwrap_or_else(|caught| Err(panicked(&tool, caught)))
+        let started = Instant::now();
+        // An Arc clone: the borrow of `context` cannot outlive the move below.
+        let caller = Caller::of_request(&context)?.clone();
+        let client = context
+            .extensions
+            .get::<http::request::Parts>()
+            .and_then(|parts| parts.extensions.get::<ClientAddr>())
+            .copied();
+        let tool = metrics::tool_label(&request.name);
+        let (outcome, answer) = self.call_allowed_tool(&caller, request, context).await;
+        let elapsed = started.elapsed();
+        metrics::tool_call(tool, outcome, elapsed);
+        crate::logging::access::tool_call(&caller, tool, outcome, elapsed, client);
+        answer
     }
 
     /// Lists only the tools this key may call.
@@ -177,6 +168,50 @@ impl ServerHandler for FleetMind {
                 "FleetMind runs a delivery fleet: orders, drivers and their assignments. \
                  Every call acts on the data of the API key's owner only.",
             )
+    }
+}
+
+impl FleetMind {
+    /// Refuses a tool the key's scopes do not allow, as a tool error that
+    /// names the missing scope; otherwise runs it.
+    async fn call_allowed_tool(
+        &self,
+        caller: &Caller,
+        request: CallToolRequestParams,
+        context: RequestContext<RoleServer>,
+    ) -> (Outcome, Result<CallToolResponse, ErrorData>) {
+        match policy::check(caller, &request.name) {
+            Ok(()) => {}
+            Err(Denied::UnknownTool) => {
+                let error = ErrorData::invalid_params(
+                    format!("unknown tool '{}'", truncate(&request.name)),
+                    None,
+                );
+                return (Outcome::Error, Err(error));
+            }
+            Err(Denied::MissingScope(scope)) => {
+                self.record_denial(caller, &request.name, scope).await;
+                let denied = ToolError::Refused(format!(
+                    "permission denied: the tool '{}' needs the '{scope}' scope, which this API key does not have",
+                    request.name
+                ))
+                .into_call_tool_result();
+                return (Outcome::Denied, denied);
+            }
+        }
+        let tool = truncate(&request.name);
+        let tcc = ToolCallContext::new(self, request, context);
+        let answer = guard::catch_panic(self.tool_router.call(tcc))
+            .await
+            .unwrap_or_else(|caught| Err(panicked(&tool, caught)));
+        let outcome = match &answer {
+            Ok(CallToolResponse::Complete(result)) if result.is_error == Some(true) => {
+                Outcome::Error
+            }
+            Ok(_) => Outcome::Ok,
+            Err(_) => Outcome::Error,
+        };
+        (outcome, answer)
     }
 }
 

@@ -84,6 +84,12 @@ pub struct Deadlines {
     abandoned: Abandoned,
 }
 
+impl super::PoolStats for Deadlines {
+    fn pool_connections(&self) -> super::PoolConnections {
+        self.inner.pool_connections()
+    }
+}
+
 impl Deadlines {
     pub fn new(inner: Db, options: &PoolOptions, abandoned: Abandoned) -> Self {
         Self {

@@ -22,9 +22,32 @@ use std::sync::Arc;
 use std::time::Duration;
 
 /// Everything the server keeps in a database.
-pub trait Store: KeyStore + FleetStore {}
+pub trait Store: KeyStore + FleetStore + PoolStats {}
 
-impl<T: KeyStore + FleetStore> Store for T {}
+impl<T: KeyStore + FleetStore + PoolStats> Store for T {}
+
+/// A pool's connections at one moment (for the metrics).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct PoolConnections {
+    pub idle: u32,
+    pub in_use: u32,
+}
+
+impl PoolConnections {
+    /// From sqlx's figures: `size` open connections, `idle` of them idle.
+    pub fn of(size: u32, idle: usize) -> Self {
+        let idle = u32::try_from(idle).unwrap_or(u32::MAX).min(size);
+        Self {
+            idle,
+            in_use: size - idle,
+        }
+    }
+}
+
+/// What the database pool holds now.
+pub trait PoolStats {
+    fn pool_connections(&self) -> PoolConnections;
+}
 
 /// A shared handle to the store.
 pub type Db = Arc<dyn Store>;

@@ -27,6 +27,12 @@ pub struct PgStore {
     local: LocalChanges,
 }
 
+impl super::PoolStats for PgStore {
+    fn pool_connections(&self) -> super::PoolConnections {
+        super::PoolConnections::of(self.pool.size(), self.pool.num_idle())
+    }
+}
+
 impl PgStore {
     /// `abandoned` tells when a call on this store was last given up
     /// (see `after_release` below).

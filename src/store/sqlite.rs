@@ -22,6 +22,12 @@ pub struct SqliteStore {
     local: LocalChanges,
 }
 
+impl super::PoolStats for SqliteStore {
+    fn pool_connections(&self) -> super::PoolConnections {
+        super::PoolConnections::of(self.pool.size(), self.pool.num_idle())
+    }
+}
+
 impl SqliteStore {
     pub async fn connect(url: &str, pool: &PoolOptions) -> Result<Self, StoreError> {
         let options = SqliteConnectOptions::from_str(url)
