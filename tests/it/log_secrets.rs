@@ -8,80 +8,18 @@
 //! CLI prints the keys it issues on stdout by design too: that is output,
 //! not log, so the CLI's stderr is searched and its stdout is not.
 
+use crate::support::binary::{BIN, BinaryServer};
 use crate::support::keys::stored_hash;
 use crate::support::*;
 use serde_json::{Value, json};
-use std::path::{Path, PathBuf};
 use std::process::Stdio;
 use std::time::{Duration, Instant};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
-const BIN: &str = env!("CARGO_BIN_EXE_fleetmind");
-
-/// The real server binary, its stdout and stderr in files.
-struct Server {
-    child: tokio::process::Child,
-    port: u16,
-    stdout: PathBuf,
-    stderr: PathBuf,
-    _dir: tempfile::TempDir,
-}
-
-impl Server {
-    async fn start(database_url: &str, log: &str) -> Server {
-        let dir = tempfile::tempdir().expect("temp dir");
-        let stdout = dir.path().join("stdout.log");
-        let stderr = dir.path().join("stderr.log");
-        // A port the OS just handed out; the server binds it right after.
-        let port = std::net::TcpListener::bind("127.0.0.1:0")
-            .and_then(|l| l.local_addr())
-            .expect("free port")
-            .port();
-        let child = tokio::process::Command::new(BIN)
-            .args(["--database-url", database_url, "serve", "--bind"])
-            .arg(format!("127.0.0.1:{port}"))
-            .env_remove("DATABASE_URL")
-            .env("FLEETMIND_LOG", log)
-            .env("NO_COLOR", "1")
-            .stdout(std::fs::File::create(&stdout).expect("stdout file"))
-            .stderr(std::fs::File::create(&stderr).expect("stderr file"))
-            .stdin(Stdio::null())
-            .kill_on_drop(true)
-            .spawn()
-            .expect("start fleetmind");
-        let server = Server {
-            child,
-            port,
-            stdout,
-            stderr,
-            _dir: dir,
-        };
-        let health = format!("http://127.0.0.1:{port}/healthz");
-        let client = reqwest::Client::new();
-        let up = eventually(Duration::from_secs(30), || async {
-            client
-                .get(&health)
-                .timeout(Duration::from_secs(2))
-                .send()
-                .await
-                .is_ok_and(|r| r.status().is_success())
-        })
-        .await;
-        assert!(up, "the server did not answer /healthz within 30 s");
-        server
-    }
-
-    fn mcp_url(&self) -> String {
-        format!("http://127.0.0.1:{}/mcp", self.port)
-    }
-
-    /// Stops the server and returns everything it wrote (stdout, then stderr).
-    async fn stop(mut self) -> String {
-        let _ = self.child.start_kill();
-        let _ = tokio::time::timeout(Duration::from_secs(10), self.child.wait()).await;
-        let read = |path: &Path| std::fs::read_to_string(path).unwrap_or_default();
-        format!("{}{}", read(&self.stdout), read(&self.stderr))
-    }
+/// The server's log: everything it wrote, stdout then stderr.
+async fn stopped(server: BinaryServer) -> String {
+    let written = server.stop().await;
+    written.stdout + &written.stderr
 }
 
 /// Runs the CLI with `FLEETMIND_LOG=trace`; its stdout (parsed as JSON)
@@ -160,7 +98,7 @@ backend_test!(
         let admin_key = text(&admin, "api_key");
         keys.push(admin_key.clone());
 
-        let server = Server::start(&t.url, "trace").await;
+        let server = BinaryServer::start(&t.url, "trace").await;
         let url = server.mcp_url();
         let ops = connect(&url, &admin_key).await.expect("connect admin");
 
@@ -283,16 +221,13 @@ backend_test!(
         for client in [ops, by_header, by_query] {
             let _ = client.cancel().await;
         }
-        let server_log = server.stop().await;
+        let server_log = stopped(server).await;
 
         // The filter let debug and trace through (nothing here logs at trace
         // once rmcp is capped): the test would prove nothing otherwise.
-        for sign in ["DEBUG", "sqlx::query", "fleetmind::auth"] {
-            assert!(
-                server_log.contains(sign),
-                "{:?}: no '{sign}' in the server log",
-                t.backend
-            );
+        // The access lines (one per tool call) were written, and searched.
+        for sign in ["DEBUG", "sqlx::query", "fleetmind::auth", "fleetmind::access"] {
+            assert!(server_log.contains(sign), "{:?}: no '{sign}' in the server log", t.backend);
         }
         assert!(
             cli_logs.contains("sqlx::query"),
@@ -396,7 +331,7 @@ async fn a_flood_of_refused_requests_writes_one_line_per_second_per_reason() {
     const CONNECTIONS: usize = 4;
     let t = sqlite_db().await;
     issue_key(&t.db, "boss@example.com", None).await;
-    let server = Server::start(&t.url, "info").await;
+    let server = BinaryServer::start(&t.url, "info").await;
     let port = server.port;
     let started = Instant::now();
     let mut floods = Vec::new();
@@ -413,7 +348,7 @@ async fn a_flood_of_refused_requests_writes_one_line_per_second_per_reason() {
     tokio::time::sleep(Duration::from_millis(1100)).await;
     flood(port, 1, "").await;
     flood(port, 1, "Authorization: Bearer not-a-key\r\n").await;
-    let log = server.stop().await;
+    let log = stopped(server).await;
 
     let sent = (PER_CONNECTION * CONNECTIONS + 1) as u64;
     // One line per started second of the flood, plus the first refusal's

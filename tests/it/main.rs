@@ -22,6 +22,7 @@ mod key_audit;
 mod key_vectors;
 mod log_secrets;
 mod no_oauth;
+mod observe;
 mod partition;
 mod pool;
 mod prompts;

@@ -5,6 +5,7 @@
 //! and the fleet and key helpers ([`fleet`], [`keys`]).
 #![allow(dead_code)]
 
+pub mod binary;
 pub mod client;
 pub mod db;
 pub mod fleet;
