@@ -14,6 +14,12 @@
 #            (pg_stat_user_tables.n_tup_upd, read after the server exits)
 #   flood    valid-key p99 (16 connections) alone, then while another client
 #            (wrk + bench/flood.lua) sends random well-formed keys (16 conn.)
+#   observe  (only when asked for) what issue 11's logs and metrics cost:
+#            the same build four ways side by side, alternating, 3 rounds,
+#            whoami at 64 connections on Postgres: access log off
+#            (--log warn) or on (the default filter, which writes one
+#            fleetmind::access line per call to a file), metrics off or on
+#            (--metrics-bind, scraped once a second during each round)
 #   compare  (only when asked for, with COMPARE_BIN=another server binary)
 #            the two builds side by side, alternating, 3 rounds: whoami at 64
 #            and fetch_orders at 16 connections, Postgres. E.g. mimalloc vs
@@ -248,6 +254,46 @@ if want compare; then
     done
     echo "# a=$BIN b=$COMPARE_BIN"
     SPID=$A_PID; stop_server; SPID=$B_PID; stop_server
+fi
+
+if want observe; then
+    issue_key "$PG_URL"
+    declare -A O_PID O_URL O_METRICS
+    for cfg in off access metrics both; do
+        log=warn; [ "$cfg" = access ] || [ "$cfg" = both ] && log="info,rmcp=warn,sqlx=warn"
+        metrics=(); O_METRICS[$cfg]=""
+        if [ "$cfg" = metrics ] || [ "$cfg" = both ]; then
+            O_METRICS[$cfg]=127.0.0.1:$((PORT + 1001))
+            metrics=(--metrics-bind "${O_METRICS[$cfg]}")
+        fi
+        start_server "$LABEL-observe-$cfg" "$BIN" --log "$log" serve \
+            --bind "127.0.0.1:$((PORT + 1))" --database-url "$PG_URL" "${metrics[@]}"
+        O_PID[$cfg]=$SPID O_URL[$cfg]=$SURL
+        # Open the pool before pinning.
+        bench "$SURL" "$KEY" whoami '{}' 64 --duration 1 --warmup 0 >/dev/null
+    done
+    pin_pg
+    for round in 1 2 3; do
+        for cfg in off access metrics both; do
+            SPID=${O_PID[$cfg]}
+            scraper=""
+            if [ -n "${O_METRICS[$cfg]}" ]; then
+                # As Prometheus would, only more often: once a second.
+                (while sleep 1; do curl -sf -o /dev/null "http://${O_METRICS[$cfg]}/metrics" || true; done) &
+                scraper=$!
+            fi
+            line=$(bench "${O_URL[$cfg]}" "$KEY" whoami '{}' 64)
+            [ -n "$scraper" ] && { kill "$scraper" 2>/dev/null; wait "$scraper" 2>/dev/null || true; }
+            echo "$LABEL postgres whoami c=64 observe=$cfg round=$round $line"
+        done
+    done
+    for cfg in access both; do
+        echo "# $cfg: $(grep -c 'fleetmind::access' "$TMP/$LABEL-observe-$cfg.log") access lines written"
+    done
+    for cfg in metrics both; do
+        echo "# $cfg: $(curl -sf "http://${O_METRICS[$cfg]}/metrics" | grep '^fleetmind_tool_calls_total')"
+    done
+    for cfg in off access metrics both; do SPID=${O_PID[$cfg]}; stop_server; done
 fi
 
 if want flood; then

@@ -400,3 +400,52 @@ async fn without_metrics_bind_the_server_listens_on_its_one_port() {
     let written = server.stop().await;
     assert!(!written.stderr.contains("metrics"), "{}", written.stderr);
 }
+
+/// A `tools/call` of whoami with `key`, as relayed by a proxy for 203.0.113.9.
+async fn whoami_via_proxy(http: &reqwest::Client, url: &str, key: &str) -> u16 {
+    http.post(url)
+        .header("Authorization", format!("Bearer {key}"))
+        .header("X-Forwarded-For", "203.0.113.9")
+        .header("Content-Type", "application/json")
+        .header("Accept", "application/json, text/event-stream")
+        .header("MCP-Protocol-Version", "2025-11-25")
+        .body(r#"{"jsonrpc":"2.0","id":1,"method":"tools/call","params":{"name":"whoami","arguments":{}}}"#)
+        .timeout(Duration::from_secs(30))
+        .send()
+        .await
+        .map(|r| r.status().as_u16())
+        .unwrap_or(0)
+}
+
+#[tokio::test]
+async fn behind_a_trusted_proxy_the_lines_name_the_forwarded_client() {
+    // Where the address comes from does not depend on the database.
+    let t = sqlite_db().await;
+    let key = issue_key(&t.db, "boss@example.com", None).await;
+    let server =
+        BinaryServer::start_with(&t.url, "info", &["--trusted-proxies", "127.0.0.1"], &[]).await;
+    let url = server.mcp_url();
+    let http = reqwest::Client::new();
+    assert_eq!(
+        whoami_via_proxy(&http, &url, key.api_key.expose()).await,
+        200
+    );
+    let unknown = fleetmind::keys::ApiKey::generate().expect("key");
+    assert_eq!(whoami_via_proxy(&http, &url, unknown.expose()).await, 401);
+    let log = server.stop().await.stderr;
+    let line = |sign: &str| {
+        log.lines()
+            .find(|l| l.contains(sign))
+            .unwrap_or_else(|| panic!("no '{sign}' line:\n{log}"))
+            .to_owned()
+    };
+    assert!(
+        line("fleetmind::access").contains("client=203.0.113.9"),
+        "{log}"
+    );
+    assert!(
+        line("request refused: the API key is not known").contains("client=203.0.113.9"),
+        "{log}"
+    );
+    assert!(!log.contains('\u{1b}'), "ANSI codes in a log file");
+}
