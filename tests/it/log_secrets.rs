@@ -226,8 +226,17 @@ backend_test!(
         // The filter let debug and trace through (nothing here logs at trace
         // once rmcp is capped): the test would prove nothing otherwise.
         // The access lines (one per tool call) were written, and searched.
-        for sign in ["DEBUG", "sqlx::query", "fleetmind::auth", "fleetmind::access"] {
-            assert!(server_log.contains(sign), "{:?}: no '{sign}' in the server log", t.backend);
+        for sign in [
+            "DEBUG",
+            "sqlx::query",
+            "fleetmind::auth",
+            "fleetmind::access",
+        ] {
+            assert!(
+                server_log.contains(sign),
+                "{:?}: no '{sign}' in the server log",
+                t.backend
+            );
         }
         assert!(
             cli_logs.contains("sqlx::query"),

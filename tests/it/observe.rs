@@ -70,9 +70,9 @@ fn assert_holds_none(what: &str, text: &str, secrets: &[String]) {
     assert_eq!(leaks_secret(text), None, "{what}");
 }
 
-#[tokio::test]
-async fn json_log_lines_parse_and_every_tool_call_has_one_access_line_without_secrets() {
-    on_both_backends(|t| async move {
+backend_test!(
+    json_log_lines_parse_and_every_tool_call_has_one_access_line_without_secrets,
+    |t| async move {
         let admin = issue_key(&t.db, "boss@example.com", Some(Scopes::admin())).await;
         let reader = issue_key(&t.db, "reader@example.com", orders_reader()).await;
         let gone = issue_key(&t.db, "gone@example.com", None).await;
@@ -184,9 +184,8 @@ async fn json_log_lines_parse_and_every_tool_call_has_one_access_line_without_se
             &written.stdout,
             &secrets,
         );
-    })
-    .await;
-}
+    }
+);
 
 /// The value of the sample `series` (name and labels exactly as written).
 fn sample(body: &str, series: &str) -> Option<f64> {
@@ -222,9 +221,9 @@ async fn scrape(http: &reqwest::Client, url: &str) -> (u16, String, String) {
     (status, kind, response.text().await.unwrap_or_default())
 }
 
-#[tokio::test]
-async fn every_metric_is_served_after_traffic_with_bounded_labels_only() {
-    on_both_backends(|t| async move {
+backend_test!(
+    every_metric_is_served_after_traffic_with_bounded_labels_only,
+    |t| async move {
         let admin = issue_key(&t.db, "boss@example.com", Some(Scopes::admin())).await;
         let reader = issue_key(&t.db, "reader@example.com", orders_reader()).await;
         let gone = issue_key(&t.db, "gone@example.com", None).await;
@@ -360,9 +359,8 @@ async fn every_metric_is_served_after_traffic_with_bounded_labels_only() {
             "{}",
             written.stderr
         );
-    })
-    .await;
-}
+    }
+);
 
 /// The TCP ports `pid` listens on (from /proc: its socket inodes in the
 /// listening entries of /proc/net/tcp and tcp6).
