@@ -2,7 +2,7 @@
 
 /// Why the fleet's rules refuse a value or a change. The message is meant
 /// for the caller (it names the field or the row and says what would be
-/// accepted); the store wraps it as [`StoreError::Fleet`](crate::store::StoreError::Fleet).
+/// accepted); the store wraps it (`StoreError::Fleet`).
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum FleetError {
     /// A value is wrong (out of range, too long, …); the message starts with
