@@ -13,6 +13,7 @@
 //! A write abandoned after its `COMMIT` was sent may still have committed:
 //! the caller is told the database is unavailable, as it cannot know more.
 
+use super::console::{ConsoleStore, InviteRow, NewInvite, NewSession, SessionRow};
 use super::fleet::FleetStore;
 use super::{
     Db, KeyChangeSink, KeyEvent, KeyHashRow, KeyRecord, KeyStore, NewKey, PoolOptions,
@@ -212,5 +213,18 @@ bounded! {
             assignment_id: &str,
             change: AssignmentChange
         ) -> Assignment;
+    }
+}
+
+bounded! {
+    ConsoleStore {
+        fn insert_session(&self, session: &NewSession, purge_before: i64) -> ();
+        fn session(&self, token_hash: &str) -> Option<SessionRow>;
+        fn touch_session(&self, token_hash: &str, at: i64) -> ();
+        fn delete_session(&self, token_hash: &str) -> ();
+        fn insert_invite(&self, invite: &NewInvite, actor: &str) -> i64;
+        fn invite(&self, token_hash: &str) -> Option<InviteRow>;
+        fn claim_invite(&self, invite_id: i64, at: i64) -> bool;
+        fn record_invite_key(&self, invite_id: i64, key_id: i64, user: &UserId, actor: &str) -> ();
     }
 }

@@ -4,6 +4,7 @@
 //! `postgres://…` (production; replicas share it). Each backend has its own
 //! embedded migrations under `migrations/`.
 
+pub mod console;
 mod deadline;
 mod error;
 pub mod fleet;
@@ -13,6 +14,7 @@ mod sql_backend;
 pub mod sqlite;
 pub mod watch;
 
+pub use console::ConsoleStore;
 pub use error::StoreError;
 pub use fleet::FleetStore;
 pub use keys::{KeyEvent, KeyHashRow, KeyRecord, KeyState, KeyStore, NewKey, RevokeTarget};
@@ -22,9 +24,9 @@ use std::sync::Arc;
 use std::time::Duration;
 
 /// Everything the server keeps in a database.
-pub trait Store: KeyStore + FleetStore + PoolStats {}
+pub trait Store: KeyStore + FleetStore + ConsoleStore + PoolStats {}
 
-impl<T: KeyStore + FleetStore + PoolStats> Store for T {}
+impl<T: KeyStore + FleetStore + ConsoleStore + PoolStats> Store for T {}
 
 /// A pool's connections at one moment (for the metrics).
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]

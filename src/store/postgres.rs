@@ -230,3 +230,8 @@ type This = PgStore;
 #[allow(clippy::duplicate_mod)]
 #[path = "keys_sql.rs"]
 mod keys_sql;
+
+// Included by both backends on purpose: one text, two sets of concrete types.
+#[allow(clippy::duplicate_mod)]
+#[path = "console_sql.rs"]
+mod console_sql;
