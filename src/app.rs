@@ -2,6 +2,7 @@
 //! server the same way.
 
 use crate::auth::{AuthLayer, TrustedProxies, UsageRecorder, Verifier, VerifierOptions, no_oauth};
+use crate::console::Console;
 use crate::edge::envelope::{EnvelopeCheck, EnvelopeLayer, MAX_BODY_BYTES};
 use crate::edge::host::{HostLayer, HostRules};
 use crate::edge::{EdgeOptions, EdgeStats, limits};
@@ -40,6 +41,11 @@ pub struct ServeOptions {
     pub trusted_proxies: TrustedProxies,
     /// Connection timeouts, the request timeout and the connection cap.
     pub edge: EdgeOptions,
+    /// Whether the web console is served under `/console`.
+    pub console: bool,
+    /// The MCP URL clients use (`--public-url`): the console's own origin,
+    /// and the URL in the configurations it shows.
+    pub public_url: Option<String>,
 }
 
 impl Default for ServeOptions {
@@ -51,6 +57,8 @@ impl Default for ServeOptions {
             auth: VerifierOptions::default(),
             trusted_proxies: TrustedProxies::default(),
             edge: EdgeOptions::default(),
+            console: true,
+            public_url: None,
         }
     }
 }
@@ -78,8 +86,13 @@ pub fn build(db: Db, options: &ServeOptions, shutdown: &CancellationToken) -> Ap
         .route("/register", any(no_oauth::registration))
         .with_state(auth.clone())
         .route("/.well-known/{*path}", any(no_oauth::no_metadata));
+    let mut router = routes(db.clone(), options, shutdown, auth.clone()).merge(no_oauth);
+    if options.console {
+        let console = Console::new(db, auth, options.public_url.clone());
+        router = router.merge(crate::console::router(console, &allowed_hosts(options)));
+    }
     App {
-        router: routes(db, options, shutdown, auth).merge(no_oauth),
+        router,
         tasks: vec![flusher, watch],
     }
 }
@@ -102,11 +115,7 @@ where
         + 'static,
     <L::Service as tower::Service<http::Request<axum::body::Body>>>::Future: Send + Unpin + 'static,
 {
-    let hosts: Vec<String> = if options.allowed_hosts.is_empty() {
-        LOOPBACK_HOSTS.iter().map(|h| (*h).to_owned()).collect()
-    } else {
-        options.allowed_hosts.clone()
-    };
+    let hosts = allowed_hosts(options);
     // Stateless with JSON answers: any replica serves any request (no sticky
     // sessions), and no session outlives its request.
     // Host and Origin are checked by `check_host`, before the key; rmcp's
@@ -147,6 +156,15 @@ where
 async fn count_status(response: axum::response::Response) -> axum::response::Response {
     crate::metrics::http_response(response.status());
     response
+}
+
+/// The `Host` values accepted: the configured ones, else the loopback names.
+fn allowed_hosts(options: &ServeOptions) -> Vec<String> {
+    if options.allowed_hosts.is_empty() {
+        LOOPBACK_HOSTS.iter().map(|h| (*h).to_owned()).collect()
+    } else {
+        options.allowed_hosts.clone()
+    }
 }
 
 /// The same application with a fixed caller and no key check, for measuring

@@ -65,7 +65,9 @@ impl IssuedKey {
     }
 }
 
-fn check_name(name: Option<&str>) -> Result<Option<String>, KeyAdminError> {
+/// A key name as stored: trimmed, `None` when blank; refused when too long
+/// or holding control or reordering characters.
+pub fn check_name(name: Option<&str>) -> Result<Option<String>, KeyAdminError> {
     let Some(name) = name.map(str::trim).filter(|n| !n.is_empty()) else {
         return Ok(None);
     };
@@ -119,7 +121,7 @@ fn check_scopes(req: &CreateKey) -> Result<Scopes, KeyAdminError> {
 }
 
 /// Refuses `wanted` unless `issuer` holds all of it, naming what it lacks.
-fn ungranted(issuer: Scopes, wanted: Scopes) -> Result<(), KeyAdminError> {
+pub fn ungranted(issuer: Scopes, wanted: Scopes) -> Result<(), KeyAdminError> {
     if issuer.covers(wanted) {
         return Ok(());
     }

@@ -7,6 +7,7 @@
 pub mod app;
 pub mod auth;
 pub mod cli;
+pub mod console;
 pub mod edge;
 pub mod fleet;
 pub mod key_admin;

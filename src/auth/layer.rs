@@ -50,7 +50,7 @@ impl AuthLayer {
     /// Verifies `key` sent with a request's `extensions` and `headers`,
     /// counted against the request's client address, which is worked out
     /// only on a cache miss (the limiter's case).
-    pub(super) async fn verify(
+    pub(crate) async fn verify(
         &self,
         key: &str,
         extensions: &Extensions,
@@ -74,6 +74,14 @@ impl AuthLayer {
     /// The request's client address, as worked out with the trusted proxies.
     fn client(&self, extensions: &Extensions, headers: &HeaderMap) -> ClientAddr {
         ClientAddr(request_client(&self.proxies, extensions, headers))
+    }
+}
+
+impl AuthLayer {
+    /// The verifier behind the layer (the console checks sessions' keys
+    /// with it).
+    pub fn verifier(&self) -> &Arc<Verifier> {
+        &self.verifier
     }
 }
 

@@ -184,7 +184,17 @@ impl Verifier {
         client: impl FnOnce() -> Option<IpAddr>,
     ) -> Result<Caller, Refusal> {
         let key = ApiKey::parse(presented).map_err(|_| AuthFailure::Malformed)?;
-        let hash = key.hash();
+        self.verify_hash_from(key.hash(), client).await
+    }
+
+    /// [`Verifier::verify_from`] for a key known only by its hash: the web
+    /// console checks the key a session was opened with on every request
+    /// (so a revoked, expired or rotated-out key ends the session at once).
+    pub async fn verify_hash_from(
+        &self,
+        hash: KeyHash,
+        client: impl FnOnce() -> Option<IpAddr>,
+    ) -> Result<Caller, AuthFailure> {
         let now = Utc::now();
         let cached = self.cache.get(&hash);
         crate::metrics::key_cache(cached.is_some());

@@ -32,6 +32,11 @@ pub struct ServeArgs {
     /// (default: derived from --bind).
     #[arg(long, env = "FLEETMIND_PUBLIC_URL")]
     pub public_url: Option<String>,
+    /// Serve the web console under /console (sign in with a key; issue,
+    /// rotate and revoke keys; invite someone with a one-time link).
+    #[arg(long, env = "FLEETMIND_CONSOLE", default_value_t = true,
+          action = clap::ArgAction::Set, value_name = "true|false")]
+    pub console: bool,
     /// Reverse proxies (addresses, or CIDR networks holding only proxies;
     /// comma-separated, e.g. 127.0.0.1,10.0.4.17,::1) whose X-Forwarded-For
     /// names the client for the limit on unknown keys. Default: none (the
@@ -113,6 +118,8 @@ pub(super) async fn run(
     let options = ServeOptions {
         allowed_hosts: args.allowed_hosts,
         allowed_origins: args.allowed_origins,
+        console: args.console,
+        public_url: args.public_url.clone(),
         usage_flush_interval: Duration::from_secs(args.usage_flush_secs.max(1)),
         trusted_proxies,
         edge: EdgeOptions {
