@@ -190,6 +190,29 @@ async fn sign_in_keys_and_the_security_points() {
             .await;
         assert_eq!(page.status, 403);
         assert!(page.body.contains("another site"), "{}", page.body);
+        // `Origin: null` (what `Referrer-Policy: no-referrer` makes of a
+        // form's origin) passes only as a same-origin fetch.
+        let own = browser.base.clone();
+        for (origin, site, status) in [
+            ("null", None, 403),
+            ("null", Some("cross-site"), 403),
+            (own.as_str(), Some("same-site"), 403),
+        ] {
+            let mut request = browser
+                .http
+                .post(format!("{}/console/keys", browser.base))
+                .header("content-type", "application/x-www-form-urlencoded")
+                .header(ORIGIN, origin)
+                .body(format!("csrf={csrf}&name=x&scopes=orders%3Aread"));
+            if let Some(site) = site {
+                request = request.header("sec-fetch-site", site);
+            }
+            let page = browser.send(request).await;
+            assert_eq!(
+                page.status, status,
+                "Origin {origin}, Sec-Fetch-Site {site:?}"
+            );
+        }
         // A scope it lacks, another email, an invitation → 403.
         let page = browser
             .post(

@@ -67,7 +67,7 @@ fn scope_boxes(form: &str, held: Scopes) -> Markup {
         fieldset {
             legend { "Scopes" }
             @for scope in Scope::ALL.into_iter().filter(|s| *s != Scope::Admin && held.allows(*s)) {
-                @let id = format!("{form}-scope-{}", scope.as_str());
+                @let id = format!("{form}-scope-{}", scope.as_str().replace(':', "-"));
                 label.check for=(id) {
                     input type="checkbox" id=(id) name="scopes" value=(scope.as_str()) checked;
                     " " (scope.as_str())

@@ -182,10 +182,32 @@ impl Console {
     /// Refuses a POST whose `Origin` is not the console's own (a page on
     /// another site posting a form here). A request without `Origin` (not
     /// from a browser) still needs its CSRF token.
+    ///
+    /// The console's own pages send `Origin: null`: with `Referrer-Policy:
+    /// no-referrer`, browsers serialise the origin of a POST as `null`. So
+    /// `null` is accepted only when the browser also says the request is
+    /// `Sec-Fetch-Site: same-origin`, and any other `Sec-Fetch-Site` is
+    /// refused whatever the `Origin`.
     pub fn check_origin(&self, headers: &HeaderMap) -> Result<(), ConsoleError> {
+        let refused = || {
+            ConsoleError::Forbidden(
+                "this form was sent from another site; nothing was changed".into(),
+            )
+        };
+        let fetch_site = headers.get("sec-fetch-site").map(|v| v.as_bytes());
+        if fetch_site.is_some_and(|site| site != b"same-origin") {
+            return Err(refused());
+        }
         let Some(origin) = headers.get(ORIGIN) else {
             return Ok(());
         };
+        if origin.as_bytes() == b"null" {
+            return if fetch_site == Some(b"same-origin") {
+                Ok(())
+            } else {
+                Err(refused())
+            };
+        }
         let own = origin
             .to_str()
             .ok()
@@ -196,13 +218,7 @@ impl Console {
                     .base_url(headers)
                     .is_some_and(|base| super::origin_of(&base).is_some_and(|b| b == origin)),
             });
-        if own {
-            Ok(())
-        } else {
-            Err(ConsoleError::Forbidden(
-                "this form was sent from another site; nothing was changed".into(),
-            ))
-        }
+        if own { Ok(()) } else { Err(refused()) }
     }
 
     /// `scheme://host[:port]` that clients use: the public URL's, else
