@@ -211,6 +211,7 @@ def start_server(env: Env, backend: str, db_url: str) -> Server:
     keys = {
         "good": cli(env, db_url, "keys", "create", "--email", "dispatcher@e2e.example", "--name", "e2e", "--json"),
         "revoked": cli(env, db_url, "keys", "create", "--email", "dispatcher@e2e.example", "--name", "old", "--json"),
+        "admin": cli(env, db_url, "keys", "create", "--email", "admin@e2e.example", "--admin", "--json"),
     }
     cli(env, db_url, "keys", "revoke", "--key-id", str(keys["revoked"]["key_id"]), "--json")
     port = free_port()
@@ -398,8 +399,9 @@ class Suite:
                              result or ("PASS" if ok else "FAIL"), detail, seconds))
 
     # ---- mcp-remote
-    def remote_ok(self, server: Server, way: str, protocol: str, extra: list[str] | None = None) -> None:
-        key = server.key("good")
+    def remote_ok(self, server: Server, way: str, protocol: str, extra: list[str] | None = None,
+                  key_name: str = "good") -> None:
+        key = server.key(key_name)
         url, args, extra_env = server.url, [], {}
         if way == "header":
             args = ["--header", f"Authorization: Bearer {key}"]
@@ -420,7 +422,7 @@ class Suite:
                 problems.append(f"protocol {r.get('protocol')} != {want_protocol}")
             if not isinstance(r.get("tools"), list) or "whoami" not in r["tools"]:
                 problems.append(f"tools/list: {r.get('tools')}")
-            if r.get("whoami_error") or who.get("user_id") != server.keys["good"]["user_id"]:
+            if r.get("whoami_error") or who.get("user_id") != server.keys[key_name]["user_id"]:
                 problems.append(f"whoami: {r.get('whoami_error') or who}")
             if "prompts" not in r.get("capabilities", []) or set(r.get("prompts") or []) != PROMPTS:
                 problems.append(f"prompts: {r.get('prompts', 'capability missing')}")
@@ -428,7 +430,8 @@ class Suite:
             problems.append("a good key started OAuth: " + next(
                 (ln for ln in r["stderr"].splitlines() if OAUTH_STARTED.search(ln)), ""))
         detail = "; ".join(problems) or f"initialize+tools/list+whoami({who.get('user_id')})+prompts/list, no OAuth"
-        self.row(server, "mcp-remote", way, r.get("protocol", ""), "connect, list, call", not problems, detail, r["seconds"])
+        check = "connect, list, call" if key_name == "good" else f"{key_name} key: connect, list, call"
+        self.row(server, "mcp-remote", way, r.get("protocol", ""), check, not problems, detail, r["seconds"])
 
     def remote_refused(self, server: Server, way: str, key: str | None, label: str, expect: list[str]) -> None:
         url, args, extra_env = server.url, [], {}
@@ -674,10 +677,29 @@ class Suite:
         self.row(server, "raw http", "header/query", "-", "probes: no 401 for a good key", not problems,
                  "; ".join(problems) or "; ".join(seen[:3]), time.monotonic() - t0)
 
+    # ---- the web console (issue 12): a key from an invitation, used through mcp-remote
+    def console_invitation(self, server: Server) -> None:
+        t0 = time.monotonic()
+        try:
+            key, user_id, key_id, admin = console_invite_and_claim(server)
+        except Exception as e:  # noqa: BLE001 - any failure is this check's
+            self.row(server, "console", "form", "-", "invite, claim a key", False, mask(str(e))[:200],
+                     time.monotonic() - t0)
+            return
+        SECRETS.append(key)
+        server.keys["console"] = {"api_key": key, "user_id": user_id}
+        self.row(server, "console", "form", "-", "invite, claim a key", True,
+                 "admin signed in, invited, signed out; invitee claimed one key", time.monotonic() - t0)
+        self.remote_ok(server, "header", "2025-11-25", key_name="console")
+        status, _ = admin.post(f"/console/keys/{key_id}/revoke", {"csrf": admin.csrf})
+        self.row(server, "console", "form", "-", "revoke it", status == 200, f"status {status}", 0.0)
+        self.remote_refused(server, "header", key, "console-revoked key", ["API key", "revoked"])
+
     # ---- all of it, for one server
     def run_all(self, server: Server, baseline: dict[str, str], scenarios: list[str]) -> None:
         good_revoked = server.key("revoked")
         self.probes(server)
+        self.console_invitation(server)
         self.remote_ok(server, "header", "2025-11-25")
         self.remote_ok(server, "query", "2025-03-26")
         self.py_ok(server, query=False, mode="auto", want="2026-07-28")
@@ -708,6 +730,70 @@ class Suite:
             self.conformance(server, CORE_SCENARIOS, "query", baseline)
         else:
             self.conformance(server, CORE_SCENARIOS, "header", baseline)
+
+
+class ConsoleSession:
+    """A browser-like session on the console: its own cookies, forms posted
+    with the console's own Origin, the CSRF token of the last page."""
+
+    def __init__(self, base: str):
+        import http.cookiejar
+        self.base, self.csrf = base, ""
+        self.opener = urllib.request.build_opener(urllib.request.HTTPCookieProcessor(http.cookiejar.CookieJar()))
+
+    def _open(self, req: urllib.request.Request) -> tuple[int, str]:
+        try:
+            with self.opener.open(req, timeout=15) as r:
+                status, page = r.status, r.read().decode(errors="replace")
+        except urllib.error.HTTPError as e:
+            status, page = e.code, e.read().decode(errors="replace")
+        m = re.search(r'name="csrf" value="([^"]+)"', page)
+        if m:
+            self.csrf = m.group(1)
+        return status, page
+
+    def get(self, path: str) -> tuple[int, str]:
+        return self._open(urllib.request.Request(self.base + path))
+
+    def post(self, path: str, fields: dict | list) -> tuple[int, str]:
+        body = urlencode(fields, doseq=True).encode()
+        return self._open(urllib.request.Request(self.base + path, data=body, method="POST", headers={
+            "Origin": self.base, "Content-Type": "application/x-www-form-urlencoded"}))
+
+
+def console_invite_and_claim(server: Server) -> tuple[str, str, int, ConsoleSession]:
+    """An admin signs in, invites, signs out and in again; a fresh session
+    claims the invitation. Returns the key, its user id and key id, and the
+    admin's session."""
+    import hashlib
+    admin = ConsoleSession(server.base)
+    status, page = admin.post("/console/login", {"api_key": server.key("admin")})
+    if status != 200 or "Create a key" not in page:
+        raise RuntimeError(f"admin sign-in: status {status}")
+    email = "invitee@e2e.example"
+    status, page = admin.post("/console/invites", {
+        "csrf": admin.csrf, "email": email, "scopes": ["orders:read", "drivers:read"]})
+    m = re.search(r'<pre id="invite-link">([^<]+)</pre>', page)
+    if status != 200 or not m:
+        raise RuntimeError(f"invitation: status {status}")
+    link = m.group(1).replace(server.base, "")
+    admin.post("/console/logout", {"csrf": admin.csrf})
+    invitee = ConsoleSession(server.base)
+    status, page = invitee.post(link, {"name": "e2e"})
+    m = re.search(r'<pre id="api-key">(fm_[A-Za-z0-9_-]{43})</pre>', page)
+    if status != 200 or not m or "mcp-remote" not in page:
+        raise RuntimeError(f"claim: status {status}")
+    key = m.group(1)
+    status, _ = invitee.post(link, {"name": "again"})
+    if status != 410:
+        raise RuntimeError(f"a used invitation answered {status}, not 410")
+    admin.post("/console/login", {"api_key": server.key("admin")})
+    status, page = admin.get("/console/keys?email=" + email)
+    m = re.search(r'action="/console/keys/(\d+)/revoke"', page)
+    if not m:
+        raise RuntimeError("the admin's key list lacks the claimed key")
+    user_id = "user_" + hashlib.md5(email.encode()).hexdigest()[:12]
+    return key, user_id, int(m.group(1)), admin
 
 
 def masked_keys(text: str) -> str:
