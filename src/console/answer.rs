@@ -50,9 +50,7 @@ impl From<StoreError> for ConsoleError {
     fn from(err: StoreError) -> Self {
         match err {
             StoreError::NotFound(what) => ConsoleError::NotFound(format!("{what} not found")),
-            StoreError::Invalid(message) | StoreError::Conflict(message) => {
-                ConsoleError::Invalid(message)
-            }
+            StoreError::Conflict(message) => ConsoleError::Invalid(message),
             err if err.is_outage() => {
                 tracing::warn!(error = %err, "console: database unavailable");
                 ConsoleError::Unavailable

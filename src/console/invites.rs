@@ -134,7 +134,7 @@ pub async fn claim(
         issuer_scopes: None,
     };
     let issued = key_admin::create_key(db, request).await?;
-    let user = crate::auth::UserId::new(issued.record.user_id.as_str());
+    let user = crate::tenant::UserId::new(issued.record.user_id.as_str());
     db.record_invite_key(invite.invite_id, issued.record.key_id, &user, &actor)
         .await?;
     tracing::info!(invite.id = invite.invite_id, key.id = issued.record.key_id, key.prefix = %issued.record.prefix, "console: invitation claimed");

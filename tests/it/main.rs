@@ -9,6 +9,8 @@ mod admin_tools;
 mod auth_cache;
 mod auth_matrix;
 mod cli;
+mod console;
+mod console_browser;
 mod deadlines;
 mod fleet_isolation;
 mod fleet_model;
