@@ -194,7 +194,7 @@ impl Verifier {
         &self,
         hash: KeyHash,
         client: impl FnOnce() -> Option<IpAddr>,
-    ) -> Result<Caller, AuthFailure> {
+    ) -> Result<Caller, Refusal> {
         let now = Utc::now();
         let cached = self.cache.get(&hash);
         crate::metrics::key_cache(cached.is_some());

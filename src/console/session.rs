@@ -123,6 +123,7 @@ impl Console {
             .verifier()
             .verify_hash_from(row.key_hash, || None)
             .await
+            .map_err(|refusal| refusal.failure)
         {
             Ok(caller) if caller.key_id == row.key_id && caller.user_id == row.user_id => caller,
             Ok(_) => {
