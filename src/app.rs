@@ -7,6 +7,7 @@ use crate::edge::envelope::{EnvelopeCheck, EnvelopeLayer, MAX_BODY_BYTES};
 use crate::edge::host::{HostLayer, HostRules};
 use crate::edge::{EdgeOptions, EdgeStats, limits};
 use crate::mcp::FleetMind;
+use crate::routing::Routing;
 use crate::store::Db;
 use axum::Router;
 use axum::extract::State;
@@ -46,6 +47,8 @@ pub struct ServeOptions {
     /// The MCP URL clients use (`--public-url`): the console's own origin,
     /// and the URL in the configurations it shows.
     pub public_url: Option<String>,
+    /// The road engine and geocoder (default: the embedded estimate only).
+    pub routing: Arc<Routing>,
 }
 
 impl Default for ServeOptions {
@@ -59,6 +62,7 @@ impl Default for ServeOptions {
             edge: EdgeOptions::default(),
             console: true,
             public_url: None,
+            routing: Arc::new(Routing::embedded()),
         }
     }
 }
@@ -129,7 +133,7 @@ where
         .with_max_request_body_bytes(MAX_BODY_BYTES)
         .with_cancellation_token(shutdown.child_token());
     let host_rules = HostRules::new(&hosts, &options.allowed_origins);
-    let server = FleetMind::new(db.clone());
+    let server = FleetMind::with_routing(db.clone(), options.routing.clone());
     let mcp = StreamableHttpService::new(
         move || Ok(server.clone()),
         Arc::new(NeverSessionManager::default()),

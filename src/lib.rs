@@ -16,6 +16,7 @@ pub mod logging;
 pub mod mcp;
 pub mod metrics;
 pub mod plural;
+pub mod routing;
 pub mod scopes;
 pub mod store;
 pub mod tenant;

@@ -16,10 +16,12 @@ pub enum Scope {
     AssignmentsManage,
     /// Implies every other scope, and alone allows the admin tools.
     Admin,
+    /// Routes, geocoding and the tenant's saved places.
+    RoutingUse,
 }
 
 impl Scope {
-    pub const ALL: [Scope; 7] = [
+    pub const ALL: [Scope; 8] = [
         Scope::OrdersRead,
         Scope::OrdersWrite,
         Scope::DriversRead,
@@ -27,6 +29,7 @@ impl Scope {
         Scope::AssignmentsRead,
         Scope::AssignmentsManage,
         Scope::Admin,
+        Scope::RoutingUse,
     ];
 
     /// The name used on the wire, in the database and on the command line.
@@ -39,6 +42,7 @@ impl Scope {
             Scope::AssignmentsRead => "assignments:read",
             Scope::AssignmentsManage => "assignments:manage",
             Scope::Admin => "admin",
+            Scope::RoutingUse => "routing:use",
         }
     }
 
@@ -67,7 +71,7 @@ impl FromStr for Scope {
 /// A scope name nobody knows.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[error(
-    "unknown scope '{0}' (known: orders:read, orders:write, drivers:read, drivers:write, assignments:read, assignments:manage, admin)"
+    "unknown scope '{0}' (known: orders:read, orders:write, drivers:read, drivers:write, assignments:read, assignments:manage, admin, routing:use)"
 )]
 pub struct UnknownScope(pub String);
 
@@ -83,7 +87,9 @@ impl Scopes {
             | (1 << Scope::OrdersWrite as u8)
             | (1 << Scope::DriversRead as u8)
             | (1 << Scope::DriversWrite as u8)
-            | (1 << Scope::AssignmentsManage as u8),
+            | (1 << Scope::AssignmentsManage as u8)
+            // The predecessor's routing tools took any key.
+            | (1 << Scope::RoutingUse as u8),
     );
 
     pub fn empty() -> Self {
@@ -211,7 +217,7 @@ mod tests {
         assert_eq!(Scopes::from_storage(Some(&scopes.to_storage())), scopes);
         assert_eq!(
             Scopes::from_storage(None).to_storage(),
-            "orders:read orders:write drivers:read drivers:write assignments:manage"
+            "orders:read orders:write drivers:read drivers:write assignments:manage routing:use"
         );
         assert!(Scopes::parse_list("orders:read,root").is_err());
         assert!(Scopes::from_storage(Some("")).is_empty());

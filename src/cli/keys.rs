@@ -18,7 +18,7 @@ pub enum KeysCommand {
         #[arg(long)]
         name: Option<String>,
         /// Comma-separated scopes (default: orders:read, orders:write,
-        /// drivers:read, drivers:write, assignments:manage).
+        /// drivers:read, drivers:write, assignments:manage, routing:use).
         #[arg(long)]
         scopes: Option<String>,
         /// Give the key the admin scope (implies every scope).

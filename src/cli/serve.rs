@@ -7,9 +7,11 @@ use super::{CliError, GlobalArgs};
 use crate::app::{self, ServeOptions};
 use crate::auth::TrustedProxies;
 use crate::edge::EdgeOptions;
+use crate::routing::{Routing, RoutingOptions};
 use crate::store::{Db, PoolOptions};
 use clap::Args;
 use std::net::SocketAddr;
+use std::sync::Arc;
 use std::time::Duration;
 use tokio_util::sync::CancellationToken;
 
@@ -76,6 +78,14 @@ pub struct ServeArgs {
     /// listener, e.g. 127.0.0.1:9187). Default: no metrics listener.
     #[arg(long, env = "FLEETMIND_METRICS_BIND", value_name = "ADDR")]
     pub metrics_bind: Option<SocketAddr>,
+    /// A Valhalla server for routes by road, e.g. http://127.0.0.1:8002
+    /// (default: none, routes are the marked straight-line estimate).
+    #[arg(long, env = "FLEETMIND_ROUTING_URL")]
+    pub routing_url: Option<String>,
+    /// A Nominatim server for geocoding, e.g. http://127.0.0.1:8088
+    /// (default: none, only "lat,lng" and saved places).
+    #[arg(long, env = "FLEETMIND_GEOCODER_URL")]
+    pub geocoder_url: Option<String>,
 }
 
 pub(super) async fn run(
@@ -89,6 +99,12 @@ pub(super) async fn run(
             "--trusted-proxies (FLEETMIND_TRUSTED_PROXIES): {err}"
         ))
     })?;
+    let routing = Routing::new(&RoutingOptions {
+        routing_url: args.routing_url.clone(),
+        geocoder_url: args.geocoder_url.clone(),
+        ..RoutingOptions::default()
+    })
+    .map_err(CliError::Usage)?;
     let db = database::open(&global.database_url, pool, Missing::Create).await?;
     tracing::info!(
         database = %database::shown(&global.database_url),
@@ -131,6 +147,7 @@ pub(super) async fn run(
                 .map(|n| usize::try_from(n).unwrap_or(usize::MAX)),
             db_connections: global.db_max_connections,
         },
+        routing: Arc::new(routing),
         ..ServeOptions::default()
     };
     if !options.trusted_proxies.is_empty() {

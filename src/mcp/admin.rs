@@ -94,8 +94,8 @@ struct CreateKeyInput {
     #[schemars(with = "Option<String>", length(max = 255))]
     name: Option<Text>,
     /// Scopes to grant: orders:read, orders:write, drivers:read, drivers:write,
-    /// assignments:read, assignments:manage, admin. Default: orders:read,
-    /// orders:write, drivers:read, drivers:write, assignments:manage. Never
+    /// assignments:read, assignments:manage, admin, routing:use. Default: orders:read,
+    /// orders:write, drivers:read, drivers:write, assignments:manage, routing:use. Never
     /// more than the calling key holds.
     #[schemars(with = "Option<Vec<String>>")]
     scopes: Option<ScopeList>,

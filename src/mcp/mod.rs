@@ -8,10 +8,12 @@ mod fleet;
 mod guard;
 pub mod policy;
 mod prompts;
+mod routing;
 mod whoami;
 
 use crate::auth::{Caller, ClientAddr};
 use crate::metrics::{self, Outcome};
+use crate::routing::Routing;
 use crate::store::Db;
 use error::ToolError;
 pub use guard::{Caught, catch_panic, install_panic_hook};
@@ -37,14 +39,21 @@ use std::time::Instant;
 #[derive(Clone)]
 pub struct FleetMind {
     pub(crate) db: Db,
+    pub(crate) routing: Arc<Routing>,
     tool_router: Arc<ToolRouter<FleetMind>>,
     prompt_router: Arc<PromptRouter<FleetMind>>,
 }
 
 impl FleetMind {
+    /// The server with the embedded route estimate only.
     pub fn new(db: Db) -> Self {
+        Self::with_routing(db, Arc::new(Routing::embedded()))
+    }
+
+    pub fn with_routing(db: Db, routing: Arc<Routing>) -> Self {
         Self {
             db,
+            routing,
             tool_router: Arc::new(Self::all_tools()),
             prompt_router: Arc::new(Self::prompt_router()),
         }
@@ -57,6 +66,7 @@ impl FleetMind {
             + Self::orders_router()
             + Self::drivers_router()
             + Self::assignments_router()
+            + Self::routing_router()
     }
 
     /// The names of every tool the router serves (for tests of the policy table).

@@ -56,6 +56,16 @@ pub const TOOL_ACCESS: &[(&str, Access)] = &[
     ("unassign_order", Access::Needs(Scope::AssignmentsManage)),
     ("complete_delivery", Access::Needs(Scope::AssignmentsManage)),
     ("fail_delivery", Access::Needs(Scope::AssignmentsManage)),
+    // Routing and the tenant's saved places.
+    ("geocode_address", Access::Needs(Scope::RoutingUse)),
+    ("calculate_route", Access::Needs(Scope::RoutingUse)),
+    (
+        "calculate_intelligent_route",
+        Access::Needs(Scope::RoutingUse),
+    ),
+    ("save_place", Access::Needs(Scope::RoutingUse)),
+    ("list_places", Access::Needs(Scope::RoutingUse)),
+    ("delete_place", Access::Needs(Scope::RoutingUse)),
 ];
 
 /// Every resource and what reading it needs.

@@ -15,6 +15,7 @@
 
 use super::console::{ConsoleStore, InviteRow, NewInvite, NewSession, SessionRow};
 use super::fleet::FleetStore;
+use super::places::{NewPlace, Place, PlaceStore};
 use super::{
     Db, KeyChangeSink, KeyEvent, KeyHashRow, KeyRecord, KeyStore, NewKey, PoolOptions,
     RevokeTarget, StoreError,
@@ -226,5 +227,14 @@ bounded! {
         fn invite(&self, token_hash: &str) -> Option<InviteRow>;
         fn claim_invite(&self, invite_id: i64, at: i64) -> bool;
         fn record_invite_key(&self, invite_id: i64, key_id: i64, user: &UserId, actor: &str) -> ();
+    }
+}
+
+bounded! {
+    PlaceStore {
+        fn save_place(&self, user: &UserId, place: NewPlace) -> Place;
+        fn places(&self, user: &UserId) -> Vec<Place>;
+        fn place(&self, user: &UserId, name: &str) -> Option<Place>;
+        fn delete_place(&self, user: &UserId, name: &str) -> bool;
     }
 }

@@ -9,6 +9,7 @@ mod deadline;
 mod error;
 pub mod fleet;
 mod keys;
+pub mod places;
 pub mod postgres;
 mod sql_backend;
 pub mod sqlite;
@@ -18,15 +19,16 @@ pub use console::ConsoleStore;
 pub use error::StoreError;
 pub use fleet::FleetStore;
 pub use keys::{KeyEvent, KeyHashRow, KeyRecord, KeyState, KeyStore, NewKey, RevokeTarget};
+pub use places::PlaceStore;
 pub use watch::{KeyChange, KeyChangeSink};
 
 use std::sync::Arc;
 use std::time::Duration;
 
 /// Everything the server keeps in a database.
-pub trait Store: KeyStore + FleetStore + ConsoleStore + PoolStats {}
+pub trait Store: KeyStore + FleetStore + ConsoleStore + PlaceStore + PoolStats {}
 
-impl<T: KeyStore + FleetStore + ConsoleStore + PoolStats> Store for T {}
+impl<T: KeyStore + FleetStore + ConsoleStore + PlaceStore + PoolStats> Store for T {}
 
 /// A pool's connections at one moment (for the metrics).
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]

@@ -81,7 +81,8 @@ backend_test!(
                 "orders:write",
                 "drivers:read",
                 "drivers:write",
-                "assignments:manage"
+                "assignments:manage",
+                "routing:use"
             ])
         );
 

@@ -87,7 +87,8 @@ fn key_lifecycle(url: &str) {
             "orders:write",
             "drivers:read",
             "drivers:write",
-            "assignments:manage"
+            "assignments:manage",
+            "routing:use"
         ])
     );
     let key = created["api_key"].as_str().unwrap().to_owned();

@@ -44,6 +44,7 @@ fn key_kinds() -> Vec<(String, Vec<Scope>)> {
             Scope::DriversRead,
             Scope::DriversWrite,
             Scope::AssignmentsManage,
+            Scope::RoutingUse,
         ],
     ));
     kinds.push(("no scope".into(), vec![]));

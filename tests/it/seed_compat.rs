@@ -90,7 +90,8 @@ async fn a_database_of_the_python_server_is_adopted_in_place() {
             "orders:write",
             "drivers:read",
             "drivers:write",
-            "assignments:manage"
+            "assignments:manage",
+            "routing:use"
         ])
     );
     let _ = client.cancel().await;

@@ -1,0 +1,13 @@
+-- Saved places (depots, regular customers): per tenant, one place per name
+-- whatever its case (name_key is the trimmed, lower-cased name).
+CREATE TABLE places (
+    user_id TEXT NOT NULL CHECK (length(user_id) > 0),
+    name_key TEXT NOT NULL CHECK (length(name_key) > 0),
+    name TEXT NOT NULL,
+    address TEXT NOT NULL,
+    lat REAL NOT NULL CHECK (lat BETWEEN -90 AND 90),
+    lng REAL NOT NULL CHECK (lng BETWEEN -180 AND 180),
+    created_at TEXT NOT NULL,
+    updated_at TEXT NOT NULL,
+    CONSTRAINT fm_places_pk PRIMARY KEY (user_id, name_key)
+);
