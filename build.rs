@@ -1,15 +1,21 @@
 // The migrations are embedded by `sqlx::migrate!`; a new migration file must
 // rebuild the crate even when no Rust source changed.
 //
-// `fm_pg` and `fm_python` tell the integration tests (tests/it) whether the
-// Postgres and Python halves are to run: without them those halves are
+// `fm_pg`, `fm_python` and `fm_valhalla` tell the integration tests (tests/it)
+// whether the Postgres, Python and Valhalla parts are to run: without them those halves are
 // compiled as `#[ignore]`, so a skipped half shows in cargo's summary as
 // ignored instead of passing. CI always runs them.
 fn main() {
     println!("cargo::rerun-if-changed=migrations");
     println!("cargo::rustc-check-cfg=cfg(fm_pg)");
     println!("cargo::rustc-check-cfg=cfg(fm_python)");
-    for var in ["FLEETMIND_TEST_PG", "FLEETMIND_TEST_PYTHON", "CI"] {
+    println!("cargo::rustc-check-cfg=cfg(fm_valhalla)");
+    for var in [
+        "FLEETMIND_TEST_PG",
+        "FLEETMIND_TEST_PYTHON",
+        "FLEETMIND_TEST_VALHALLA",
+        "CI",
+    ] {
         println!("cargo::rerun-if-env-changed={var}");
     }
     let set = |var: &str| std::env::var_os(var).is_some_and(|v| !v.is_empty());
@@ -19,5 +25,8 @@ fn main() {
     }
     if ci || set("FLEETMIND_TEST_PYTHON") {
         println!("cargo::rustc-cfg=fm_python");
+    }
+    if ci || set("FLEETMIND_TEST_VALHALLA") {
+        println!("cargo::rustc-cfg=fm_valhalla");
     }
 }

@@ -395,9 +395,16 @@ fn estimated(query: &RouteQuery, fallback: Option<String>) -> RouteAnswer {
     }
 }
 
-/// A configured base URL, without its trailing slash.
+/// `base` (which may have a path, e.g. behind a proxy) with `name` after it.
+fn endpoint(base: &reqwest::Url, name: &str) -> reqwest::Url {
+    let mut url = base.clone();
+    url.set_path(&format!("{}/{name}", base.path().trim_end_matches('/')));
+    url
+}
+
+/// A configured base URL.
 fn base_url(flag: &str, url: &str) -> Result<reqwest::Url, String> {
-    let parsed = reqwest::Url::parse(url.trim_end_matches('/'))
+    let parsed = reqwest::Url::parse(url)
         .map_err(|_| format!("{flag}: not a URL (e.g. http://127.0.0.1:8002)"))?;
     if parsed.scheme() != "http" || parsed.host().is_none() {
         return Err(format!(
@@ -405,4 +412,36 @@ fn base_url(flag: &str, url: &str) -> Result<reqwest::Url, String> {
         ));
     }
     Ok(parsed)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn endpoints_go_after_the_base_path() {
+        for (base, want) in [
+            ("http://127.0.0.1:8002", "http://127.0.0.1:8002/route"),
+            ("http://127.0.0.1:8002/", "http://127.0.0.1:8002/route"),
+            ("http://h/valhalla/", "http://h/valhalla/route"),
+            ("http://h/valhalla", "http://h/valhalla/route"),
+        ] {
+            let base = base_url("--routing-url", base).unwrap();
+            assert_eq!(endpoint(&base, "route").as_str(), want);
+        }
+        for bad in ["https://h", "h:8002", "ftp://h", "http://"] {
+            assert!(base_url("--routing-url", bad).is_err(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn points_are_read_and_checked() {
+        assert_eq!(
+            Point::parse(" 52.5 , 13.4"),
+            Some(Ok(Point::new(52.5, 13.4)))
+        );
+        assert!(Point::parse("91,0").unwrap().is_err());
+        assert_eq!(Point::parse("Main Street"), None);
+        assert_eq!(Point::parse("1,2,3"), None);
+    }
 }

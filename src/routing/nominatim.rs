@@ -11,8 +11,10 @@ pub(super) struct Nominatim {
 
 impl Nominatim {
     pub(super) fn new(http: reqwest::Client, base: reqwest::Url) -> Self {
-        let search_url = reqwest::Url::parse(&format!("{base}/search")).unwrap_or(base);
-        Self { http, search_url }
+        Self {
+            http,
+            search_url: super::endpoint(&base, "search"),
+        }
     }
 
     pub(super) async fn search(&self, address: &str) -> Result<Geocoded, EngineError> {

@@ -20,8 +20,10 @@ const NO_ROUTE_CODES: [i64; 4] = [170, 171, 442, 443];
 
 impl Valhalla {
     pub(super) fn new(http: reqwest::Client, base: reqwest::Url) -> Self {
-        let route_url = reqwest::Url::parse(&format!("{base}/route")).unwrap_or(base);
-        Self { http, route_url }
+        Self {
+            http,
+            route_url: super::endpoint(&base, "route"),
+        }
     }
 
     pub(super) async fn route(&self, query: &RouteQuery) -> Result<RouteAnswer, EngineError> {

@@ -46,8 +46,14 @@ backend_test!(
         // B: its own order and driver, far away.
         let b_order = create_order(&b, "Bob Customer", 40.0, -3.7).await;
         let b_driver = create_driver(&b, "Bob Driver", 40.0, -3.7).await;
+        ok(
+            &a.client,
+            "save_place",
+            json!({"name": "Alice Depot", "lat": 48.85, "lng": 2.35}),
+        )
+        .await;
         let a_before = dump(&t, &a.user_id).await;
-        assert_eq!(a_before.len(), 5, "{a_before:#?}");
+        assert_eq!(a_before.len(), 6, "{a_before:#?}");
 
         let c = &b.client;
         let fail_args = |asn: &str| {
@@ -152,6 +158,11 @@ backend_test!(
                 "fail_delivery",
                 fail_args(&a_asn),
                 format!("assignment '{a_asn}' not found"),
+            ),
+            (
+                "delete_place",
+                json!({"name": "Alice Depot"}),
+                "place 'Alice Depot' not found".into(),
             ),
         ];
         let mut covered: BTreeSet<&str> = BTreeSet::new();
@@ -258,6 +269,27 @@ backend_test!(
             let body: Value = serde_json::from_str(text).unwrap();
             assert_eq!(&ids(&body, key, id), mine, "{uri}");
         }
+        // A's place names mean nothing to B (no geocoder here: refused).
+        for (tool, args) in [
+            ("geocode_address", json!({"address": "alice depot"})),
+            (
+                "calculate_route",
+                json!({"origin": "Alice Depot", "destination": "1,1"}),
+            ),
+            (
+                "calculate_intelligent_route",
+                json!({"origin": "1,1", "destination": "ALICE DEPOT"}),
+            ),
+        ] {
+            let message = err(c, tool, args.clone()).await;
+            assert!(
+                message.contains("no geocoder is configured"),
+                "{tool}: {message}"
+            );
+            covered.insert(tool);
+        }
+        assert_eq!(ok(c, "list_places", json!({})).await["count"], 0);
+        covered.insert("list_places");
         covered.extend([
             "count_orders",
             "count_drivers",
@@ -359,11 +391,23 @@ backend_test!(
             json!({"driver_id": extra, "confirm": true}),
         )
         .await;
+        ok(
+            c,
+            "save_place",
+            json!({"name": "Alice Depot", "lat": 1.0, "lng": 1.0}),
+        )
+        .await;
+        assert_eq!(
+            ok(c, "geocode_address", json!({"address": "Alice Depot"})).await["lat"],
+            1.0
+        );
+        ok(c, "delete_place", json!({"name": "Alice Depot"})).await;
         covered.extend([
             "delete_all_orders",
             "delete_all_drivers",
             "delete_order",
             "delete_driver",
+            "save_place",
         ]);
         assert_eq!(
             dump(&t, &b.user_id).await,

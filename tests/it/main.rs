@@ -29,6 +29,7 @@ mod partition;
 mod pool;
 mod prompts;
 mod protocol;
+mod routing;
 mod scope_matrix;
 mod seed_compat;
 mod trusted_proxies;

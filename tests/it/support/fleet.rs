@@ -124,6 +124,7 @@ pub async fn dump(t: &TestDb, user: &str) -> Vec<String> {
         ("orders", "order_id"),
         ("drivers", "driver_id"),
         ("assignments", "assignment_id"),
+        ("places", "name_key"),
     ] {
         match t.backend {
             Backend::Postgres => {

@@ -14,6 +14,7 @@ pub mod proxy;
 pub mod raw_http;
 pub mod server;
 pub mod snapshot;
+pub mod valhalla;
 
 pub use client::*;
 pub use db::*;
