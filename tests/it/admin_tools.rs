@@ -335,7 +335,7 @@ backend_test!(
             vec![pair("created", &admin_actor), pair("rotated", &admin_actor)]
         );
         let successor_of = format!(
-            "rotation of key {}; no name; scopes orders:read,orders:write,drivers:read,drivers:write,assignments:manage; expires never",
+            "rotation of key {}; no name; scopes orders:read,orders:write,drivers:read,drivers:write,assignments:manage,routing:use; expires never",
             old.record.key_id
         );
         assert_eq!(
@@ -349,7 +349,7 @@ backend_test!(
                 .detail
                 .as_deref()
                 .is_some_and(|d| d.starts_with(&replaced_by)
-                    && d.ends_with("; no name; scopes orders:read,orders:write,drivers:read,drivers:write,assignments:manage; expires never")),
+                    && d.ends_with("; no name; scopes orders:read,orders:write,drivers:read,drivers:write,assignments:manage,routing:use; expires never")),
             "{:?}",
             old_trail[1].detail
         );
@@ -541,7 +541,11 @@ backend_test!(an_issuer_cannot_grant_more_than_it_holds, |t| async move {
     let before = db.count_keys().await.expect("count");
     match key_admin::rotate_key(db, wide.record.key_id, 0, "key:1".into(), Some(holder)).await {
         Err(KeyAdminError::Escalation(names)) => {
-            assert_eq!(names, "orders:write, drivers:read, drivers:write");
+            // routing:use is in the default set since the routing tools landed.
+            assert_eq!(
+                names,
+                "orders:write, drivers:read, drivers:write, routing:use"
+            );
         }
         other => panic!("want an escalation refusal, got {other:?}"),
     }
