@@ -101,6 +101,13 @@ pub fn check(case: &Case, outcome: &RawOutcome, markers: &Markers, findings: &mu
     if text.contains("panicked") || text.contains("overflow") {
         findings.add("internal text in an answer", || describe(case, outcome));
     }
+    // A request head longer than the server reads (a key of up to 120 kB in
+    // the query or the header) is refused by the HTTP parser itself, 414 or
+    // 431, before any Host or key is read: that refusal comes
+    // first, on every path (/healthz included).
+    if matches!(case.key, Key::Huge(_)) && (status == 414 || status == 431) {
+        return;
+    }
     if !is_mcp(&case.path) {
         if matches!(case.path, Path::Healthz)
             && case.method == "GET"
@@ -111,12 +118,6 @@ pub fn check(case: &Case, outcome: &RawOutcome, markers: &Markers, findings: &mu
                 describe(case, outcome)
             });
         }
-        return;
-    }
-    // A request head longer than the server reads (a key of up to 120 kB in
-    // the query or the header) is refused by the HTTP parser itself, 414 or
-    // 431, before any Host or key is read: that refusal comes first.
-    if matches!(case.key, Key::Huge(_)) && (status == 414 || status == 431) {
         return;
     }
     // /mcp: the Host check comes first, whatever the key.
