@@ -619,7 +619,7 @@ backend_test!(the_admin_list_never_shows_a_key_or_a_hash, |t| async move {
         json!({"email": "new@example.com"}),
         json!({"email": "gone@example.com"}),
     ] {
-        let result = call_full(&ops, "admin_list_api_keys", args.clone()).await;
+        let result = call_result(&ops, "admin_list_api_keys", args.clone()).await;
         let structured = result.structured_content.clone().expect("structured");
         for output in [structured.to_string(), text_of(&result)] {
             assert_eq!(leaks_secret(&output), None, "{args}: {output}");

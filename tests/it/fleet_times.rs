@@ -199,7 +199,7 @@ struct Ctx {
 }
 
 async fn call(ctx: &Ctx, tool: &str, args: Value) -> CallToolResult {
-    tokio::time::timeout(DEADLINE, raw(&ctx.a.client, tool, args.clone()))
+    tokio::time::timeout(DEADLINE, call_result(&ctx.a.client, tool, args.clone()))
         .await
         .unwrap_or_else(|_| panic!("{tool} {args}: no answer within {DEADLINE:?}"))
 }

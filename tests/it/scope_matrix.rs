@@ -105,15 +105,7 @@ async fn call_raw(client: &Client, tool: &str) -> (String, Option<bool>) {
         .call_tool(CallToolRequestParams::new(tool.to_owned()).with_arguments(Default::default()))
         .await
     {
-        Ok(result) => {
-            let text = result
-                .content
-                .iter()
-                .filter_map(|c| c.as_text().map(|t| t.text.clone()))
-                .collect::<Vec<_>>()
-                .join("\n");
-            (text, Some(result.is_error == Some(true)))
-        }
+        Ok(result) => (text_of(&result), Some(result.is_error == Some(true))),
         Err(err) => (err.to_string(), None),
     }
 }

@@ -23,29 +23,26 @@ const BURST: u32 = 3;
 
 /// A `tools/call` of `whoami` with `key`, as forwarded by a proxy that
 /// appended `forwarded_for`; the status code.
-async fn whoami_status(http: &reqwest::Client, url: &str, key: &str, forwarded_for: &str) -> u16 {
-    http.post(url)
-        .header("Authorization", format!("Bearer {key}"))
-        .header("X-Forwarded-For", forwarded_for)
-        .header("Content-Type", "application/json")
-        .header("Accept", "application/json, text/event-stream")
-        .header("MCP-Protocol-Version", "2025-11-25")
-        .body(r#"{"jsonrpc":"2.0","id":1,"method":"tools/call","params":{"name":"whoami","arguments":{}}}"#)
-        .send()
-        .await
-        .map(|r| r.status().as_u16())
-        .unwrap_or(0)
+async fn forwarded_whoami_status(
+    http: &reqwest::Client,
+    url: &str,
+    key: &str,
+    forwarded_for: &str,
+) -> u16 {
+    status_of(
+        mcp_post(http, url, key, WHOAMI_CALL.to_owned()).header("X-Forwarded-For", forwarded_for),
+    )
+    .await
 }
 
 /// `POST /register` with `key`, as forwarded for `forwarded_for`.
 async fn register_status(http: &reqwest::Client, url: &str, key: &str, forwarded_for: &str) -> u16 {
-    http.post(url.replace("/mcp", "/register"))
-        .header("Authorization", format!("Bearer {key}"))
-        .header("X-Forwarded-For", forwarded_for)
-        .send()
-        .await
-        .map(|r| r.status().as_u16())
-        .unwrap_or(0)
+    status_of(
+        http.post(url.replace("/mcp", "/register"))
+            .header("Authorization", format!("Bearer {key}"))
+            .header("X-Forwarded-For", forwarded_for),
+    )
+    .await
 }
 
 fn unknown_key() -> String {
@@ -83,17 +80,20 @@ async fn flood_from_a(trusted_proxies: &str) -> AfterFlood {
     let server = start_server_with(t.db.clone(), options).await;
     let url = server.mcp_url();
     let http = reqwest::Client::new();
-    assert_eq!(whoami_status(&http, &url, good, CLIENT_A).await, 200);
+    assert_eq!(
+        forwarded_whoami_status(&http, &url, good, CLIENT_A).await,
+        200
+    );
     for _ in 0..BURST {
         assert_eq!(
-            whoami_status(&http, &url, &unknown_key(), CLIENT_A).await,
+            forwarded_whoami_status(&http, &url, &unknown_key(), CLIENT_A).await,
             401,
             "within A's budget"
         );
     }
     // A forged leftmost entry (the client wrote it, the proxy appended the
     // real address) is never read: A cannot pose as a fresh client.
-    let a_mcp = whoami_status(
+    let a_mcp = forwarded_whoami_status(
         &http,
         &url,
         &unknown_key(),
@@ -103,10 +103,10 @@ async fn flood_from_a(trusted_proxies: &str) -> AfterFlood {
     let after = AfterFlood {
         a_mcp,
         a_register: register_status(&http, &url, &unknown_key(), CLIENT_A).await,
-        b_mcp: whoami_status(&http, &url, &unknown_key(), CLIENT_B).await,
+        b_mcp: forwarded_whoami_status(&http, &url, &unknown_key(), CLIENT_B).await,
         b_register: register_status(&http, &url, &unknown_key(), CLIENT_B).await,
-        good_as_a: whoami_status(&http, &url, good, CLIENT_A).await,
-        good_as_b: whoami_status(&http, &url, good, CLIENT_B).await,
+        good_as_a: forwarded_whoami_status(&http, &url, good, CLIENT_A).await,
+        good_as_b: forwarded_whoami_status(&http, &url, good, CLIENT_B).await,
     };
     server.stop().await;
     after

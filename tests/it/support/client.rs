@@ -1,7 +1,7 @@
 //! Clients of the server: the real rmcp client, plain-HTTP tool calls, and
 //! waiting for something to become true.
 
-use rmcp::model::{CallToolRequestParams, ClientConfig};
+use rmcp::model::{CallToolRequestParams, CallToolResult, ClientConfig};
 use rmcp::service::RunningService;
 use rmcp::transport::StreamableHttpClientTransport;
 use rmcp::transport::streamable_http_client::StreamableHttpClientTransportConfig;
@@ -39,26 +39,37 @@ pub async fn call(
     tool: &str,
     args: serde_json::Value,
 ) -> (serde_json::Value, bool) {
+    let result = call_result(client, tool, args).await;
+    let is_error = result.is_error == Some(true);
+    let value = result.structured_content.clone().unwrap_or_else(|| {
+        let text = text_of(&result);
+        serde_json::from_str(&text).unwrap_or(serde_json::Value::String(text))
+    });
+    (value, is_error)
+}
+
+/// The whole answer of a tool call; a protocol error fails the test (bad
+/// input must come back as a tool error).
+pub async fn call_result(client: &Client, tool: &str, args: serde_json::Value) -> CallToolResult {
     let args = match args {
         serde_json::Value::Object(map) => map,
         serde_json::Value::Null => Default::default(),
         other => panic!("tool arguments must be an object, got {other}"),
     };
-    let result = client
+    client
         .call_tool(CallToolRequestParams::new(tool.to_owned()).with_arguments(args))
         .await
-        .unwrap_or_else(|e| panic!("{tool}: protocol error {e}"));
-    let is_error = result.is_error == Some(true);
-    let value = result.structured_content.clone().unwrap_or_else(|| {
-        let text = result
-            .content
-            .iter()
-            .filter_map(|c| c.as_text().map(|t| t.text.clone()))
-            .collect::<Vec<_>>()
-            .join("\n");
-        serde_json::from_str(&text).unwrap_or(serde_json::Value::String(text))
-    });
-    (value, is_error)
+        .unwrap_or_else(|e| panic!("{tool}: protocol error instead of a tool result: {e}"))
+}
+
+/// All text content of an answer, joined by newlines.
+pub fn text_of(result: &CallToolResult) -> String {
+    result
+        .content
+        .iter()
+        .filter_map(|c| c.as_text().map(|t| t.text.clone()))
+        .collect::<Vec<_>>()
+        .join("\n")
 }
 
 /// Polls `probe` every 50 ms until it returns true; false if `within` passes.
@@ -79,15 +90,36 @@ where
     }
 }
 
-/// The HTTP status of a `whoami` call with `key` as `Authorization: Bearer`
-/// (0 when no answer came: connection refused or reset).
-pub async fn whoami_status(http: &reqwest::Client, url: &str, key: &str) -> u16 {
+/// The body of a `tools/call` of `whoami`.
+pub const WHOAMI_CALL: &str =
+    r#"{"jsonrpc":"2.0","id":1,"method":"tools/call","params":{"name":"whoami","arguments":{}}}"#;
+
+/// A plain-HTTP POST of `body` to the MCP endpoint with `key` as
+/// `Authorization: Bearer` and the headers an MCP client sends; callers may
+/// add more before sending.
+pub fn mcp_post(
+    http: &reqwest::Client,
+    url: &str,
+    key: &str,
+    body: String,
+) -> reqwest::RequestBuilder {
     http.post(url)
         .header("Authorization", format!("Bearer {key}"))
         .header("Content-Type", "application/json")
         .header("Accept", "application/json, text/event-stream")
         .header("MCP-Protocol-Version", "2025-11-25")
-        .body(r#"{"jsonrpc":"2.0","id":1,"method":"tools/call","params":{"name":"whoami","arguments":{}}}"#)
+        .body(body)
+}
+
+/// The HTTP status of a `whoami` call with `key` as `Authorization: Bearer`
+/// (0 when no answer came within 30 s: connection refused or reset).
+pub async fn whoami_status(http: &reqwest::Client, url: &str, key: &str) -> u16 {
+    status_of(mcp_post(http, url, key, WHOAMI_CALL.to_owned())).await
+}
+
+/// The status of a request (0 when no answer came within 30 s).
+pub async fn status_of(request: reqwest::RequestBuilder) -> u16 {
+    request
         .timeout(std::time::Duration::from_secs(30))
         .send()
         .await
@@ -118,13 +150,7 @@ pub async fn tools_call_http(
         "params": {"name": tool, "arguments": args},
     });
     let send = async {
-        let response = http
-            .post(url)
-            .header("Authorization", format!("Bearer {key}"))
-            .header("Content-Type", "application/json")
-            .header("Accept", "application/json, text/event-stream")
-            .header("MCP-Protocol-Version", "2025-11-25")
-            .body(body.to_string())
+        let response = mcp_post(http, url, key, body.to_string())
             .send()
             .await
             .expect("the server closed the connection instead of answering");

@@ -5,7 +5,6 @@
 
 use crate::support::*;
 use fleetmind::store::Backend;
-use rmcp::model::{CallToolRequestParams, CallToolResult};
 use serde_json::{Value, json};
 use sqlx::Row;
 
@@ -26,31 +25,10 @@ pub async fn tenant(t: &TestDb, mcp_url: &str, email: &str) -> Tenant {
     }
 }
 
-/// The raw result of a call; a protocol error fails the test (bad input
-/// must come back as a tool error).
-pub async fn raw(client: &Client, tool: &str, args: Value) -> CallToolResult {
-    let Value::Object(args) = args else {
-        panic!("arguments must be an object");
-    };
-    client
-        .call_tool(CallToolRequestParams::new(tool.to_owned()).with_arguments(args))
-        .await
-        .unwrap_or_else(|e| panic!("{tool}: protocol error instead of a tool result: {e}"))
-}
-
-fn text_of(result: &CallToolResult) -> String {
-    result
-        .content
-        .iter()
-        .filter_map(|c| c.as_text().map(|t| t.text.clone()))
-        .collect::<Vec<_>>()
-        .join("\n")
-}
-
 /// Calls a tool that must succeed: its structured content, which must also
 /// be the text content, parsed.
 pub async fn ok(client: &Client, tool: &str, args: Value) -> Value {
-    let result = raw(client, tool, args.clone()).await;
+    let result = call_result(client, tool, args.clone()).await;
     let text = text_of(&result);
     assert_ne!(result.is_error, Some(true), "{tool} {args} failed: {text}");
     let structured = result
@@ -68,7 +46,7 @@ pub async fn ok(client: &Client, tool: &str, args: Value) -> Value {
 
 /// Calls a tool that must fail with a tool error: its message.
 pub async fn err(client: &Client, tool: &str, args: Value) -> String {
-    let result = raw(client, tool, args.clone()).await;
+    let result = call_result(client, tool, args.clone()).await;
     let text = text_of(&result);
     assert_eq!(
         result.is_error,

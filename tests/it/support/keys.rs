@@ -2,35 +2,13 @@
 //! requests to see status codes, and the scan for leaked secrets.
 #![allow(dead_code)]
 
-use crate::support::Client;
-use rmcp::model::{CallToolRequestParams, CallToolResult};
+use crate::support::{Client, call_result, text_of};
 use serde_json::Value;
-
-/// The whole answer of a tool call (panics on a protocol error).
-pub async fn call_full(client: &Client, tool: &str, args: Value) -> CallToolResult {
-    let Value::Object(args) = args else {
-        panic!("tool arguments must be an object");
-    };
-    client
-        .call_tool(CallToolRequestParams::new(tool.to_owned()).with_arguments(args))
-        .await
-        .unwrap_or_else(|e| panic!("{tool}: protocol error {e}"))
-}
-
-/// All text content of an answer.
-pub fn text_of(result: &CallToolResult) -> String {
-    result
-        .content
-        .iter()
-        .filter_map(|c| c.as_text().map(|t| t.text.clone()))
-        .collect::<Vec<_>>()
-        .join("\n")
-}
 
 /// A tool call that must succeed; returns its structured content after
 /// checking that the text content carries the same JSON.
 pub async fn call_ok(client: &Client, tool: &str, args: Value) -> Value {
-    let result = call_full(client, tool, args).await;
+    let result = call_result(client, tool, args).await;
     assert_ne!(result.is_error, Some(true), "{tool}: {}", text_of(&result));
     let structured = result
         .structured_content
@@ -47,7 +25,7 @@ pub async fn call_ok(client: &Client, tool: &str, args: Value) -> Value {
 
 /// A tool call that must be a tool error; returns its text.
 pub async fn call_err(client: &Client, tool: &str, args: Value) -> String {
-    let result = call_full(client, tool, args.clone()).await;
+    let result = call_result(client, tool, args.clone()).await;
     let text = text_of(&result);
     assert_eq!(
         result.is_error,
