@@ -26,6 +26,7 @@ fn record(key_id: i64) -> KeyRecord {
         revoked_at: None,
         is_active: true,
         created_by: None,
+        successor_key_id: None,
     }
 }
 

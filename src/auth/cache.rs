@@ -11,8 +11,8 @@
 //! The watch task flips the flag; a cache hit reads it with one atomic load
 //! and no clock.
 
-use super::Caller;
 use super::usage::UsageSlot;
+use super::{AuthFailure, Caller};
 use crate::keys::KeyHash;
 use crate::store::{KeyChange, KeyRecord, KeyState};
 use chrono::{DateTime, Utc};
@@ -48,6 +48,9 @@ impl Default for CacheOptions {
 pub struct CachedKey {
     pub caller: Caller,
     revoked: bool,
+    /// The key that replaced this one by rotation: read only to word a
+    /// refusal, never on the way to admitting the key.
+    successor_key_id: Option<i64>,
     loaded_at: Instant,
     pub(super) usage: Arc<UsageSlot>,
 }
@@ -62,10 +65,12 @@ impl CachedKey {
     /// the row may be that old (a slow answer does not make it fresher).
     pub fn read_at(record: KeyRecord, asked: Instant) -> Self {
         let revoked = record.is_revoked();
+        let successor_key_id = record.successor_key_id;
         let usage = Arc::new(UsageSlot::new(record.key_id));
         Self {
             caller: Caller::of_record(record),
             revoked,
+            successor_key_id,
             loaded_at: asked,
             usage,
         }
@@ -74,6 +79,18 @@ impl CachedKey {
     /// The key's state at `now`, by the same rules as [`KeyRecord::state`].
     pub fn state(&self, now: DateTime<Utc>) -> KeyState {
         KeyState::of(self.revoked, self.caller.expires_at, now)
+    }
+
+    /// Why an expired key is refused: retired by rotation (into which key,
+    /// since when) or plainly expired.
+    pub fn expiry(&self) -> AuthFailure {
+        match (self.successor_key_id, self.caller.expires_at) {
+            (Some(successor_key_id), Some(at)) => AuthFailure::Retired {
+                successor_key_id,
+                at,
+            },
+            _ => AuthFailure::Expired,
+        }
     }
 }
 

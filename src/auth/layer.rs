@@ -264,6 +264,19 @@ pub(crate) fn refusal(failure: AuthFailure) -> Response<Body> {
              your key was not checked. Try again shortly."
                 .to_owned(),
         ),
+        AuthFailure::Retired { .. } => (
+            StatusCode::UNAUTHORIZED,
+            format!(
+                r#"Bearer realm="fleetmind", error="invalid_token", error_description="{}""#,
+                failure.description()
+            ),
+            "invalid_api_key",
+            format!(
+                "FleetMind API key refused: {}. If you do not have the new key, ask the \
+                 administrator who rotated it.",
+                failure.description()
+            ),
+        ),
         other => (
             StatusCode::UNAUTHORIZED,
             format!(
@@ -367,6 +380,19 @@ mod tests {
             AuthFailure::Unknown,
             AuthFailure::Revoked,
             AuthFailure::Expired,
+            AuthFailure::Retired {
+                successor_key_id: 8,
+                at: chrono::Utc::now(),
+            },
+            // Successor ids whose digits mcp-remote would take for a 404 or 405.
+            AuthFailure::Retired {
+                successor_key_id: 14_045,
+                at: chrono::Utc::now(),
+            },
+            AuthFailure::Retired {
+                successor_key_id: 404,
+                at: chrono::Utc::now(),
+            },
             AuthFailure::Conflicting,
             AuthFailure::Unavailable,
         ] {

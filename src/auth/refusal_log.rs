@@ -5,7 +5,7 @@
 //!
 //! A line carries the client address of the refusal that wrote it (as worked
 //! out with `--trusted-proxies`) and, when the key is known (revoked,
-//! expired), its display prefix: enough to tell whose key is still in use,
+//! expired, retired by rotation), its display prefix: enough to tell whose key is still in use,
 //! never the key, its hash or its owner's email. Every refusal is also
 //! counted in the metrics, by reason.
 
@@ -19,7 +19,7 @@ pub(super) struct RefusalLog {
 }
 
 /// One gate per failure [`slot`] gives a number to.
-const REASONS: usize = 8;
+const REASONS: usize = 9;
 
 /// Where a failure is counted.
 fn slot(failure: AuthFailure) -> usize {
@@ -32,6 +32,7 @@ fn slot(failure: AuthFailure) -> usize {
         AuthFailure::Conflicting => 5,
         AuthFailure::Unavailable => 6,
         AuthFailure::Throttled { .. } => 7,
+        AuthFailure::Retired { .. } => 8,
     }
 }
 
@@ -53,7 +54,8 @@ impl RefusalLog {
 }
 
 fn write_line(refusal: &Refusal, client: ClientAddr, summary: &Summary) {
-    let reason = refusal.failure.description();
+    let description = refusal.failure.description();
+    let reason = &*description;
     let client = client.0.map(tracing::field::display);
     let prefix = refusal.key_prefix.as_deref();
     match (summary.count, summary.window) {
@@ -98,6 +100,10 @@ mod tests {
             AuthFailure::Unavailable,
             AuthFailure::Throttled {
                 retry_after_secs: 1,
+            },
+            AuthFailure::Retired {
+                successor_key_id: 8,
+                at: chrono::Utc::now(),
             },
         ];
         // The first refusal of every reason gets its line, though all come

@@ -8,6 +8,7 @@ use crate::keys::{ApiKey, KeyHash};
 use crate::logging::gate::LineGate;
 use crate::store::{Db, KeyChange, KeyState};
 use chrono::{DateTime, Utc};
+use std::borrow::Cow;
 use std::net::IpAddr;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -25,6 +26,13 @@ pub enum AuthFailure {
     Unknown,
     Revoked,
     Expired,
+    /// Expired because rotation replaced it by `successor_key_id`; stopped
+    /// working `at`. Counted as `expired` in the metrics (see
+    /// `metrics::refusal_reason`).
+    Retired {
+        successor_key_id: i64,
+        at: DateTime<Utc>,
+    },
     /// A header key and a query key that differ.
     Conflicting,
     Unavailable,
@@ -36,19 +44,43 @@ pub enum AuthFailure {
 
 impl AuthFailure {
     /// A short description for clients and logs (never key material).
-    pub fn description(self) -> &'static str {
-        match self {
+    pub fn description(self) -> Cow<'static, str> {
+        let text = match self {
             AuthFailure::Missing => "no API key was sent",
             AuthFailure::Malformed => "the API key is malformed",
             AuthFailure::Unknown => "the API key is not known",
             AuthFailure::Revoked => "the API key has been revoked",
             AuthFailure::Expired => "the API key has expired",
+            AuthFailure::Retired {
+                successor_key_id,
+                at,
+            } => {
+                return Cow::Owned(format!(
+                    "the API key was replaced by rotation ({}) and stopped working at {} UTC; \
+                     use the new key",
+                    successor_name(successor_key_id),
+                    at.format("%Y-%m-%d %H:%M")
+                ));
+            }
             AuthFailure::Conflicting => {
                 "two different API keys were sent (header and query string)"
             }
             AuthFailure::Unavailable => "the key store is unavailable",
             AuthFailure::Throttled { .. } => "too many unknown API keys from this client",
-        }
+        };
+        Cow::Borrowed(text)
+    }
+}
+
+/// How a refusal names the successor key: `key 8`. mcp-remote takes another,
+/// slower path when a refusal's body contains "404" or "405" (see
+/// `layer::refusal`), so an id holding those digits is not written out.
+fn successor_name(key_id: i64) -> String {
+    let id = key_id.to_string();
+    if id.contains("404") || id.contains("405") {
+        "a newer key".to_owned()
+    } else {
+        format!("key {id}")
     }
 }
 
@@ -293,7 +325,7 @@ impl Verifier {
         let failure = match entry.state(now) {
             KeyState::Active => None,
             KeyState::Revoked => Some(AuthFailure::Revoked),
-            KeyState::Expired => Some(AuthFailure::Expired),
+            KeyState::Expired => Some(entry.expiry()),
         };
         if let Some(failure) = failure {
             return Err(Refusal {

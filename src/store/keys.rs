@@ -27,6 +27,11 @@ pub struct KeyRecord {
     pub revoked_at: Option<DateTime<Utc>>,
     pub is_active: bool,
     pub created_by: Option<String>,
+    /// The key that replaced this one by rotation, if any. Read only by the
+    /// lookup by hash (`None` from the other queries): it is what lets a
+    /// refusal say "replaced by rotation" rather than "expired".
+    #[serde(skip)]
+    pub successor_key_id: Option<i64>,
 }
 
 /// Whether a key may be used right now.

@@ -34,8 +34,20 @@ static INSERT: LazyLock<String> = LazyLock::new(|| {
     )
 });
 
-static BY_HASH: LazyLock<String> =
-    LazyLock::new(|| format!("SELECT {KEY_COLUMNS} FROM api_keys WHERE api_key_hash = $1"));
+/// The key and, if rotation retired it, its successor: read with the key on
+/// a cache miss (one primary-key probe), so that refusing it later needs no
+/// query and admitting a valid key none more.
+static BY_HASH: LazyLock<String> = LazyLock::new(|| {
+    format!(
+        "SELECT {KEY_COLUMNS}, (SELECT CAST(s.successor_key_id AS BIGINT) \
+           FROM api_key_successors s WHERE s.key_id = api_keys.key_id) AS successor_key_id \
+         FROM api_keys WHERE api_key_hash = $1"
+    )
+});
+
+/// Names the key that replaced a rotated one (the latest, if rotated again).
+const SUCCESSOR: &str = "INSERT INTO api_key_successors (key_id, successor_key_id) \
+     VALUES ($1, $2) ON CONFLICT (key_id) DO UPDATE SET successor_key_id = excluded.successor_key_id";
 
 static BY_ID: LazyLock<String> =
     LazyLock::new(|| format!("SELECT {KEY_COLUMNS} FROM api_keys WHERE key_id = $1"));
@@ -100,6 +112,7 @@ fn key_from_row(row: &DbRow) -> Result<KeyRecord, sqlx::Error> {
             .try_get::<Option<bool>, _>("is_active")?
             .unwrap_or(false),
         created_by: row.try_get("created_by")?,
+        successor_key_id: None,
     })
 }
 
@@ -179,7 +192,12 @@ impl KeyStore for This {
             .bind(hash.as_hex())
             .fetch_optional(self.pool())
             .await?;
-        Ok(row.as_ref().map(key_from_row).transpose()?)
+        let Some(row) = row else {
+            return Ok(None);
+        };
+        let mut record = key_from_row(&row)?;
+        record.successor_key_id = row.try_get("successor_key_id")?;
+        Ok(Some(record))
     }
 
     async fn key_by_id(&self, key_id: i64) -> Result<Option<KeyRecord>, StoreError> {
@@ -247,6 +265,11 @@ impl KeyStore for This {
         };
         let detail = format!("rotation of key {old_key_id}");
         let record = insert_key_tx(&mut tx, new, "created", Some(&detail)).await?;
+        sqlx::query(SUCCESSOR)
+            .bind(This::key_id_param(old.key_id)?)
+            .bind(This::key_id_param(record.key_id)?)
+            .execute(&mut *tx)
+            .await?;
         let detail = format!(
             "replaced by key {}; old key valid until {}; {}",
             record.key_id,

@@ -140,9 +140,10 @@ backend_test!(
         // Whole microseconds: what Postgres stores.
         let grace_end = (Utc::now() + chrono::Duration::milliseconds(1500)).timestamp_micros();
         let grace_end = chrono::DateTime::from_timestamp_micros(grace_end).expect("instant");
-        t.db.rotate_key(issued.record.key_id, grace_end, &new_key(&successor, None))
-            .await
-            .expect("rotate");
+        let rotated =
+            t.db.rotate_key(issued.record.key_id, grace_end, &new_key(&successor, None))
+                .await
+                .expect("rotate");
         let caller = verifier
             .verify(old)
             .await
@@ -168,7 +169,15 @@ backend_test!(
                     assert!(asked < grace_end, "old key accepted after its grace");
                     false
                 }
-                Err(failure) => failure == AuthFailure::Expired,
+                // Refused as retired by this rotation, at the grace's end:
+                // the entry cached during the grace knew its successor.
+                Err(failure) => {
+                    failure
+                        == AuthFailure::Retired {
+                            successor_key_id: rotated.key_id,
+                            at: grace_end,
+                        }
+                }
             }
         })
         .await;

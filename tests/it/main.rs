@@ -21,6 +21,7 @@ mod fleet_tools;
 mod fuzz_http;
 mod http_edges;
 mod key_audit;
+mod key_retired;
 mod key_vectors;
 mod log_secrets;
 mod no_oauth;
