@@ -32,13 +32,14 @@
 # --client picks what drives the valid requests:
 #   loadgen  (default) examples/loadgen: one thread, raw HTTP/1.1, every
 #            answer checked; about a tenth of wrk+Lua's CPU per request
-#   wrk      the neutral shared/bench/bench.sh (wrk + Lua), as the
+#   wrk      the neutral bench.sh (wrk + Lua) named by BENCH_SH, as the
 #            predecessor was measured
 #
 # Environment: COMPARE_BIN (see compare), FLEETMIND_BIN (a prebuilt server binary, e.g. an older build:
 # then the server is not built and noauth is skipped), PG_ADMIN (default
-# postgres://postgres@127.0.0.1:5432/postgres), BENCH_SH (the neutral
-# bench.sh; default: shared/bench/bench.sh found beside the repository).
+# postgres://postgres@127.0.0.1:5432/postgres), BENCH_SH (the path of the
+# neutral bench.sh, which lives outside this repository; needed by --client
+# wrk only, and never searched for).
 # Uses only 127.0.0.1. Prints one line per measurement.
 set -euo pipefail
 
@@ -57,14 +58,14 @@ want() { [[ ",$ONLY," == *",$1,"* ]]; }
 log() { echo "load: $*" >&2; }
 
 PG_ADMIN=${PG_ADMIN:-postgres://postgres@127.0.0.1:5432/postgres}
-if [ -z "${BENCH_SH:-}" ]; then
-    for d in "$ROOT/../shared/bench" "$ROOT/../../shared/bench" /work/shared/bench; do
-        [ -x "$d/bench.sh" ] && BENCH_SH="$d/bench.sh" && break
-    done
-fi
 case "$CLIENT" in
     loadgen) ;;
-    wrk) [ -x "${BENCH_SH:-}" ] || { echo "bench.sh not found: set BENCH_SH" >&2; exit 1; } ;;
+    wrk)
+        if [ -z "${BENCH_SH:-}" ]; then
+            echo "--client wrk needs BENCH_SH: the path of the neutral bench.sh (wrk + Lua), e.g. BENCH_SH=/path/to/shared/bench/bench.sh bench/load.sh --client wrk" >&2
+            exit 1
+        fi
+        [ -x "$BENCH_SH" ] || { echo "BENCH_SH=$BENCH_SH is not an executable file" >&2; exit 1; } ;;
     *) echo "--client is loadgen or wrk" >&2; exit 2 ;;
 esac
 if want flood || [ "$CLIENT" = wrk ]; then

@@ -4,7 +4,7 @@ Desktop uses) against the real fleetmind binary: create a driver and an
 order, auto-assign, complete the delivery, read the order back.
 
   python3 tests/e2e/fleet_session.py [--binary target/debug/fleetmind]
-      [--mcp-remote /opt/mcp-harness/node_modules/mcp-remote/dist/proxy.js]
+      --mcp-remote PATH/node_modules/mcp-remote/dist/proxy.js
       [--database-url sqlite://...]   (default: a fresh SQLite file)
 
 Starts the server on a free 127.0.0.1 port with a key issued by
@@ -87,7 +87,10 @@ class Stdio:
 def main() -> int:
     ap = argparse.ArgumentParser()
     ap.add_argument("--binary", default=os.path.join(ROOT, "target/debug/fleetmind"))
-    ap.add_argument("--mcp-remote", default="/opt/mcp-harness/node_modules/mcp-remote/dist/proxy.js")
+    # No default: mcp-remote lives outside the repository (tests/e2e/run.sh
+    # installs it under $FLEETMIND_E2E_HOME and passes the path).
+    ap.add_argument("--mcp-remote", required=True,
+                    help="mcp-remote's dist/proxy.js (tests/e2e/run.sh installs it)")
     ap.add_argument("--database-url")
     args = ap.parse_args()
 
