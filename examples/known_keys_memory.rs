@@ -43,7 +43,9 @@ async fn main() -> anyhow::Result<()> {
         let before = rss_kib();
         for _ in 0..count {
             let hash = KeyHash::from_stored(&hex::encode(rand::random::<[u8; 32]>()));
-            known.apply(&KeyChange::Key(hash.expect("64 hex digits")));
+            let hash =
+                hash.ok_or_else(|| anyhow::anyhow!("a random key hash is not 64 hex digits"))?;
+            known.apply(&KeyChange::Key(hash));
         }
         report("set", count, before, rss_kib(), known.len());
         return Ok(());
