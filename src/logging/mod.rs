@@ -12,8 +12,9 @@
 //!   what the client sent about itself. So rmcp is capped at WARN, whose
 //!   lines name events, never message bodies.
 //! - `hyper` logs only when built with `--cfg hyper_unstable_tracing`; `h2`
-//!   is not built in (axum here serves HTTP/1 only); `tower_http` logs only
-//!   through a `TraceLayer`, which the server does not use. They are capped
+//!   is not built in (axum here serves HTTP/1 only); `tower_http` is not a
+//!   dependency of the server (only the tests' HTTP client pulls it in), and
+//!   would log only through a `TraceLayer`. They are capped
 //!   at INFO all the same, so that none of those changing prints request
 //!   headers (`Authorization`) or bodies.
 //! - `sqlx` prints each statement's SQL text at DEBUG, never the values
