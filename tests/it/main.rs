@@ -11,6 +11,7 @@
 mod support;
 
 mod admin_tools;
+mod architecture;
 mod auth_cache;
 mod auth_matrix;
 mod cli;
