@@ -296,7 +296,20 @@ impl Routing {
             )),
             None => None,
         };
-        Ok(Self {
+        Ok(Self::with_engines(road, geocoder))
+    }
+
+    /// The estimate only, no network (and so no HTTP client to set up,
+    /// nothing that can fail).
+    pub fn embedded() -> Self {
+        Self::with_engines(None, None)
+    }
+
+    fn with_engines(
+        road: Option<valhalla::Valhalla>,
+        geocoder: Option<nominatim::Nominatim>,
+    ) -> Self {
+        Self {
             road,
             geocoder,
             routes: Cache::builder()
@@ -307,12 +320,7 @@ impl Routing {
                 .max_capacity(CACHE_ENTRIES)
                 .time_to_live(CACHE_TTL)
                 .build(),
-        })
-    }
-
-    /// The estimate only, no network.
-    pub fn embedded() -> Self {
-        Self::new(&RoutingOptions::default()).expect("no URL to check")
+        }
     }
 
     pub fn has_road_engine(&self) -> bool {
