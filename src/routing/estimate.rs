@@ -2,7 +2,7 @@
 //! time the server estimates without a road engine comes from here.
 
 use super::{Engine, Point, Route, Travel};
-use crate::fleet::types::VehicleType;
+use crate::fleet::rules;
 
 /// Roads are longer than the straight line between their ends. 1.3 is the
 /// usual circuity of urban road networks (studies of US and European cities
@@ -10,29 +10,14 @@ use crate::fleet::types::VehicleType;
 /// every answer built on it says `estimated: true`.
 pub const DETOUR_FACTOR: f64 = 1.3;
 
-const EARTH_RADIUS_KM: f64 = 6371.0;
-
-/// Great-circle distance in kilometres.
+/// Great-circle distance in kilometres (the fleet's own, used for the
+/// driver choice, so that both estimates agree).
 pub fn haversine_km(a: Point, b: Point) -> f64 {
-    let (p1, p2) = (a.lat.to_radians(), b.lat.to_radians());
-    let dp = (b.lat - a.lat).to_radians();
-    let dl = (b.lng - a.lng).to_radians();
-    let h = (dp / 2.0).sin().powi(2) + p1.cos() * p2.cos() * (dl / 2.0).sin().powi(2);
-    2.0 * EARTH_RADIUS_KM * h.sqrt().min(1.0).asin()
-}
-
-/// Average speed in town, for time estimates.
-pub fn speed_kmh(vehicle: VehicleType) -> f64 {
-    match vehicle {
-        VehicleType::Motorcycle => 40.0,
-        VehicleType::Car => 45.0,
-        VehicleType::Van => 40.0,
-        VehicleType::Truck => 35.0,
-    }
+    rules::haversine_km(a.lat, a.lng, b.lat, b.lng)
 }
 
 /// The estimated route: straight line × [`DETOUR_FACTOR`], at
-/// [`speed_kmh`] of the vehicle.
+/// the speed of [`Travel::speed_kmh`].
 pub fn route(from: Point, to: Point, travel: Travel) -> Route {
     let km = haversine_km(from, to) * DETOUR_FACTOR;
     let speed = travel.speed_kmh();
@@ -53,6 +38,7 @@ pub fn route(from: Point, to: Point, travel: Travel) -> Route {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::fleet::types::VehicleType;
 
     #[test]
     fn paris_to_london_is_about_344_km_straight() {

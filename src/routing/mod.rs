@@ -78,7 +78,7 @@ impl Travel {
     /// Average speed, for the estimate.
     pub fn speed_kmh(self) -> f64 {
         match self {
-            Travel::Driving(vehicle) => estimate::speed_kmh(vehicle),
+            Travel::Driving(vehicle) => vehicle.speed_kmh(),
             Travel::Walking => 5.0,
             Travel::Cycling => 15.0,
         }
