@@ -115,7 +115,7 @@ BINARY="${CARGO_TARGET_DIR:-$ROOT/target}/debug/fleetmind"
 # ---- 3. the docs' first-start transcript, compared with a real run ----
 say "docs/clients.md transcript (tests/e2e/transcript.py)"
 transcript_rc=0
-run_bg 120 "$PYTHON" "$HERE/transcript.py" --binary "$BINARY" || transcript_rc=$?
+run_bg 120 "$PYTHON" "$HERE/transcript.py" --binary "$BINARY" --clients "$DEST" || transcript_rc=$?
 
 # ---- 4. the suite ----
 PG_ARGS=(--pg-admin-url "${FLEETMIND_E2E_PG:-postgres://postgres@127.0.0.1:5432/postgres}")

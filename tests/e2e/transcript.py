@@ -1,13 +1,16 @@
 #!/usr/bin/env python3
 """The first-start transcript of docs/clients.md, from a real run.
 
-    python3 tests/e2e/transcript.py [--binary target/debug/fleetmind] [--write]
+    python3 tests/e2e/transcript.py --clients DIR [--binary target/debug/fleetmind] [--write]
 
 Runs the documented steps in a fresh directory: `fleetmind serve` (the first
 start, which prints the admin key and the setup lines), then `fleetmind keys
-create` for the dispatcher; masks what changes from run to run (keys as
-fm_***, the port as the default 8787, the directory as /home/you/fleet) and
-compares each block with the one between its markers in docs/clients.md
+create` for the dispatcher, then Claude Desktop's side of a session with that
+key (tests/e2e/desktop.py through the pinned mcp-remote in DIR, the e2e
+suite's client home, in place of `npx`); masks what changes from run to run
+(keys as fm_***, the port as the default 8787, the directory as
+/home/you/fleet, the key prefix) and compares each block with the
+one between its markers in docs/clients.md
 (`<!-- transcript:NAME -->` ... `<!-- /transcript:NAME -->`). Exit 1 with a
 diff when the docs drifted; `--write` puts the new blocks in instead. The e2e
 suite (tests/e2e/run.sh) runs the check.
@@ -25,6 +28,7 @@ import sys
 import tempfile
 import threading
 import time
+from pathlib import Path
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 DOC = os.path.join(ROOT, "docs", "clients.md")
@@ -79,7 +83,61 @@ def first_start(tmp: str, env: dict) -> tuple[int, list[str]]:
     return port, lines
 
 
-def blocks(binary: str) -> dict[str, str]:
+class Server:
+    """`fleetmind serve` in `cwd` on a free port, until `stop`."""
+
+    def __init__(self, cwd: str, env: dict):
+        self.port = free_port()
+        cmd = ["fleetmind", "serve", "--bind", f"127.0.0.1:{self.port}"]
+        self.proc = subprocess.Popen(cmd, cwd=cwd, env=env, stdout=subprocess.PIPE,
+                                     stderr=subprocess.DEVNULL, text=True)
+        watchdog = threading.Timer(30, self.proc.kill)
+        watchdog.start()
+        try:
+            for line in self.proc.stdout:
+                if line.startswith("FleetMind MCP listening on "):
+                    return
+            raise RuntimeError("fleetmind serve exited before it listened")
+        finally:
+            watchdog.cancel()
+
+    def stop(self) -> None:
+        self.proc.send_signal(signal.SIGTERM)
+        try:
+            self.proc.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+            self.proc.wait()
+
+
+def desktop_block(work: str, env: dict, key: str, clients: str) -> tuple[int, str]:
+    """Claude Desktop's side of a session with `key` (step 4 of the page)."""
+    sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+    import desktop  # noqa: E402  (the e2e suite's own player)
+
+    proxy = os.path.join(clients, "node_modules", "mcp-remote", "dist", "proxy.js")
+    if not os.path.isfile(proxy):
+        raise RuntimeError(f"no pinned mcp-remote at {proxy} (tests/e2e/run.sh installs it)")
+    server = Server(work, env)
+    try:
+        url = f"http://127.0.0.1:{server.port}/mcp"
+        command = [shutil.which("node") or "node", proxy, url, "--header", "Authorization:${FLEETMIND_AUTH}"]
+        out = desktop.converse(command, {"FLEETMIND_AUTH": f"Bearer {key}"}, Path(work) / "desktop")
+    finally:
+        server.stop()
+    if not out.get("whoami"):
+        raise RuntimeError(f"the desktop session got no whoami answer: {out['lines']} {out['stderr'][-2000:]}")
+    shown = ["$ python tests/e2e/desktop.py claude_desktop_config.json fleetmind",
+             f"$ npx -y mcp-remote@0.15.1 {url} --header Authorization:${{FLEETMIND_AUTH}}   # server 'fleetmind'",
+             *out["lines"], f"--- exit {out['rc']}"]
+    text = desktop.masked("\n".join(shown))
+    # The key prefix changes with every key, in the structured answer and in
+    # its JSON text (quotes escaped there); the user id follows the email.
+    text = re.sub(r'(key_prefix\\?"\s*:\s*\\?")fm_[A-Za-z0-9_-]{9}', r"\1fm_…", text)
+    return server.port, text
+
+
+def blocks(binary: str, clients: str) -> dict[str, str]:
     tmp = tempfile.mkdtemp(prefix="fleetmind-transcript-")
     try:
         # `fleetmind` on the PATH, as after `cargo install --path .`.
@@ -96,11 +154,16 @@ def blocks(binary: str) -> dict[str, str]:
         done = subprocess.run(create, cwd=work, env=env, capture_output=True, text=True, timeout=60)
         if done.returncode != 0:
             raise RuntimeError(f"keys create failed: {done.stderr}")
+        key = re.search(r"fm_[A-Za-z0-9_-]{43}", done.stdout)
+        if not key:
+            raise RuntimeError("keys create printed no key")
+        desktop_port, desktop_text = desktop_block(work, env, key.group(0), clients)
         mask = masker(work, port)
         serve_block = "$ fleetmind serve\n" + "\n".join(served)
         create_block = ('$ fleetmind keys create --email dispatcher@example.com --name "Claude Desktop"\n'
                         + done.stderr + done.stdout)
-        return {"serve": mask(serve_block).rstrip() + "\n", "keys-create": mask(create_block).rstrip() + "\n"}
+        return {"serve": mask(serve_block).rstrip() + "\n", "keys-create": mask(create_block).rstrip() + "\n",
+                "desktop": masker(work, desktop_port)(desktop_text).rstrip() + "\n"}
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
 
@@ -119,11 +182,13 @@ def replace_blocks(doc: str, new: dict[str, str]) -> str:
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--binary", default=os.path.join(ROOT, "target", "debug", "fleetmind"))
+    ap.add_argument("--clients", required=True,
+                    help="the e2e suite's client home (FLEETMIND_E2E_HOME/<hash>, made by tests/e2e/run.sh)")
     ap.add_argument("--write", action="store_true", help="write the new transcript into docs/clients.md")
     args = ap.parse_args()
     with open(DOC, encoding="utf-8") as f:
         doc = f.read()
-    fresh = replace_blocks(doc, blocks(args.binary))
+    fresh = replace_blocks(doc, blocks(args.binary, args.clients))
     if fresh == doc:
         print("docs/clients.md: the transcript matches a real run")
         return 0
