@@ -30,7 +30,7 @@
 //! Lines are written as text or as one JSON object each (`--log-format`),
 //! with colours only when stderr is a terminal and `NO_COLOR` is unset. They
 //! are formatted on the thread that logs but written to stderr by a thread
-//! of their own ([`tracing_appender::non_blocking`]), so a slow stderr (a
+//! of their own ([`tracing_appender::non_blocking()`]), so a slow stderr (a
 //! pipe to journald, a full disk) never holds up a request.
 
 pub mod access;

@@ -82,7 +82,7 @@ impl FleetMind {
 #[tool_handler(router = self.tool_router)]
 #[prompt_handler(router = self.prompt_router)]
 impl ServerHandler for FleetMind {
-    /// Runs the call (see [`FleetMind::call_allowed_tool`]), then writes its
+    /// Runs the call (see `FleetMind::call_allowed_tool`), then writes its
     /// access line and counts it in the metrics.
     async fn call_tool(
         &self,
