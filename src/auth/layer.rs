@@ -72,7 +72,7 @@ impl AuthLayer {
     }
 
     /// The request's client address, as worked out with the trusted proxies.
-    fn client(&self, extensions: &Extensions, headers: &HeaderMap) -> ClientAddr {
+    pub(crate) fn client(&self, extensions: &Extensions, headers: &HeaderMap) -> ClientAddr {
         ClientAddr(request_client(&self.proxies, extensions, headers))
     }
 }

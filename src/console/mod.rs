@@ -91,11 +91,45 @@ pub fn router(console: Console, hosts: &[String]) -> Router {
         )
         .route("/console/console.css", get(assets::css))
         .route("/console/copy.js", get(assets::script))
+        // A route layer, so the matched route (not the raw path, which may
+        // hold an invitation token) is known when the line is written.
+        .route_layer(axum::middleware::from_fn_with_state(
+            console.clone(),
+            access_line,
+        ))
         .with_state(console)
         .layer(axum::middleware::map_response(answer::page_headers))
         // Origins are the console's own business (only its own is accepted,
         // see `session::check_origin`); the Host check is the edge's.
         .layer(HostLayer::new(HostRules::new(hosts, &[])))
+}
+
+/// Writes the access line of a console request once it is answered.
+async fn access_line(
+    axum::extract::State(console): axum::extract::State<Console>,
+    request: axum::extract::Request,
+    next: axum::middleware::Next,
+) -> axum::response::Response {
+    let started = std::time::Instant::now();
+    let method = request.method().clone();
+    let route = request
+        .extensions()
+        .get::<axum::extract::MatchedPath>()
+        .map(|matched| matched.as_str().to_owned())
+        .unwrap_or_default();
+    let client = console
+        .0
+        .auth
+        .client(request.extensions(), request.headers());
+    let response = next.run(request).await;
+    crate::logging::access::console_request(
+        method.as_str(),
+        &route,
+        response.status().as_u16(),
+        started.elapsed(),
+        client,
+    );
+    response
 }
 
 #[cfg(test)]

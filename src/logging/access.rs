@@ -1,4 +1,5 @@
-//! The access log: one INFO line per `tools/call`, target
+//! The access log: one INFO line per `tools/call` and one per console
+//! request ([`console_request`]), target
 //! `fleetmind::access`, with the tool, the caller's `user_id` and `key_id`,
 //! the outcome (`ok`, `error`, `denied`), the time taken in milliseconds and
 //! the client address (as worked out with `--trusted-proxies`).
@@ -37,5 +38,28 @@ pub fn tool_call(
         duration_ms,
         client = client.and_then(|c| c.0).map(tracing::field::display),
         "tools/call"
+    );
+}
+
+/// The access line of one console request: the method, the route as the
+/// router names it (`/console/invite/{token}`, so no invitation token is
+/// written), the status, the time taken and the client address. Never form
+/// contents, cookies, keys or emails.
+pub fn console_request(
+    method: &str,
+    route: &str,
+    status: u16,
+    elapsed: Duration,
+    client: ClientAddr,
+) {
+    let duration_ms = elapsed.as_micros() as f64 / 1000.0;
+    tracing::info!(
+        target: "fleetmind::access",
+        method,
+        route,
+        status,
+        duration_ms,
+        client = client.0.map(tracing::field::display),
+        "console"
     );
 }

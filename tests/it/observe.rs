@@ -450,3 +450,67 @@ async fn behind_a_trusted_proxy_the_lines_name_the_forwarded_client() {
     );
     assert!(!log.contains('\u{1b}'), "ANSI codes in a log file");
 }
+
+#[tokio::test]
+async fn console_requests_have_access_lines_without_form_contents() {
+    // What is logged does not depend on the database: one backend is enough.
+    let t = sqlite_db().await;
+    let admin = issue_key(&t.db, "boss@example.com", Some(Scopes::admin())).await;
+    let server = BinaryServer::start_with(&t.url, "info", &[], &[]).await;
+    let base = format!("http://127.0.0.1:{}", server.port);
+    let http = reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .expect("client");
+    // A refused sign-in: the key typed into the form is never logged.
+    let wrong = fleetmind::keys::ApiKey::generate().expect("key");
+    let refused = http
+        .post(format!("{base}/console/login"))
+        .header("content-type", "application/x-www-form-urlencoded")
+        .body(format!("api_key={}", wrong.expose()))
+        .send()
+        .await
+        .expect("sign-in answered");
+    assert_eq!(refused.status().as_u16(), 401);
+    // A good sign-in, then an invitation link with a made-up token.
+    let signed_in = http
+        .post(format!("{base}/console/login"))
+        .header("content-type", "application/x-www-form-urlencoded")
+        .body(format!("api_key={}", admin.api_key.expose()))
+        .send()
+        .await
+        .expect("sign-in answered");
+    assert_eq!(signed_in.status().as_u16(), 303);
+    let token = "Zq".repeat(22);
+    http.get(format!("{base}/console/invite/{token}"))
+        .send()
+        .await
+        .expect("invitation page answered");
+    drop(http);
+    let log = server.stop().await.stderr;
+    let console_lines: Vec<&str> = log
+        .lines()
+        .filter(|l| l.contains("fleetmind::access") && l.contains(" console "))
+        .collect();
+    let has = |route: &str, status: &str| {
+        console_lines.iter().any(|l| {
+            l.contains(&format!("route=\"{route}\""))
+                && l.contains(&format!("status={status}"))
+                && l.contains("method=\"")
+                && l.contains("duration_ms=")
+                && l.contains("client=127.0.0.1")
+        })
+    };
+    assert!(has("/console/login", "401"), "{log}");
+    assert!(has("/console/login", "303"), "{log}");
+    assert!(
+        console_lines
+            .iter()
+            .any(|l| l.contains("route=\"/console/invite/{token}\"")),
+        "{log}"
+    );
+    for secret in [wrong.expose(), admin.api_key.expose(), token.as_str()] {
+        assert!(!log.contains(secret), "a key or token in the log:\n{log}");
+    }
+    assert!(!log.contains("boss@example.com"), "an email in the log");
+}
