@@ -56,8 +56,15 @@ impl AuthLayer {
         extensions: &Extensions,
         headers: &HeaderMap,
     ) -> Result<Caller, AuthFailure> {
-        let client = || request_client(&self.proxies, extensions, headers);
-        self.verifier.verify_from(key, client).await
+        // Refusals here (the console's sign-in, `/register`) are logged and
+        // counted like those of `/mcp`.
+        self.check(key, extensions, headers)
+            .await
+            .map_err(|refusal| {
+                self.refusals
+                    .refused(&refusal, || self.client(extensions, headers));
+                refusal.failure
+            })
     }
 
     /// [`AuthLayer::verify`], with the refused key's prefix when known.

@@ -21,6 +21,6 @@ pub use client_addr::{ClientAddr, InvalidNetwork, IpNetwork, TrustedProxies};
 pub use fixed::FixedCallerLayer;
 pub use known_keys::KnownKeys;
 pub use layer::{AuthLayer, AuthService};
-pub use limiter::LimiterOptions;
+pub use limiter::{LimiterOptions, THROTTLED_ANSWER_DELAY};
 pub use usage::{UsageRecorder, UsageSlot};
 pub use verifier::{AuthFailure, Refusal, Verifier, VerifierOptions};

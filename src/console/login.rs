@@ -32,8 +32,18 @@ pub async fn login(
         .0
         .auth
         .verify(presented, &parts.extensions, &parts.headers)
-        .await
-        .map_err(ConsoleError::Refused)?;
+        .await;
+    let caller = match caller {
+        Ok(caller) => caller,
+        Err(failure) => {
+            // Answered slowly, as on /mcp: a flood answered at once comes
+            // straight back.
+            if matches!(failure, AuthFailure::Throttled { .. }) {
+                tokio::time::sleep(crate::auth::THROTTLED_ANSWER_DELAY).await;
+            }
+            return Err(ConsoleError::Refused(failure));
+        }
+    };
     let hash = ApiKey::parse(presented)
         .map_err(|_| ConsoleError::Refused(AuthFailure::Malformed))?
         .hash();

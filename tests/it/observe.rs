@@ -502,6 +502,13 @@ async fn console_requests_have_access_lines_without_form_contents() {
         })
     };
     assert!(has("/console/login", "401"), "{log}");
+    // The refused sign-in is logged like a refusal on /mcp.
+    assert!(
+        log.lines()
+            .any(|l| l.contains("request refused: the API key is not known")
+                && l.contains("client=127.0.0.1")),
+        "{log}"
+    );
     assert!(has("/console/login", "303"), "{log}");
     assert!(
         console_lines
