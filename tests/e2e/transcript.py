@@ -27,7 +27,6 @@ import subprocess
 import sys
 import tempfile
 import threading
-import time
 from pathlib import Path
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
@@ -50,54 +49,29 @@ def masker(tmp: str, port: int):
     return mask
 
 
-def first_start(tmp: str, env: dict) -> tuple[int, list[str]]:
-    """`fleetmind serve` until it says where it listens; its stdout lines."""
-    port = free_port()
-    cmd = ["fleetmind", "serve", "--bind", f"127.0.0.1:{port}"]
-    server = subprocess.Popen(cmd, cwd=tmp, env=env, stdout=subprocess.PIPE,
-                              stderr=subprocess.DEVNULL, text=True)
-    lines = []
-    deadline = time.monotonic() + 30
-    # readline returns at the server's exit; this ends a server that says
-    # nothing and does not exit.
-    watchdog = threading.Timer(30, server.kill)
-    watchdog.start()
-    try:
-        while time.monotonic() < deadline:
-            line = server.stdout.readline()
-            if not line:
-                raise RuntimeError(f"fleetmind serve exited: {lines}")
-            lines.append(line.rstrip("\n"))
-            if line.startswith("FleetMind MCP listening on "):
-                break
-        else:
-            raise RuntimeError("fleetmind serve did not say where it listens within 30 s")
-    finally:
-        watchdog.cancel()
-        server.send_signal(signal.SIGTERM)
-        try:
-            server.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            server.kill()
-            server.wait()
-    return port, lines
-
-
 class Server:
-    """`fleetmind serve` in `cwd` on a free port, until `stop`."""
+    """`fleetmind serve` in `cwd` on a free port, until `stop`; `lines` is
+    what it printed on stdout up to saying where it listens."""
 
     def __init__(self, cwd: str, env: dict):
         self.port = free_port()
         cmd = ["fleetmind", "serve", "--bind", f"127.0.0.1:{self.port}"]
         self.proc = subprocess.Popen(cmd, cwd=cwd, env=env, stdout=subprocess.PIPE,
                                      stderr=subprocess.DEVNULL, text=True)
+        self.lines: list[str] = []
+        # readline returns at the server's exit; this ends a server that says
+        # nothing and does not exit.
         watchdog = threading.Timer(30, self.proc.kill)
         watchdog.start()
         try:
             for line in self.proc.stdout:
+                self.lines.append(line.rstrip("\n"))
                 if line.startswith("FleetMind MCP listening on "):
                     return
-            raise RuntimeError("fleetmind serve exited before it listened")
+            raise RuntimeError(f"fleetmind serve exited before it listened: {self.lines}")
+        except BaseException:
+            self.stop()
+            raise
         finally:
             watchdog.cancel()
 
@@ -149,7 +123,9 @@ def blocks(binary: str, clients: str) -> dict[str, str]:
         env = {k: v for k, v in os.environ.items() if not k.startswith(("FLEETMIND_", "DATABASE_URL"))}
         env.update(PATH=bindir + os.pathsep + env.get("PATH", ""), FLEETMIND_LOG="warn", NO_COLOR="1")
 
-        port, served = first_start(work, env)
+        first = Server(work, env)
+        first.stop()
+        port, served = first.port, first.lines
         create = ["fleetmind", "keys", "create", "--email", "dispatcher@example.com", "--name", "Claude Desktop"]
         done = subprocess.run(create, cwd=work, env=env, capture_output=True, text=True, timeout=60)
         if done.returncode != 0:
