@@ -2,6 +2,7 @@
 //! server the same way.
 
 use crate::auth::{AuthLayer, TrustedProxies, UsageRecorder, Verifier, VerifierOptions, no_oauth};
+use crate::clock::Clock;
 use crate::console::Console;
 use crate::edge::envelope::{EnvelopeCheck, EnvelopeLayer, MAX_BODY_BYTES};
 use crate::edge::host::{HostLayer, HostRules};
@@ -49,6 +50,8 @@ pub struct ServeOptions {
     pub public_url: Option<String>,
     /// The road engine and geocoder (default: the embedded estimate only).
     pub routing: Arc<Routing>,
+    /// The wall clock (a test's manual clock, or the system's).
+    pub clock: Clock,
 }
 
 impl Default for ServeOptions {
@@ -63,6 +66,7 @@ impl Default for ServeOptions {
             console: true,
             public_url: None,
             routing: Arc::new(Routing::embedded()),
+            clock: Clock::system(),
         }
     }
 }

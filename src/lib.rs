@@ -7,6 +7,7 @@
 pub mod app;
 pub mod auth;
 pub mod cli;
+pub mod clock;
 pub mod console;
 pub mod edge;
 pub mod fleet;
@@ -20,3 +21,4 @@ pub mod routing;
 pub mod scopes;
 pub mod store;
 pub mod tenant;
+pub mod usage;

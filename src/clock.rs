@@ -1,0 +1,103 @@
+//! The wall clock the server reads for anything a test would otherwise wait
+//! for: key expiry, rotation grace, console sessions, rate-limit buckets and
+//! monthly quotas. Production reads the system clock; a test holds a
+//! [`Clock::manual`] and moves it forward instead of sleeping.
+//!
+//! Deadlines on I/O (timeouts, pool waits) stay on tokio's monotonic clock:
+//! they guard against a slow peer, not against the calendar.
+
+use chrono::{DateTime, TimeZone, Utc};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicI64, Ordering};
+use std::time::Duration;
+
+/// A source of "now". Cheap to clone; clones of a manual clock share its time.
+#[derive(Clone, Debug, Default)]
+pub struct Clock(Source);
+
+#[derive(Clone, Debug, Default)]
+enum Source {
+    #[default]
+    System,
+    /// Microseconds since the Unix epoch, moved only by the test.
+    Manual(Arc<AtomicI64>),
+}
+
+impl Clock {
+    /// The system clock.
+    pub fn system() -> Self {
+        Self(Source::System)
+    }
+
+    /// A clock that stands still at `start` until [`Clock::advance`] or
+    /// [`Clock::set`] moves it.
+    pub fn manual(start: DateTime<Utc>) -> Self {
+        Self(Source::Manual(Arc::new(AtomicI64::new(
+            start.timestamp_micros(),
+        ))))
+    }
+
+    /// The current time, to the microsecond (what both databases store).
+    pub fn now(&self) -> DateTime<Utc> {
+        match &self.0 {
+            Source::System => Utc::now(),
+            Source::Manual(micros) => from_micros(micros.load(Ordering::SeqCst)),
+        }
+    }
+
+    /// Moves a manual clock forward. The system clock cannot be moved: this
+    /// is a no-op on it, so production code never calls it.
+    pub fn advance(&self, by: Duration) {
+        if let Source::Manual(micros) = &self.0 {
+            let by = i64::try_from(by.as_micros()).unwrap_or(i64::MAX);
+            micros.fetch_add(by, Ordering::SeqCst);
+        }
+    }
+
+    /// Sets a manual clock to `at` (a no-op on the system clock).
+    pub fn set(&self, at: DateTime<Utc>) {
+        if let Source::Manual(micros) = &self.0 {
+            micros.store(at.timestamp_micros(), Ordering::SeqCst);
+        }
+    }
+
+    /// Whether this is a test's manual clock.
+    pub fn is_manual(&self) -> bool {
+        matches!(self.0, Source::Manual(_))
+    }
+}
+
+fn from_micros(micros: i64) -> DateTime<Utc> {
+    Utc.timestamp_micros(micros)
+        .single()
+        .unwrap_or(DateTime::<Utc>::MIN_UTC)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_manual_clock_moves_only_when_told_and_clones_share_it() {
+        let start = Utc.with_ymd_and_hms(2026, 1, 31, 23, 59, 59).unwrap();
+        let clock = Clock::manual(start);
+        let other = clock.clone();
+        assert_eq!(clock.now(), start);
+        other.advance(Duration::from_secs(1));
+        assert_eq!(
+            clock.now(),
+            Utc.with_ymd_and_hms(2026, 2, 1, 0, 0, 0).unwrap()
+        );
+        clock.set(start);
+        assert_eq!(other.now(), start);
+    }
+
+    #[test]
+    fn the_system_clock_ignores_advance() {
+        let clock = Clock::system();
+        let before = Utc::now();
+        clock.advance(Duration::from_secs(86_400));
+        let now = clock.now();
+        assert!(now >= before && now < before + chrono::Duration::hours(1));
+    }
+}
