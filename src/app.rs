@@ -86,7 +86,9 @@ pub struct App {
 pub fn build(db: Db, options: &ServeOptions, shutdown: &CancellationToken) -> App {
     let usage = UsageRecorder::new();
     let flusher = usage.spawn_flusher(db.clone(), options.usage_flush_interval, shutdown.clone());
-    let verifier = Arc::new(Verifier::with_options(db.clone(), usage, options.auth));
+    let verifier = Arc::new(
+        Verifier::with_options(db.clone(), usage, options.auth).with_clock(options.clock.clone()),
+    );
     let watch = verifier.spawn_watch(shutdown.clone());
     let auth = AuthLayer::new(verifier, Arc::new(options.trusted_proxies.clone()));
     // Where OAuth-minded clients land after a refused key (see no_oauth).
@@ -137,7 +139,8 @@ where
         .with_max_request_body_bytes(MAX_BODY_BYTES)
         .with_cancellation_token(shutdown.child_token());
     let host_rules = HostRules::new(&hosts, &options.allowed_origins);
-    let server = FleetMind::with_routing(db.clone(), options.routing.clone());
+    let server = FleetMind::with_routing(db.clone(), options.routing.clone())
+        .with_clock(options.clock.clone());
     let mcp = StreamableHttpService::new(
         move || Ok(server.clone()),
         Arc::new(NeverSessionManager::default()),

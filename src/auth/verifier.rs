@@ -4,6 +4,7 @@ use super::cache::{CacheOptions, CachedKey, KeyCache};
 use super::known_keys::KnownKeys;
 use super::limiter::{FailureLimiter, LimiterOptions};
 use super::{Caller, UsageRecorder};
+use crate::clock::Clock;
 use crate::keys::{ApiKey, KeyHash};
 use crate::logging::gate::LineGate;
 use crate::store::{Db, KeyChange, KeyState};
@@ -125,6 +126,8 @@ pub struct Verifier {
     lookups: AtomicU64,
     /// The log lines of failed lookups (see `logging::gate`).
     lookup_failures: LineGate,
+    /// The wall clock key states are judged by.
+    clock: Clock,
 }
 
 impl Verifier {
@@ -145,7 +148,15 @@ impl Verifier {
                 .build(),
             lookups: AtomicU64::new(0),
             lookup_failures: LineGate::new(),
+            clock: Clock::system(),
         }
+    }
+
+    /// The same verifier judging expiry and grace by `clock` (a test's
+    /// manual clock).
+    pub fn with_clock(mut self, clock: Clock) -> Self {
+        self.clock = clock;
+        self
     }
 
     /// Starts the store's change watch, which keeps the cache honest and the
@@ -227,7 +238,7 @@ impl Verifier {
         hash: KeyHash,
         client: impl FnOnce() -> Option<IpAddr>,
     ) -> Result<Caller, Refusal> {
-        let now = Utc::now();
+        let now = self.clock.now();
         let cached = self.cache.get(&hash);
         crate::metrics::key_cache(cached.is_some());
         if let Some(entry) = cached {
@@ -285,7 +296,7 @@ impl Verifier {
         };
         let entry = Arc::new(CachedKey::read_at(record, asked));
         // Admitted (and its use noted) means active: remembered as good.
-        let admitted = self.admit(&entry, Utc::now());
+        let admitted = self.admit(&entry, self.clock.now());
         if admitted.is_ok() {
             self.recently_good.insert(hash.clone(), ());
         }
@@ -316,7 +327,7 @@ impl Verifier {
         let key = ApiKey::parse(presented).ok()?;
         let entry = self.cache.get(&key.hash())?;
         Some(
-            self.admit(&entry, Utc::now())
+            self.admit(&entry, self.clock.now())
                 .map_err(|refusal| refusal.failure),
         )
     }

@@ -15,7 +15,6 @@ use crate::key_admin::{self, CreateKey, KeyAdminError, MAX_EXPIRES_IN_DAYS, MAX_
 use crate::keys;
 use crate::scopes::Scope;
 use crate::store::{RevokeTarget, StoreError};
-use chrono::Utc;
 use rmcp::model::JsonObject;
 use rmcp::{Json, schemars, tool, tool_router};
 use serde::Deserialize;
@@ -177,7 +176,7 @@ impl FleetMind {
         Ok(Json(CreatedKey {
             api_key: issued.api_key.expose().to_owned(),
             warning: SECRET_WARNING.into(),
-            key: KeyView::of(&issued.record, Utc::now()),
+            key: KeyView::of(&issued.record, self.clock.now()),
         }))
     }
 
@@ -194,7 +193,7 @@ impl FleetMind {
         if let Some(email) = &email {
             keys::validate_email(email).map_err(String::from)?;
         }
-        let now = Utc::now();
+        let now = self.clock.now();
         let keys: Vec<_> = self
             .db
             .list_keys(email.as_deref())
@@ -248,7 +247,7 @@ impl FleetMind {
             keys = revoked.len(),
             "admin tool: api keys revoked"
         );
-        let now = Utc::now();
+        let now = self.clock.now();
         let revoked: Vec<_> = revoked.iter().map(|key| KeyView::of(key, now)).collect();
         Ok(Json(Revoked {
             count: revoked.len(),
@@ -300,7 +299,7 @@ impl FleetMind {
             new_key.id = issued.record.key_id,
             "admin tool: api key rotated"
         );
-        let now = Utc::now();
+        let now = self.clock.now();
         let old = self
             .db
             .key_by_id(key_id)

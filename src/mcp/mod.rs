@@ -12,6 +12,7 @@ mod routing;
 mod whoami;
 
 use crate::auth::{Caller, ClientAddr};
+use crate::clock::Clock;
 use crate::metrics::{self, Outcome};
 use crate::routing::Routing;
 use crate::store::Db;
@@ -40,6 +41,8 @@ use std::time::Instant;
 pub struct FleetMind {
     pub(crate) db: Db,
     pub(crate) routing: Arc<Routing>,
+    /// The wall clock for key states, limits and usage hours.
+    pub(crate) clock: Clock,
     tool_router: Arc<ToolRouter<FleetMind>>,
     prompt_router: Arc<PromptRouter<FleetMind>>,
 }
@@ -54,9 +57,16 @@ impl FleetMind {
         Self {
             db,
             routing,
+            clock: Clock::system(),
             tool_router: Arc::new(Self::all_tools()),
             prompt_router: Arc::new(Self::prompt_router()),
         }
+    }
+
+    /// The same server reading `clock` (a test's manual clock).
+    pub fn with_clock(mut self, clock: Clock) -> Self {
+        self.clock = clock;
+        self
     }
 
     /// Every tool of the server, built once.

@@ -6,6 +6,8 @@
 use crate::support::keys::*;
 use crate::support::*;
 use chrono::{DateTime, Utc};
+use fleetmind::app::ServeOptions;
+use fleetmind::clock::Clock;
 use fleetmind::key_admin::{self, CreateKey, KeyAdminError};
 use fleetmind::keys::ApiKey;
 use fleetmind::mcp::policy::{Access, TOOL_ACCESS};
@@ -384,12 +386,20 @@ backend_test!(
     a_rotated_key_is_refused_once_its_grace_has_run_out,
     |t| async move {
         let old = issue_key(&t.db, "dispatch@example.com", None).await;
-        let server = start_server(t.db.clone()).await;
+        // The server judges grace by a clock the test moves: no waiting,
+        // and no "machine too slow" escape.
+        let clock = Clock::manual(Utc::now());
+        let server = start_server_with(
+            t.db.clone(),
+            ServeOptions {
+                clock: clock.clone(),
+                ..ServeOptions::default()
+            },
+        )
+        .await;
         let url = server.mcp_url();
-        // The tools count grace in minutes; the store takes the instant, so a
-        // grace of a few seconds shows its end without a long wait.
         let successor = ApiKey::generate().expect("key");
-        let grace_end = Utc::now() + chrono::Duration::seconds(4);
+        let grace_end = clock.now() + chrono::Duration::minutes(5);
         t.db.rotate_key(
             old.record.key_id,
             grace_end,
@@ -406,17 +416,58 @@ backend_test!(
         )
         .await
         .expect("rotate");
-        // Used during the grace (so any cache of verified keys holds it) ...
+        // Used during the grace (so the cache of verified keys holds it),
+        // up to its last microsecond ...
         assert_accepted(&url, old.api_key.expose(), "old key in its grace").await;
-        assert!(
-            Utc::now() < grace_end,
-            "the machine is too slow for this grace"
-        );
-        let wait = (grace_end - Utc::now()).to_std().unwrap_or_default();
-        tokio::time::sleep(wait + std::time::Duration::from_millis(300)).await;
-        // ... and refused once it has run out, with nothing else changed.
+        clock.set(grace_end - chrono::Duration::microseconds(1));
+        assert_accepted(
+            &url,
+            old.api_key.expose(),
+            "old key at the end of its grace",
+        )
+        .await;
+        // ... and refused from the instant it runs out, with nothing else
+        // changed (no row written, so no change notice: the cached entry
+        // itself must be judged by the time).
+        clock.set(grace_end);
         assert_refused(&url, old.api_key.expose(), "old key after its grace").await;
         assert_accepted(&url, successor.expose(), "successor").await;
+        server.stop().await;
+    }
+);
+
+backend_test!(
+    a_cached_key_is_refused_from_the_instant_it_expires,
+    |t| async move {
+        let clock = Clock::manual(Utc::now());
+        let expires_at = clock.now() + chrono::Duration::days(30);
+        let key = ApiKey::generate().expect("key");
+        t.db.insert_key(&NewKey {
+            user_id: fleetmind::keys::user_id_for_email("expiring@example.com").into(),
+            email: "expiring@example.com".into(),
+            name: None,
+            hash: key.hash(),
+            prefix: key.display_prefix(),
+            scopes: Scopes::PREDECESSOR_DEFAULT,
+            expires_at: Some(expires_at),
+            created_by: "cli".into(),
+        })
+        .await
+        .expect("insert");
+        let server = start_server_with(
+            t.db.clone(),
+            ServeOptions {
+                clock: clock.clone(),
+                ..ServeOptions::default()
+            },
+        )
+        .await;
+        let url = server.mcp_url();
+        assert_accepted(&url, key.expose(), "key before its expiry").await;
+        clock.advance(std::time::Duration::from_secs(30 * 86_400 - 1));
+        assert_accepted(&url, key.expose(), "key a second before its expiry").await;
+        clock.advance(std::time::Duration::from_secs(1));
+        assert_refused(&url, key.expose(), "key at its expiry").await;
         server.stop().await;
     }
 );
