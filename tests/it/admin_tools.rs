@@ -443,7 +443,7 @@ backend_test!(
         let expires_at = clock.now() + chrono::Duration::days(30);
         let key = ApiKey::generate().expect("key");
         t.db.insert_key(&NewKey {
-            user_id: fleetmind::keys::user_id_for_email("expiring@example.com").into(),
+            user_id: fleetmind::keys::user_id_for_email("expiring@example.com"),
             email: "expiring@example.com".into(),
             name: None,
             hash: key.hash(),
