@@ -233,5 +233,10 @@ mod keys_sql;
 
 // Included by both backends on purpose: one text, two sets of concrete types.
 #[allow(clippy::duplicate_mod)]
+#[path = "places_sql.rs"]
+mod places_sql;
+
+// Included by both backends on purpose: one text, two sets of concrete types.
+#[allow(clippy::duplicate_mod)]
 #[path = "console_sql.rs"]
 mod console_sql;

@@ -3,7 +3,7 @@
 //!
 //! Both sqlx drivers accept the same `$n` placeholders and the same Rust
 //! types for almost every column, so the queries (`keys_sql.rs`,
-//! `fleet/sql/`) are written once and compiled once per backend:
+//! `places_sql.rs`, `fleet/sql/`) are written once and compiled once per backend:
 //! `sqlite.rs` and `postgres.rs` (and `fleet/sqlite.rs`, `fleet/postgres.rs`)
 //! include them as modules, after naming their store `This`. Everything the
 //! shared code asks of a backend goes through [`SqlBackend`], so the
