@@ -20,7 +20,7 @@
 //! - `sqlx` prints each statement's SQL text at DEBUG, never the values
 //!   bound to it, and every query binds its values (keys are looked up by
 //!   hash, as a bound parameter). It is left alone: the SQL is useful and
-//!   holds no secret. `tests/log_secrets.rs` runs the real binary at `trace`
+//!   holds no secret. `tests/it/log_secrets.rs` runs the real binary at `trace`
 //!   on both backends and searches the whole log for every key, key hash and
 //!   email used, so a new source shows up there.
 //!
