@@ -9,6 +9,7 @@ pub mod auth;
 pub mod cli;
 pub mod clock;
 pub mod console;
+pub mod desktop_config;
 pub mod edge;
 pub mod fleet;
 pub mod key_admin;

@@ -70,20 +70,6 @@ fn create_private(path: &Path) -> Result<std::fs::File, CliError> {
     })
 }
 
-/// The Claude Desktop entry for a key, in the header form (the key in an
-/// env var, as Windows needs no spaces in args).
-pub fn claude_desktop_config(url: &str, key: &str) -> serde_json::Value {
-    serde_json::json!({
-        "mcpServers": {
-            "fleetmind": {
-                "command": "npx",
-                "args": ["-y", "mcp-remote@0.15.1", url, "--header", "Authorization:${FLEETMIND_AUTH}"],
-                "env": { "FLEETMIND_AUTH": format!("Bearer {key}") }
-            }
-        }
-    })
-}
-
 fn print_first_key(issued: &IssuedKey, url: &str, database_url: &str, file: Option<&Path>) {
     let (where_, key) = match file {
         Some(path) => (
@@ -101,7 +87,8 @@ fn print_first_key(issued: &IssuedKey, url: &str, database_url: &str, file: Opti
             issued.api_key.expose(),
         ),
     };
-    let config = serde_json::to_string_pretty(&claude_desktop_config(url, key)).unwrap_or_default();
+    let config = serde_json::to_string_pretty(&crate::desktop_config::header_form(url, key))
+        .unwrap_or_default();
     println!(
         "\nFleetMind: this database had no API key, so an admin key was created.\n\
          {where_}\n\n\

@@ -8,7 +8,6 @@ mod keys;
 mod migrate;
 mod serve;
 
-pub use first_key::claude_desktop_config;
 pub use keys::KeysCommand;
 pub use serve::ServeArgs;
 

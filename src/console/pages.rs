@@ -193,15 +193,8 @@ pub fn keys(signed: &Signed, keys: &[KeyRecord], filter: Option<&str>) -> Page {
 /// The page that shows a new key, once.
 pub fn key_issued(title: &str, signed: Option<&Signed>, issued: &IssuedKey, mcp_url: &str) -> Page {
     let key = issued.api_key.expose();
-    let header_form = crate::cli::claude_desktop_config(mcp_url, key);
-    let query_form = serde_json::json!({
-        "mcpServers": {
-            "fleetmind": {
-                "command": "npx",
-                "args": ["-y", "mcp-remote@0.15.1", format!("{mcp_url}?api_key={key}")]
-            }
-        }
-    });
+    let header_form = crate::desktop_config::header_form(mcp_url, key);
+    let query_form = crate::desktop_config::query_form(mcp_url, key);
     let pretty = |v: &serde_json::Value| serde_json::to_string_pretty(v).unwrap_or_default();
     let curl = format!(
         "curl -s {mcp_url} -H 'Authorization: Bearer {key}' -H 'Content-Type: application/json' \

@@ -60,6 +60,27 @@ fn fleet_imports_no_store_and_does_no_io() {
     );
 }
 
+/// The command line is the top room: what a web page or a tool needs from
+/// it (the Claude Desktop entry, say) lives in a module both import, such as
+/// `desktop_config`, so serving a request never depends on the CLI's code.
+#[test]
+fn only_the_command_line_imports_cli() {
+    let cli = src().join("cli");
+    let mut broken = Vec::new();
+    for file in sources("src").into_iter().filter(|f| !f.starts_with(&cli)) {
+        for (line, module) in crate_modules_used(&file) {
+            if module == "cli" {
+                broken.push(format!("{}:{line}: crate::cli", shown(&file)));
+            }
+        }
+    }
+    assert!(
+        broken.is_empty(),
+        "imports of the command line from another room:\n{}",
+        broken.join("\n")
+    );
+}
+
 /// The checker itself: each way of naming a top-level module is seen.
 #[test]
 fn the_checker_sees_every_form_of_import() {
