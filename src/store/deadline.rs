@@ -157,6 +157,7 @@ bounded! {
         fn revoke_keys(&self, target: &RevokeTarget, actor: &str) -> Vec<KeyRecord>;
         fn record_denied(&self, key_id: i64, user_id: &str, actor: &str, detail: &str) -> ();
         fn list_keys(&self, email: Option<&str>) -> Vec<KeyRecord>;
+        fn tenant_keys(&self, user: &UserId) -> Vec<KeyRecord>;
         fn key_hashes_after(&self, after: i64, limit: i64) -> Vec<KeyHashRow>;
         fn send_change_marker(&self, marker: &KeyHash) -> bool;
         fn count_keys(&self) -> i64;

@@ -4,6 +4,7 @@ use super::StoreError;
 use super::watch::KeyChangeSink;
 use crate::keys::KeyHash;
 use crate::scopes::Scopes;
+use crate::tenant::UserId;
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 use serde::Serialize;
@@ -199,6 +200,11 @@ pub trait KeyStore: Send + Sync + 'static {
 
     /// Every key, newest first, optionally for one email.
     async fn list_keys(&self, email: Option<&str>) -> Result<Vec<KeyRecord>, StoreError>;
+
+    /// Every key of one tenant, newest first, whatever email each row holds
+    /// (a predecessor's rows may spell it differently): what a caller
+    /// without the admin scope may see and manage.
+    async fn tenant_keys(&self, user: &UserId) -> Result<Vec<KeyRecord>, StoreError>;
 
     /// Up to `limit` keys whose `key_id` is above `after`, in `key_id` order,
     /// any state: paged, so that loading a million keys never holds a

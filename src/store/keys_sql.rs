@@ -14,6 +14,7 @@ use crate::scopes::Scopes;
 use crate::store::sql_backend::SqlBackend;
 use crate::store::watch::KeyChangeSink;
 use crate::store::{KeyEvent, KeyHashRow, KeyRecord, KeyStore, NewKey, RevokeTarget, StoreError};
+use crate::tenant::UserId;
 use chrono::{DateTime, Utc};
 use sqlx::Row;
 use std::sync::LazyLock;
@@ -83,6 +84,10 @@ static REVOKE_EMAIL: LazyLock<String> = LazyLock::new(|| {
 
 static LIST_OF_EMAIL: LazyLock<String> = LazyLock::new(|| {
     format!("SELECT {KEY_COLUMNS} FROM api_keys WHERE lower(trim(email)) = $1 ORDER BY key_id DESC")
+});
+
+static LIST_OF_USER: LazyLock<String> = LazyLock::new(|| {
+    format!("SELECT {KEY_COLUMNS} FROM api_keys WHERE user_id = $1 ORDER BY key_id DESC")
 });
 
 static LIST_ALL: LazyLock<String> =
@@ -345,6 +350,17 @@ impl KeyStore for This {
                     .await?
             }
         };
+        Ok(rows
+            .iter()
+            .map(key_from_row)
+            .collect::<Result<Vec<_>, _>>()?)
+    }
+
+    async fn tenant_keys(&self, user: &UserId) -> Result<Vec<KeyRecord>, StoreError> {
+        let rows = sqlx::query(LIST_OF_USER.as_str())
+            .bind(user.as_str())
+            .fetch_all(self.pool())
+            .await?;
         Ok(rows
             .iter()
             .map(key_from_row)

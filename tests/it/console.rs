@@ -10,20 +10,20 @@ use reqwest::header::{CACHE_CONTROL, COOKIE, LOCATION, ORIGIN, SET_COOKIE};
 
 /// A browser-like client on the console: follows no redirects, keeps the
 /// session cookie by hand, sends the console's own `Origin` on POSTs.
-struct Browser {
-    http: reqwest::Client,
-    base: String,
-    cookie: Option<String>,
+pub(crate) struct Browser {
+    pub(crate) http: reqwest::Client,
+    pub(crate) base: String,
+    pub(crate) cookie: Option<String>,
 }
 
-struct Page {
-    status: u16,
-    headers: reqwest::header::HeaderMap,
-    body: String,
+pub(crate) struct Page {
+    pub(crate) status: u16,
+    pub(crate) headers: reqwest::header::HeaderMap,
+    pub(crate) body: String,
 }
 
 impl Page {
-    fn csrf(&self) -> String {
+    pub(crate) fn csrf(&self) -> String {
         let at = self
             .body
             .find("name=\"csrf\" value=\"")
@@ -37,7 +37,7 @@ impl Page {
     }
 
     /// The first `fm_` key shown on the page.
-    fn key(&self) -> String {
+    pub(crate) fn key(&self) -> String {
         let at = self
             .body
             .find("<pre id=\"api-key\">")
@@ -46,7 +46,7 @@ impl Page {
         self.body[at..at + 46].to_owned()
     }
 
-    fn header(&self, name: &str) -> &str {
+    pub(crate) fn header(&self, name: &str) -> &str {
         self.headers
             .get(name)
             .and_then(|v| v.to_str().ok())
@@ -55,7 +55,7 @@ impl Page {
 }
 
 impl Browser {
-    fn new(server: &RunningServer) -> Self {
+    pub(crate) fn new(server: &RunningServer) -> Self {
         Self {
             http: reqwest::Client::builder()
                 .redirect(reqwest::redirect::Policy::none())
@@ -67,7 +67,7 @@ impl Browser {
         }
     }
 
-    async fn send(&mut self, request: reqwest::RequestBuilder) -> Page {
+    pub(crate) async fn send(&mut self, request: reqwest::RequestBuilder) -> Page {
         let request = match &self.cookie {
             Some(cookie) => request.header(COOKIE, cookie.clone()),
             None => request,
@@ -84,17 +84,22 @@ impl Browser {
         }
     }
 
-    async fn get(&mut self, path: &str) -> Page {
+    pub(crate) async fn get(&mut self, path: &str) -> Page {
         let request = self.http.get(format!("{}{path}", self.base));
         self.send(request).await
     }
 
-    async fn post(&mut self, path: &str, form: &[(&str, &str)]) -> Page {
+    pub(crate) async fn post(&mut self, path: &str, form: &[(&str, &str)]) -> Page {
         let origin = self.base.clone();
         self.post_from(path, form, Some(&origin)).await
     }
 
-    async fn post_from(&mut self, path: &str, form: &[(&str, &str)], origin: Option<&str>) -> Page {
+    pub(crate) async fn post_from(
+        &mut self,
+        path: &str,
+        form: &[(&str, &str)],
+        origin: Option<&str>,
+    ) -> Page {
         let mut request = self
             .http
             .post(format!("{}{path}", self.base))
@@ -110,7 +115,7 @@ impl Browser {
         self.send(request).await
     }
 
-    async fn sign_in(&mut self, key: &str) -> Page {
+    pub(crate) async fn sign_in(&mut self, key: &str) -> Page {
         let page = self.post("/console/login", &[("api_key", key)]).await;
         assert_eq!(page.status, 303, "{}", page.body);
         assert_eq!(page.header("location"), "/console/keys");
@@ -118,11 +123,11 @@ impl Browser {
     }
 }
 
-async fn key_count(db: &Db) -> usize {
+pub(crate) async fn key_count(db: &Db) -> usize {
     db.list_keys(None).await.unwrap().len()
 }
 
-fn assert_page_headers(page: &Page) {
+pub(crate) fn assert_page_headers(page: &Page) {
     let csp = page.header("content-security-policy");
     assert!(
         csp.contains("script-src 'self'") && !csp.contains("unsafe-inline"),
@@ -457,7 +462,7 @@ async fn the_console_can_be_turned_off() {
     drop(t);
 }
 
-fn hex_sha256(text: &str) -> String {
+pub(crate) fn hex_sha256(text: &str) -> String {
     use sha2::Digest;
     hex::encode(sha2::Sha256::digest(text.as_bytes()))
 }

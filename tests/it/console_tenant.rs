@@ -1,0 +1,92 @@
+//! Tenant isolation of the console's key list (issue 12): a caller without
+//! the admin scope sees exactly its tenant's keys, found by `user_id`, not
+//! by email. A predecessor's database holds rows where the two disagree:
+//! `user_id` is `"user_" + md5(email as typed)`, so an email typed in
+//! another case is another tenant, and an operator may have changed a row's
+//! email after its id was derived.
+
+use crate::console::Browser;
+use crate::support::*;
+use fleetmind::keys::{ApiKey, user_id_for_email};
+use fleetmind::scopes::Scopes;
+use fleetmind::store::{Db, KeyRecord, NewKey};
+use fleetmind::tenant::UserId;
+
+/// A row as the predecessor could have left it: any `user_id` with any email.
+async fn predecessor_row(db: &Db, user_id: &str, email: &str) -> KeyRecord {
+    let api_key = ApiKey::generate().expect("key");
+    db.insert_key(&NewKey {
+        user_id: user_id.into(),
+        email: email.into(),
+        name: None,
+        hash: api_key.hash(),
+        prefix: api_key.display_prefix(),
+        scopes: Scopes::PREDECESSOR_DEFAULT,
+        expires_at: None,
+        created_by: "cli".into(),
+    })
+    .await
+    .expect("insert a predecessor row")
+}
+
+backend_test!(a_non_admin_lists_its_tenant_by_user_id, |t| async move {
+    let db = t.db.clone();
+    let carol = issue_key(&db, "carol@example.com", None).await;
+    let dave = issue_key(&db, "dave@example.com", None).await;
+    let carol_id = carol.record.user_id.clone();
+    assert_eq!(carol_id, user_id_for_email("carol@example.com"));
+    assert_ne!(carol_id, dave.record.user_id);
+    // Carol's tenant, under the email she had before (the row kept its id).
+    let renamed = predecessor_row(&db, &carol_id, "carol.old@example.com").await;
+    // Another tenant whose email differs from Carol's only in case: the
+    // predecessor derived its id from the email as typed.
+    let other_case_id = user_id_for_email("Carol@Example.com");
+    assert_ne!(other_case_id, carol_id);
+    let other_case = predecessor_row(&db, &other_case_id, "Carol@Example.com").await;
+
+    // The store: exactly the tenant's rows, newest first.
+    let ids = |keys: Vec<KeyRecord>| keys.iter().map(|k| k.key_id).collect::<Vec<_>>();
+    let carols = db
+        .tenant_keys(&UserId::new(carol_id.as_str()))
+        .await
+        .unwrap();
+    assert_eq!(ids(carols), [renamed.key_id, carol.record.key_id]);
+    let others = db
+        .tenant_keys(&UserId::new(other_case_id.as_str()))
+        .await
+        .unwrap();
+    assert_eq!(ids(others), [other_case.key_id]);
+    let nobody = db
+        .tenant_keys(&UserId::new("user_000000000000"))
+        .await
+        .unwrap();
+    assert!(nobody.is_empty());
+
+    // The console shows Carol her tenant's keys, and nobody else's.
+    let server = start_server(db.clone()).await;
+    let mut browser = Browser::new(&server);
+    let page = browser.sign_in(carol.api_key.expose()).await;
+    assert_eq!(page.status, 200, "{}", page.body);
+    assert!(page.body.contains(&carol.record.prefix));
+    assert!(
+        page.body.contains(&renamed.prefix),
+        "a key of Carol's tenant under another email is missing"
+    );
+    assert!(
+        !page.body.contains(&other_case.prefix),
+        "another tenant's key (same email, other case) is listed"
+    );
+    assert!(!page.body.contains(&dave.record.prefix));
+
+    // What she sees she may manage; the other tenant's row stays out of reach.
+    let csrf = page.csrf();
+    let path = format!("/console/keys/{}/revoke", renamed.key_id);
+    assert_eq!(browser.post(&path, &[("csrf", &csrf)]).await.status, 303);
+    let path = format!("/console/keys/{}/revoke", other_case.key_id);
+    assert_eq!(browser.post(&path, &[("csrf", &csrf)]).await.status, 404);
+    let still = db.key_by_id(other_case.key_id).await.unwrap().unwrap();
+    assert!(!still.is_revoked());
+
+    server.stop().await;
+    drop(t);
+});
