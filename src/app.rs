@@ -98,7 +98,7 @@ pub fn build(db: Db, options: &ServeOptions, shutdown: &CancellationToken) -> Ap
         .route("/.well-known/{*path}", any(no_oauth::no_metadata));
     let mut router = routes(db.clone(), options, shutdown, auth.clone()).merge(no_oauth);
     if options.console {
-        let console = Console::new(db, auth, options.public_url.clone());
+        let console = Console::new(db, auth, options.public_url.clone(), options.clock.clone());
         router = router.merge(crate::console::router(console, &allowed_hosts(options)));
     }
     App {

@@ -3,7 +3,7 @@
 
 use super::form::Fields;
 use super::keys::scopes_of;
-use super::session::{now, random_token, token_hash};
+use super::session::{random_token, token_hash};
 use super::{Console, ConsoleError, pages};
 use crate::key_admin::{self, CreateKey};
 use crate::keys::{normalize_email, validate_email};
@@ -50,7 +50,7 @@ pub async fn create(
         )?
         .unwrap_or(DEFAULT_EXPIRES_IN_HOURS);
     let token = random_token()?;
-    let at = now();
+    let at = console.now();
     let invite = NewInvite {
         token_hash: token_hash(&token),
         email,
@@ -87,7 +87,7 @@ async fn usable(console: &Console, token: &str) -> Result<InviteRow, ConsoleErro
             "this invitation has already been used; ask for a new one".into(),
         ));
     }
-    if invite.expires_at <= now() {
+    if invite.expires_at <= console.now() {
         return Err(ConsoleError::Gone(
             "this invitation has expired; ask for a new one".into(),
         ));
@@ -119,7 +119,7 @@ pub async fn claim(
     let name = key_admin::check_name(fields.one("name"))?;
     let invite = usable(&console, &token).await?;
     let db = console.0.db.as_ref();
-    if !db.claim_invite(invite.invite_id, now()).await? {
+    if !db.claim_invite(invite.invite_id, console.now()).await? {
         return Err(ConsoleError::Gone(
             "this invitation has already been used; ask for a new one".into(),
         ));

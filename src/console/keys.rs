@@ -89,7 +89,7 @@ pub async fn list(
     let query = Fields::parse(query.unwrap_or_default().as_bytes());
     let filter = query.one("email").map(normalize_email);
     let keys = console.visible_keys(&signed, filter.as_deref()).await?;
-    Ok(pages::keys(&signed, &keys, filter.as_deref()).into_response())
+    Ok(pages::keys(&signed, &keys, filter.as_deref(), console.0.clock.now()).into_response())
 }
 
 /// `POST /console/keys`: issues a key and shows it once.

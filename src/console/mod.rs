@@ -17,6 +17,7 @@ mod pages;
 mod session;
 
 use crate::auth::AuthLayer;
+use crate::clock::Clock;
 use crate::edge::host::{HostLayer, HostRules};
 use crate::store::Db;
 use axum::Router;
@@ -40,11 +41,14 @@ struct Inner {
     public_mcp_url: Option<String>,
     /// Cookies get `Secure` when the public URL is https.
     secure_cookie: bool,
+    /// What session age, idleness and invitation expiry are judged by (a
+    /// test's manual clock, or the system's).
+    clock: Clock,
 }
 
 impl Console {
     /// `public_mcp_url` is `serve --public-url` (the MCP endpoint clients use).
-    pub fn new(db: Db, auth: AuthLayer, public_mcp_url: Option<String>) -> Self {
+    pub fn new(db: Db, auth: AuthLayer, public_mcp_url: Option<String>, clock: Clock) -> Self {
         let public_origin = public_mcp_url.as_deref().and_then(origin_of);
         let secure_cookie = public_origin
             .as_deref()
@@ -55,7 +59,13 @@ impl Console {
             public_origin,
             public_mcp_url,
             secure_cookie,
+            clock,
         }))
+    }
+
+    /// Now, in Unix seconds (what the console's tables store).
+    fn now(&self) -> i64 {
+        self.0.clock.now().timestamp()
     }
 }
 

@@ -106,8 +106,8 @@ pub fn problem(title: &str, message: &str) -> Page {
     )
 }
 
-pub fn keys(signed: &Signed, keys: &[KeyRecord], filter: Option<&str>) -> Page {
-    let now = Utc::now();
+/// The keys page; `now` (the server's clock) says which keys are active.
+pub fn keys(signed: &Signed, keys: &[KeyRecord], filter: Option<&str>, now: DateTime<Utc>) -> Page {
     let admin = signed.is_admin();
     layout(
         "API keys",

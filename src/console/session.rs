@@ -45,10 +45,6 @@ fn csrf_of(session_token: &str) -> String {
     URL_SAFE_NO_PAD.encode(digest.finalize())
 }
 
-pub fn now() -> i64 {
-    chrono::Utc::now().timestamp()
-}
-
 /// A signed-in console request.
 pub struct Signed {
     pub caller: Caller,
@@ -110,7 +106,7 @@ impl Console {
                 "your session has ended; sign in again".into(),
             ));
         };
-        let now = now();
+        let now = self.now();
         if now - row.created_at >= MAX_AGE_SECS || now - row.last_seen_at >= IDLE_SECS {
             db.delete_session(&hash).await?;
             return Err(ConsoleError::SignIn(
@@ -153,7 +149,7 @@ impl Console {
         key_hash: crate::keys::KeyHash,
     ) -> Result<String, ConsoleError> {
         let token = random_token()?;
-        let at = now();
+        let at = self.now();
         let session = NewSession {
             token_hash: token_hash(&token),
             key_id: caller.key_id,
