@@ -10,6 +10,7 @@ use crate::edge::{EdgeOptions, EdgeStats, limits};
 use crate::mcp::FleetMind;
 use crate::routing::Routing;
 use crate::store::Db;
+use crate::usage::{ToolUsage, UsageFlusher};
 use axum::Router;
 use axum::extract::State;
 use axum::http::StatusCode;
@@ -34,8 +35,10 @@ pub struct ServeOptions {
     /// Browser `Origin`s accepted on `/mcp`. Empty: `Origin` is not checked
     /// (the `Host` check and the API key still apply).
     pub allowed_origins: Vec<String>,
-    /// How often `last_used_at` is written.
+    /// How often `last_used_at` and the per-tool usage rollup are written.
     pub usage_flush_interval: Duration,
+    /// How long per-tool usage rows are kept (`--usage-retention-days`).
+    pub usage_retention: Duration,
     /// Verification cache and failed-attempt limit.
     pub auth: VerifierOptions,
     /// Reverse proxies whose `X-Forwarded-For` names the client for the
@@ -60,6 +63,7 @@ impl Default for ServeOptions {
             allowed_hosts: Vec::new(),
             allowed_origins: Vec::new(),
             usage_flush_interval: Duration::from_secs(60),
+            usage_retention: Duration::from_secs(90 * 24 * 3600),
             auth: VerifierOptions::default(),
             trusted_proxies: TrustedProxies::default(),
             edge: EdgeOptions::default(),
@@ -89,6 +93,11 @@ pub fn build(db: Db, options: &ServeOptions, shutdown: &CancellationToken) -> Ap
     let verifier = Arc::new(
         Verifier::with_options(db.clone(), usage, options.auth).with_clock(options.clock.clone()),
     );
+    // Per-key, per-tool usage: recorded by the MCP handler, written by its
+    // own flusher on the same interval (and at shutdown, after the drain).
+    let tool_usage = ToolUsage::with_clock(options.clock.clone());
+    let tool_flusher = UsageFlusher::new(tool_usage.clone(), db.clone(), options.usage_retention)
+        .spawn(options.usage_flush_interval, shutdown.clone());
     let watch = verifier.spawn_watch(shutdown.clone());
     let auth = AuthLayer::new(verifier, Arc::new(options.trusted_proxies.clone()));
     // Where OAuth-minded clients land after a refused key (see no_oauth).
@@ -96,14 +105,15 @@ pub fn build(db: Db, options: &ServeOptions, shutdown: &CancellationToken) -> Ap
         .route("/register", any(no_oauth::registration))
         .with_state(auth.clone())
         .route("/.well-known/{*path}", any(no_oauth::no_metadata));
-    let mut router = routes(db.clone(), options, shutdown, auth.clone()).merge(no_oauth);
+    let mut router =
+        routes(db.clone(), options, shutdown, auth.clone(), tool_usage).merge(no_oauth);
     if options.console {
         let console = Console::new(db, auth, options.public_url.clone(), options.clock.clone());
         router = router.merge(crate::console::router(console, &allowed_hosts(options)));
     }
     App {
         router,
-        tasks: vec![flusher, watch],
+        tasks: vec![flusher, tool_flusher, watch],
     }
 }
 
@@ -112,7 +122,13 @@ pub type McpService = EnvelopeCheck<StreamableHttpService<FleetMind, NeverSessio
 
 /// The routes, with `gate` in front of the MCP service: the auth layer, or
 /// (only in the `bench-noauth` benchmark build) a fixed caller.
-fn routes<L>(db: Db, options: &ServeOptions, shutdown: &CancellationToken, gate: L) -> Router
+fn routes<L>(
+    db: Db,
+    options: &ServeOptions,
+    shutdown: &CancellationToken,
+    gate: L,
+    usage: ToolUsage,
+) -> Router
 where
     L: tower::Layer<McpService>,
     L::Service: tower::Service<
@@ -140,7 +156,8 @@ where
         .with_cancellation_token(shutdown.child_token());
     let host_rules = HostRules::new(&hosts, &options.allowed_origins);
     let server = FleetMind::with_routing(db.clone(), options.routing.clone())
-        .with_clock(options.clock.clone());
+        .with_clock(options.clock.clone())
+        .with_usage(usage);
     let mcp = StreamableHttpService::new(
         move || Ok(server.clone()),
         Arc::new(NeverSessionManager::default()),
@@ -195,6 +212,9 @@ pub fn start_without_auth_for_benchmarks(
         options,
         &drained,
         crate::auth::FixedCallerLayer::new(caller),
+        // Recorded like the real server's calls (the cost measured is the
+        // same); never written.
+        ToolUsage::with_clock(options.clock.clone()),
     );
     serve(listener, router, options, shutdown, drained, Vec::new())
 }

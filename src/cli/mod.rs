@@ -87,7 +87,8 @@ pub struct GlobalArgs {
 #[derive(Debug, Subcommand)]
 pub enum Command {
     /// Serve MCP over streamable HTTP (the default command).
-    Serve(ServeArgs),
+    // Boxed: serve's flags outweigh the other commands' many times.
+    Serve(Box<ServeArgs>),
     /// Create or update the database schema, then exit.
     Migrate,
     /// Manage API keys.
@@ -118,7 +119,7 @@ pub async fn run(cli: Cli) -> Result<(), CliError> {
     };
     match cli.command {
         None => serve::run(&cli.global, &pool, cli.serve).await,
-        Some(Command::Serve(args)) => serve::run(&cli.global, &pool, args).await,
+        Some(Command::Serve(args)) => serve::run(&cli.global, &pool, *args).await,
         Some(Command::Migrate) => migrate::run(&cli.global, &pool).await,
         Some(Command::Keys(cmd)) => keys::run(&cli.global, &pool, cmd).await,
     }

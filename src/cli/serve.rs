@@ -27,9 +27,15 @@ pub struct ServeArgs {
     /// Browser origins accepted, comma-separated, e.g. `https://app.example.com:443`.
     #[arg(long, env = "FLEETMIND_ALLOWED_ORIGINS", value_delimiter = ',')]
     pub allowed_origins: Vec<String>,
-    /// Seconds between writes of keys' last_used_at.
+    /// Seconds between writes of keys' last_used_at and of the per-key,
+    /// per-tool usage rollup (how soon `keys usage` shows a call).
     #[arg(long, env = "FLEETMIND_USAGE_FLUSH_SECS", default_value_t = 60)]
     pub usage_flush_secs: u64,
+    /// Days the per-key, per-tool usage rows are kept; older hours are
+    /// pruned by the flusher.
+    #[arg(long, env = "FLEETMIND_USAGE_RETENTION_DAYS", default_value_t = 90,
+          value_parser = clap::value_parser!(u64).range(1..=36600))]
+    pub usage_retention_days: u64,
     /// The URL clients use, for the setup lines printed on first start
     /// (default: derived from --bind).
     #[arg(long, env = "FLEETMIND_PUBLIC_URL")]
@@ -137,6 +143,7 @@ pub(super) async fn run(
         console: args.console,
         public_url: args.public_url.clone(),
         usage_flush_interval: Duration::from_secs(args.usage_flush_secs.max(1)),
+        usage_retention: Duration::from_secs(args.usage_retention_days * 24 * 3600),
         trusted_proxies,
         edge: EdgeOptions {
             header_timeout: Duration::from_secs(args.header_timeout_secs),

@@ -9,6 +9,7 @@ mod guard;
 pub mod policy;
 mod prompts;
 mod routing;
+mod usage;
 mod whoami;
 
 use crate::auth::{Caller, ClientAddr};
@@ -16,6 +17,7 @@ use crate::clock::Clock;
 use crate::metrics::{self, Outcome};
 use crate::routing::Routing;
 use crate::store::Db;
+use crate::usage::ToolUsage;
 use error::ToolError;
 pub use guard::{Caught, catch_panic, install_panic_hook};
 use policy::Denied;
@@ -43,6 +45,8 @@ pub struct FleetMind {
     pub(crate) routing: Arc<Routing>,
     /// The wall clock for key states, limits and usage hours.
     pub(crate) clock: Clock,
+    /// Where every call is counted per key and tool (see `crate::usage`).
+    usage: ToolUsage,
     tool_router: Arc<ToolRouter<FleetMind>>,
     prompt_router: Arc<PromptRouter<FleetMind>>,
 }
@@ -58,6 +62,7 @@ impl FleetMind {
             db,
             routing,
             clock: Clock::system(),
+            usage: ToolUsage::new(),
             tool_router: Arc::new(Self::all_tools()),
             prompt_router: Arc::new(Self::prompt_router()),
         }
@@ -69,6 +74,13 @@ impl FleetMind {
         self
     }
 
+    /// The same server, counting calls into `usage` (the one the server's
+    /// usage flusher writes).
+    pub fn with_usage(mut self, usage: ToolUsage) -> Self {
+        self.usage = usage;
+        self
+    }
+
     /// Every tool of the server, built once.
     fn all_tools() -> ToolRouter<Self> {
         Self::whoami_router()
@@ -77,6 +89,7 @@ impl FleetMind {
             + Self::drivers_router()
             + Self::assignments_router()
             + Self::routing_router()
+            + Self::usage_router()
     }
 
     /// The names of every tool the router serves (for tests of the policy table).
@@ -93,7 +106,8 @@ impl FleetMind {
 #[prompt_handler(router = self.prompt_router)]
 impl ServerHandler for FleetMind {
     /// Runs the call (see `FleetMind::call_allowed_tool`), then writes its
-    /// access line and counts it in the metrics.
+    /// access line, counts it in the metrics and in the key's usage (a call
+    /// refused for lack of scope too, as denied).
     async fn call_tool(
         &self,
         request: CallToolRequestParams,
@@ -111,6 +125,7 @@ impl ServerHandler for FleetMind {
         let (outcome, answer) = self.call_allowed_tool(&caller, request, context).await;
         let elapsed = started.elapsed();
         metrics::tool_call(tool, outcome, elapsed);
+        self.usage.record(caller.key_id, tool, outcome, elapsed);
         crate::logging::access::tool_call(&caller, tool, outcome, elapsed, client);
         answer
     }

@@ -16,6 +16,7 @@
 use super::console::{ConsoleStore, InviteRow, NewInvite, NewSession, SessionRow};
 use super::fleet::FleetStore;
 use super::places::{NewPlace, Place, PlaceStore};
+use super::usage::{UsageDelta, UsageFilter, UsageRow, UsageStore};
 use super::{
     Db, KeyChangeSink, KeyEvent, KeyHashRow, KeyRecord, KeyStore, NewKey, PoolOptions,
     RevokeTarget, StoreError,
@@ -237,5 +238,14 @@ bounded! {
         fn places(&self, user: &UserId) -> Vec<Place>;
         fn place(&self, user: &UserId, name: &str) -> Option<Place>;
         fn delete_place(&self, user: &UserId, name: &str) -> bool;
+    }
+}
+
+bounded! {
+    UsageStore {
+        fn add_tool_usage(&self, deltas: &[UsageDelta]) -> ();
+        fn tool_usage(&self, filter: &UsageFilter) -> Vec<UsageRow>;
+        fn tenant_tool_usage(&self, user: &UserId, since_hour: i64, limit: i64) -> Vec<UsageRow>;
+        fn prune_tool_usage(&self, before_hour: i64, batch: i64) -> u64;
     }
 }

@@ -13,6 +13,7 @@ pub mod places;
 pub mod postgres;
 mod sql_backend;
 pub mod sqlite;
+pub mod usage;
 pub mod watch;
 
 pub use console::ConsoleStore;
@@ -20,15 +21,19 @@ pub use error::StoreError;
 pub use fleet::FleetStore;
 pub use keys::{KeyEvent, KeyHashRow, KeyRecord, KeyState, KeyStore, NewKey, RevokeTarget};
 pub use places::PlaceStore;
+pub use usage::UsageStore;
 pub use watch::{KeyChange, KeyChangeSink};
 
 use std::sync::Arc;
 use std::time::Duration;
 
 /// Everything the server keeps in a database.
-pub trait Store: KeyStore + FleetStore + ConsoleStore + PlaceStore + PoolStats {}
+pub trait Store:
+    KeyStore + FleetStore + ConsoleStore + PlaceStore + UsageStore + PoolStats
+{
+}
 
-impl<T: KeyStore + FleetStore + ConsoleStore + PlaceStore + PoolStats> Store for T {}
+impl<T: KeyStore + FleetStore + ConsoleStore + PlaceStore + UsageStore + PoolStats> Store for T {}
 
 /// A pool's connections at one moment (for the metrics).
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]

@@ -240,3 +240,8 @@ mod places_sql;
 #[allow(clippy::duplicate_mod)]
 #[path = "console_sql.rs"]
 mod console_sql;
+
+// Included by both backends on purpose: one text, two sets of concrete types.
+#[allow(clippy::duplicate_mod)]
+#[path = "usage_sql.rs"]
+mod usage_sql;
