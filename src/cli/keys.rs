@@ -65,6 +65,8 @@ pub enum KeysCommand {
         #[arg(long)]
         json: bool,
     },
+    /// Per-key, per-tool usage by hour (calls, errors, denied, mean, p95).
+    Usage(super::usage::UsageArgs),
 }
 
 pub(super) async fn run(
@@ -81,6 +83,7 @@ pub(super) async fn run(
 
 async fn keys(db: &Db, cmd: KeysCommand) -> Result<(), CliError> {
     match cmd {
+        KeysCommand::Usage(args) => super::usage::run(db, args).await?,
         KeysCommand::Create {
             email,
             name,

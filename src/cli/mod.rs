@@ -7,6 +7,7 @@ mod first_key;
 mod keys;
 mod migrate;
 mod serve;
+mod usage;
 
 pub use keys::KeysCommand;
 pub use serve::ServeArgs;
