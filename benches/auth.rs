@@ -30,6 +30,7 @@ fn record(key_id: i64) -> KeyRecord {
         revoked_at: None,
         is_active: true,
         created_by: None,
+        limits: Default::default(),
         successor_key_id: None,
     }
 }

@@ -2,6 +2,7 @@
 //! admin tools, so that both write the same rows and audit events.
 
 use crate::keys::{self, ApiKey};
+use crate::limits::KeyLimits;
 use crate::scopes::Scopes;
 use crate::store::{KeyRecord, NewKey, RevokeTarget, Store, StoreError};
 use chrono::{Duration, Utc};
@@ -172,6 +173,7 @@ async fn new_key_for(
         scopes,
         expires_at,
         created_by,
+        limits: KeyLimits::default(),
     };
     Ok((api_key, new))
 }
@@ -240,6 +242,8 @@ pub async fn rotate_key(
         scopes: old.scopes,
         expires_at: old.expires_at,
         created_by: actor,
+        // The successor is held to what held its predecessor.
+        limits: old.limits.clone(),
     };
     let grace_end = Utc::now() + Duration::minutes(i64::from(grace_minutes));
     let record = db.rotate_key(key_id, grace_end, &new).await?;

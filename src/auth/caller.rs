@@ -1,5 +1,6 @@
 //! The verified identity of a request, and how tools get it.
 
+use crate::limits::KeyLimits;
 use crate::scopes::{Scope, Scopes};
 use crate::store::KeyRecord;
 use crate::tenant::UserId;
@@ -25,6 +26,9 @@ pub struct Identity {
     pub key_prefix: String,
     pub scopes: Scopes,
     pub expires_at: Option<DateTime<Utc>>,
+    /// The key's rate, quota and allowed addresses, as read with it: the
+    /// auth layer reads them as `caller.limits`.
+    pub limits: KeyLimits,
 }
 
 impl Caller {
@@ -40,6 +44,7 @@ impl Caller {
             key_prefix: record.prefix,
             scopes: record.scopes,
             expires_at: record.expires_at,
+            limits: record.limits,
         })
     }
 

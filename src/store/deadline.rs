@@ -18,11 +18,12 @@ use super::fleet::FleetStore;
 use super::places::{NewPlace, Place, PlaceStore};
 use super::usage::{UsageDelta, UsageFilter, UsageRow, UsageStore};
 use super::{
-    Db, KeyChangeSink, KeyEvent, KeyHashRow, KeyRecord, KeyStore, NewKey, PoolOptions,
+    Db, KeyChangeSink, KeyEvent, KeyHashRow, KeyRecord, KeyStore, LimitsSet, NewKey, PoolOptions,
     RevokeTarget, StoreError,
 };
 use crate::fleet::types::*;
 use crate::keys::KeyHash;
+use crate::limits::LimitsChange;
 use crate::tenant::UserId;
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
@@ -149,6 +150,7 @@ bounded! {
         fn user_id_for_email(&self, normalized_email: &str) -> Option<String>;
         fn insert_key(&self, key: &NewKey) -> KeyRecord;
         fn insert_first_key(&self, key: &NewKey) -> Option<KeyRecord>;
+        fn set_key_limits(&self, key_id: i64, change: &LimitsChange, actor: &str) -> LimitsSet;
         fn rotate_key(
             &self,
             old_key_id: i64,

@@ -3,6 +3,7 @@
 use super::StoreError;
 use super::watch::KeyChangeSink;
 use crate::keys::KeyHash;
+use crate::limits::{KeyLimits, LimitsChange};
 use crate::scopes::Scopes;
 use crate::tenant::UserId;
 use async_trait::async_trait;
@@ -28,6 +29,8 @@ pub struct KeyRecord {
     pub revoked_at: Option<DateTime<Utc>>,
     pub is_active: bool,
     pub created_by: Option<String>,
+    /// Rate, quota and allowed addresses; read with the key, in every query.
+    pub limits: KeyLimits,
     /// The key that replaced this one by rotation, if any. Read only by the
     /// lookup by hash (`None` from the other queries): it is what lets a
     /// refusal say "replaced by rotation" rather than "expired".
@@ -79,6 +82,7 @@ impl fmt::Debug for KeyRecord {
             .field("scopes", &self.scopes)
             .field("expires_at", &self.expires_at)
             .field("is_active", &self.is_active)
+            .field("limits", &self.limits)
             .finish_non_exhaustive()
     }
 }
@@ -95,6 +99,7 @@ pub struct NewKey {
     pub expires_at: Option<DateTime<Utc>>,
     /// Who issued it: `cli`, `bootstrap`, or `key:<id>` for an admin key.
     pub created_by: String,
+    pub limits: KeyLimits,
 }
 
 impl NewKey {
@@ -111,7 +116,25 @@ impl NewKey {
             Some(at) => at.to_rfc3339_opts(chrono::SecondsFormat::Secs, true),
             None => "never".to_owned(),
         };
-        format!("{name}; scopes {}; expires {expires}", self.scopes)
+        let mut grant = format!("{name}; scopes {}; expires {expires}", self.scopes);
+        if !self.limits.is_unlimited() {
+            grant.push_str(&format!("; limits {}", self.limits));
+        }
+        grant
+    }
+}
+
+/// A key's row before and after [`KeyStore::set_key_limits`].
+#[derive(Debug, Clone)]
+pub struct LimitsSet {
+    pub before: KeyRecord,
+    pub after: KeyRecord,
+}
+
+impl LimitsSet {
+    /// Whether the limits moved (an event was written).
+    pub fn changed(&self) -> bool {
+        self.before.limits != self.after.limits
     }
 }
 
@@ -136,8 +159,9 @@ pub struct KeyHashRow {
 pub struct KeyEvent {
     pub key_id: i64,
     pub user_id: String,
-    /// `created`, `rotated`, `revoked`, or `denied` (a call of the key
-    /// refused for lack of scope: the event is the refused key's own).
+    /// `created`, `rotated`, `revoked`, `limits_changed` (detail: the limits
+    /// before → after), or `denied` (a call of the key refused for lack of
+    /// scope: the event is the refused key's own).
     pub event: String,
     /// `cli`, `bootstrap`, or `key:<id>`.
     pub actor: String,
@@ -198,6 +222,20 @@ pub trait KeyStore: Send + Sync + 'static {
         detail: &str,
     ) -> Result<(), StoreError>;
 
+    /// Applies `change` to the limits of key `key_id` (any state), with a
+    /// `limits_changed` event by `actor` whose detail is the limits before
+    /// → after, in one transaction; the row is locked from the read of the
+    /// limits before to the write, so concurrent changes of different
+    /// fields both hold. Returns the key before and after; nothing is
+    /// written (no event either) when the change changes nothing.
+    /// `NotFound` when there is no such key.
+    async fn set_key_limits(
+        &self,
+        key_id: i64,
+        change: &LimitsChange,
+        actor: &str,
+    ) -> Result<LimitsSet, StoreError>;
+
     /// Every key, newest first, optionally for one email.
     async fn list_keys(&self, email: Option<&str>) -> Result<Vec<KeyRecord>, StoreError>;
 
@@ -256,6 +294,7 @@ mod tests {
             scopes: Scopes::parse_list("orders:read drivers:write").unwrap(),
             expires_at: at,
             created_by: "cli".into(),
+            limits: KeyLimits::default(),
         };
         assert_eq!(
             key.grant(),
@@ -266,6 +305,12 @@ mod tests {
         assert_eq!(
             key.grant(),
             "no name; scopes orders:read,drivers:write; expires never"
+        );
+        key.limits.rate_limit_per_minute = Some(60);
+        assert_eq!(
+            key.grant(),
+            "no name; scopes orders:read,drivers:write; expires never; \
+             limits rate 60/min, quota none, ips none"
         );
         assert!(!key.grant().contains("a@example.com"));
         assert!(!key.grant().contains(key.hash.as_hex()));

@@ -10,10 +10,13 @@
 
 use super::This;
 use crate::keys::{KeyHash, normalize_email};
+use crate::limits::{KeyLimits, LimitsChange};
 use crate::scopes::Scopes;
 use crate::store::sql_backend::SqlBackend;
 use crate::store::watch::KeyChangeSink;
-use crate::store::{KeyEvent, KeyHashRow, KeyRecord, KeyStore, NewKey, RevokeTarget, StoreError};
+use crate::store::{
+    KeyEvent, KeyHashRow, KeyRecord, KeyStore, LimitsSet, NewKey, RevokeTarget, StoreError,
+};
 use crate::tenant::UserId;
 use chrono::{DateTime, Utc};
 use sqlx::Row;
@@ -29,8 +32,9 @@ const KEY_COLUMNS: &str = <This as SqlBackend>::KEY_COLUMNS;
 static INSERT: LazyLock<String> = LazyLock::new(|| {
     format!(
         "INSERT INTO api_keys (user_id, email, name, api_key_hash, api_key_prefix, \
-         created_at, is_active, scopes, expires_at, created_by) \
-         VALUES ($1, $2, $3, $4, $5, {}, true, $7, $8, $9) RETURNING {KEY_COLUMNS}",
+         created_at, is_active, scopes, expires_at, created_by, \
+         rate_limit_per_minute, monthly_quota, allowed_ips) \
+         VALUES ($1, $2, $3, $4, $5, {}, true, $7, $8, $9, $10, $11, $12) RETURNING {KEY_COLUMNS}",
         <This as SqlBackend>::CREATED_AT_VALUE
     )
 });
@@ -61,6 +65,23 @@ static ROTATE: LazyLock<String> = LazyLock::new(|| {
          WHERE key_id = $1 AND is_active = true AND revoked_at IS NULL \
            AND (expires_at IS NULL OR expires_at > $3) \
          RETURNING {KEY_COLUMNS}"
+    )
+});
+
+/// Locks a key's row until the transaction ends and reads it: an update
+/// that writes nothing new (so no change is notified on Postgres, whose
+/// trigger compares whole rows), the one row lock both backends spell alike.
+static LOCK_ID: LazyLock<String> = LazyLock::new(|| {
+    format!(
+        "UPDATE api_keys SET allowed_ips = allowed_ips WHERE key_id = $1 \
+         RETURNING {KEY_COLUMNS}"
+    )
+});
+
+static SET_LIMITS: LazyLock<String> = LazyLock::new(|| {
+    format!(
+        "UPDATE api_keys SET rate_limit_per_minute = $2, monthly_quota = $3, allowed_ips = $4 \
+         WHERE key_id = $1 RETURNING {KEY_COLUMNS}"
     )
 });
 
@@ -117,6 +138,11 @@ fn key_from_row(row: &DbRow) -> Result<KeyRecord, sqlx::Error> {
             .try_get::<Option<bool>, _>("is_active")?
             .unwrap_or(false),
         created_by: row.try_get("created_by")?,
+        limits: KeyLimits::from_storage(
+            row.try_get("rate_limit_per_minute")?,
+            row.try_get("monthly_quota")?,
+            row.try_get::<Option<String>, _>("allowed_ips")?.as_deref(),
+        ),
         successor_key_id: None,
     })
 }
@@ -129,6 +155,7 @@ async fn insert_key_tx(
     event: &str,
     context: Option<&str>,
 ) -> Result<KeyRecord, StoreError> {
+    let (rate, quota, ips) = key.limits.to_storage();
     let row = sqlx::query(INSERT.as_str())
         .bind(&key.user_id)
         .bind(&key.email)
@@ -139,6 +166,9 @@ async fn insert_key_tx(
         .bind(key.scopes.to_storage())
         .bind(key.expires_at)
         .bind(&key.created_by)
+        .bind(rate)
+        .bind(quota)
+        .bind(ips)
         .fetch_one(&mut **tx)
         .await?;
     let record = key_from_row(&row)?;
@@ -334,6 +364,53 @@ impl KeyStore for This {
         insert_event_tx(&mut tx, key_id, user_id, "denied", actor, Some(detail)).await?;
         tx.commit().await?;
         Ok(())
+    }
+
+    async fn set_key_limits(
+        &self,
+        key_id: i64,
+        change: &LimitsChange,
+        actor: &str,
+    ) -> Result<LimitsSet, StoreError> {
+        let id = This::key_id_param(key_id)?;
+        let mut tx = self.write_tx().await?;
+        let before = sqlx::query(LOCK_ID.as_str())
+            .bind(id)
+            .fetch_optional(&mut *tx)
+            .await?;
+        let Some(before) = before.as_ref().map(key_from_row).transpose()? else {
+            return Err(StoreError::NotFound("key"));
+        };
+        let limits = change.apply(&before.limits);
+        if limits == before.limits {
+            tx.commit().await?;
+            return Ok(LimitsSet {
+                after: before.clone(),
+                before,
+            });
+        }
+        let (rate, quota, ips) = limits.to_storage();
+        let row = sqlx::query(SET_LIMITS.as_str())
+            .bind(id)
+            .bind(rate)
+            .bind(quota)
+            .bind(ips)
+            .fetch_one(&mut *tx)
+            .await?;
+        let after = key_from_row(&row)?;
+        let detail = format!("{} → {}", before.limits, after.limits);
+        insert_event_tx(
+            &mut tx,
+            after.key_id,
+            &after.user_id,
+            "limits_changed",
+            actor,
+            Some(&detail),
+        )
+        .await?;
+        tx.commit().await?;
+        self.local_changes().changed();
+        Ok(LimitsSet { before, after })
     }
 
     async fn list_keys(&self, email: Option<&str>) -> Result<Vec<KeyRecord>, StoreError> {

@@ -19,7 +19,9 @@ pub mod watch;
 pub use console::ConsoleStore;
 pub use error::StoreError;
 pub use fleet::FleetStore;
-pub use keys::{KeyEvent, KeyHashRow, KeyRecord, KeyState, KeyStore, NewKey, RevokeTarget};
+pub use keys::{
+    KeyEvent, KeyHashRow, KeyRecord, KeyState, KeyStore, LimitsSet, NewKey, RevokeTarget,
+};
 pub use places::PlaceStore;
 pub use usage::UsageStore;
 pub use watch::{KeyChange, KeyChangeSink};

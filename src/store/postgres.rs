@@ -103,7 +103,8 @@ impl SqlBackend for PgStore {
     const KEY_COLUMNS: &'static str = "key_id::BIGINT AS key_id, user_id, email, name, \
          api_key_prefix, scopes, created_at AT TIME ZONE 'UTC' AS created_at, \
          last_used_at AT TIME ZONE 'UTC' AS last_used_at, \
-         expires_at, revoked_at, is_active, created_by";
+         expires_at, revoked_at, is_active, created_by, \
+         rate_limit_per_minute, monthly_quota, allowed_ips";
     const EVENT_COLUMNS: &'static str =
         "key_id::BIGINT AS key_id, user_id, event, actor, detail, at";
     const CREATED_AT_VALUE: &'static str = "$6 AT TIME ZONE 'UTC'";

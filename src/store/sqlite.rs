@@ -61,7 +61,8 @@ impl SqlBackend for SqliteStore {
     type KeyId = i64;
 
     const KEY_COLUMNS: &'static str = "key_id, user_id, email, name, api_key_prefix, scopes, \
-         created_at, last_used_at, expires_at, revoked_at, is_active, created_by";
+         created_at, last_used_at, expires_at, revoked_at, is_active, created_by, \
+         rate_limit_per_minute, monthly_quota, allowed_ips";
     const EVENT_COLUMNS: &'static str = "key_id, user_id, event, actor, detail, at";
     const CREATED_AT_VALUE: &'static str = "$6";
     const SEND_MARKER: Option<&'static str> = None;

@@ -412,6 +412,7 @@ backend_test!(
                 scopes: old.record.scopes,
                 expires_at: None,
                 created_by: "cli".into(),
+                limits: Default::default(),
             },
         )
         .await
@@ -451,6 +452,7 @@ backend_test!(
             scopes: Scopes::PREDECESSOR_DEFAULT,
             expires_at: Some(expires_at),
             created_by: "cli".into(),
+            limits: Default::default(),
         })
         .await
         .expect("insert");

@@ -47,6 +47,7 @@ fn new_key(api_key: &ApiKey, expires_at: Option<chrono::DateTime<Utc>>) -> NewKe
         scopes: Scopes::PREDECESSOR_DEFAULT,
         expires_at,
         created_by: "cli".into(),
+        limits: Default::default(),
     }
 }
 

@@ -173,6 +173,7 @@ backend_test!(
             scopes: Scopes::PREDECESSOR_DEFAULT,
             expires_at: Some(Utc::now() - Duration::seconds(1)),
             created_by: "cli".into(),
+            limits: Default::default(),
         })
         .await
         .unwrap();

@@ -24,6 +24,7 @@ async fn predecessor_row(db: &Db, user_id: &str, email: &str) -> KeyRecord {
         scopes: Scopes::PREDECESSOR_DEFAULT,
         expires_at: None,
         created_by: "cli".into(),
+        limits: Default::default(),
     })
     .await
     .expect("insert a predecessor row")

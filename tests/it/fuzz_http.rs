@@ -222,6 +222,7 @@ async fn fuzz(t: TestDb, thread_prefix: &'static str) {
         scopes: Scopes::PREDECESSOR_DEFAULT,
         expires_at: Some(chrono::Utc::now() - chrono::Duration::seconds(1)),
         created_by: "cli".into(),
+        limits: Default::default(),
     })
     .await
     .expect("expired key");

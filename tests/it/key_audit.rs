@@ -249,6 +249,7 @@ backend_test!(an_id_no_key_can_have_names_no_key, |t| async move {
                 scopes: Scopes::PREDECESSOR_DEFAULT,
                 expires_at: None,
                 created_by: "cli".into(),
+                limits: Default::default(),
             },
         )
         .await;

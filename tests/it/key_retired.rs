@@ -27,6 +27,7 @@ async fn expired_key(t: &TestDb) -> ApiKey {
         scopes: Scopes::PREDECESSOR_DEFAULT,
         expires_at: Some(Utc::now() - TimeDelta::hours(1)),
         created_by: "cli".into(),
+        limits: Default::default(),
     })
     .await
     .expect("insert an expired key");

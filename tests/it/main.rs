@@ -29,6 +29,7 @@ mod fleet_tools;
 mod fuzz_http;
 mod http_edges;
 mod key_audit;
+mod key_limits;
 mod key_retired;
 mod key_vectors;
 mod log_secrets;

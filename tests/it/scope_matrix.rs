@@ -92,6 +92,7 @@ async fn key_with(db: &fleetmind::store::Db, n: usize, scopes: &[Scope]) -> ApiK
         scopes: Scopes::from_iter(scopes.iter().copied()),
         expires_at: None,
         created_by: "cli".into(),
+        limits: Default::default(),
     })
     .await
     .expect("insert key");
