@@ -42,6 +42,7 @@ mod protocol;
 mod routing;
 mod scope_matrix;
 mod seed_compat;
+mod test_databases;
 mod trusted_proxies;
 mod unknown_key_flood;
 mod whoami;

@@ -10,7 +10,10 @@
 //! run migrates one template database per set of migrations and every test
 //! gets a `CREATE DATABASE … TEMPLATE` copy of it. The template's name holds
 //! a hash of the migrations (as embedded in this binary, the same the server
-//! runs), so a template of other migrations is never used.
+//! runs), so a template of other migrations is never used; and once made,
+//! the templates of other migrations that no running test binary holds are
+//! dropped, so a schema change leaves none behind. Each test's database is
+//! dropped when the test ends.
 
 use fleetmind::store::{self, Backend, Db, PoolOptions};
 use sqlx::Connection;
@@ -111,7 +114,7 @@ pub async fn fresh_pg() -> PgDatabase {
     create_pg(None).await
 }
 
-async fn admin_connection() -> sqlx::PgConnection {
+pub async fn admin_connection() -> sqlx::PgConnection {
     sqlx::PgConnection::connect(&pg_admin_url())
         .await
         .unwrap_or_else(|err| {
@@ -145,10 +148,16 @@ async fn create_pg(template: Option<&str>) -> PgDatabase {
 
 /// The name of the migrated template database, made once per process and
 /// shared by every process that runs the same migrations.
-async fn template() -> &'static str {
+pub async fn template() -> &'static str {
     static TEMPLATE: OnceCell<String> = OnceCell::const_new();
     TEMPLATE.get_or_init(make_template).await
 }
+
+/// The advisory lock (class, name) a process holds, shared, on the template
+/// it copies, for as long as it runs: a template of other migrations is
+/// dropped only by whoever gets this lock alone, so a test binary of an
+/// older or newer schema running meanwhile keeps its own.
+const IN_USE: &str = "hashtext('fm_template'), hashtext($1)";
 
 async fn make_template() -> String {
     use sha2::Digest;
@@ -158,6 +167,9 @@ async fn make_template() -> String {
         hash.update(&migration.checksum);
     }
     let name = format!("fm_template_{}", &hex::encode(hash.finalize())[..16]);
+    // Taken before looking for the template, so a process dropping it as
+    // stale either has done so (and it is made again below) or never will.
+    hold_in_use(&name);
     let mut conn = admin_connection().await;
     // One process builds it while the others wait: the lock is the
     // server-wide advisory lock of this name's hash.
@@ -167,25 +179,17 @@ async fn make_template() -> String {
         .execute(&mut conn)
         .await
         .expect("template lock");
-    let exists: bool =
-        sqlx::query_scalar("SELECT EXISTS (SELECT 1 FROM pg_database WHERE datname = $1)")
-            .bind(&name)
-            .fetch_one(&mut conn)
-            .await
-            .expect("find template");
-    if !exists {
+    if !exists(&mut conn, &name).await {
         // Migrated under another name and renamed when complete, so a run
-        // killed half-way never leaves a half-migrated template behind.
+        // killed half-way never leaves a half-migrated template behind. It
+        // is marked a template from the start: only marked databases are
+        // ever dropped as stale (see `drop_stale_templates`).
         let partial = format!("{name}_partial");
-        for sql in [
-            format!("DROP DATABASE IF EXISTS {partial} WITH (FORCE)"),
-            format!("CREATE DATABASE {partial}"),
-        ] {
-            sqlx::query(&sql)
-                .execute(&mut conn)
-                .await
-                .expect("create template");
-        }
+        drop_template(&mut conn, &partial).await;
+        sqlx::query(&format!("CREATE DATABASE {partial} IS_TEMPLATE true"))
+            .execute(&mut conn)
+            .await
+            .expect("create template");
         let db = store::open(&url_of(&partial), &PoolOptions::default())
             .await
             .expect("migrate template");
@@ -210,7 +214,98 @@ async fn make_template() -> String {
         .execute(&mut conn)
         .await
         .expect("template unlock");
+    drop_stale_templates(&mut conn, &name).await;
     name
+}
+
+pub async fn exists(conn: &mut sqlx::PgConnection, name: &str) -> bool {
+    sqlx::query_scalar("SELECT EXISTS (SELECT 1 FROM pg_database WHERE datname = $1)")
+        .bind(name)
+        .fetch_one(&mut *conn)
+        .await
+        .expect("find template")
+}
+
+/// Drops a template (or its half-made `_partial`) if it is there: a
+/// database marked a template must be unmarked before it can be dropped.
+async fn drop_template(conn: &mut sqlx::PgConnection, name: &str) {
+    if !exists(conn, name).await {
+        return;
+    }
+    for sql in [
+        format!("ALTER DATABASE {name} IS_TEMPLATE false"),
+        format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)"),
+    ] {
+        sqlx::query(&sql)
+            .execute(&mut *conn)
+            .await
+            .expect("drop stale template");
+    }
+}
+
+/// Drops the templates of other migrations (a schema change leaves the
+/// previous one behind) that no running test binary holds. Only databases
+/// marked templates and named `fm_template_…` are candidates: the ones this
+/// code made. One that a running binary holds is left for a later run.
+pub async fn drop_stale_templates(conn: &mut sqlx::PgConnection, current: &str) {
+    let stale: Vec<String> = sqlx::query_scalar(
+        "SELECT datname FROM pg_database WHERE datistemplate \
+         AND datname LIKE 'fm\\_template\\_%' AND datname <> $1 ORDER BY datname",
+    )
+    .bind(current)
+    .fetch_all(&mut *conn)
+    .await
+    .expect("list templates");
+    for name in stale {
+        let base = name.strip_suffix("_partial").unwrap_or(&name).to_owned();
+        let free: bool = sqlx::query_scalar(&format!("SELECT pg_try_advisory_lock({IN_USE})"))
+            .bind(&base)
+            .fetch_one(&mut *conn)
+            .await
+            .expect("template in-use lock");
+        if !free {
+            continue;
+        }
+        drop_template(conn, &name).await;
+        sqlx::query(&format!("SELECT pg_advisory_unlock({IN_USE})"))
+            .bind(&base)
+            .execute(&mut *conn)
+            .await
+            .expect("template in-use unlock");
+    }
+}
+
+/// Takes the shared in-use lock of `template` for `conn`'s session.
+pub async fn take_in_use(conn: &mut sqlx::PgConnection, template: &str) {
+    sqlx::query(&format!("SELECT pg_advisory_lock_shared({IN_USE})"))
+        .bind(template)
+        .execute(conn)
+        .await
+        .expect("template in-use lock");
+}
+
+/// Holds the shared in-use lock of `template` until the process ends, on a
+/// connection of its own: a thread with its own runtime keeps it, since
+/// each test's runtime (and its connections) ends with the test.
+fn hold_in_use(template: &str) {
+    let (taken, wait) = std::sync::mpsc::channel();
+    let template = template.to_owned();
+    std::thread::spawn(move || {
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .expect("in-use lock runtime");
+        rt.block_on(async move {
+            let mut conn = admin_connection().await;
+            take_in_use(&mut conn, &template).await;
+            let _ = taken.send(());
+            // Kept until the process exits, which ends the session and so
+            // releases the lock.
+            std::future::pending::<()>().await;
+        });
+    });
+    wait.recv_timeout(std::time::Duration::from_secs(60))
+        .expect("template in-use lock within 60 s");
 }
 
 fn uuid_like() -> String {
