@@ -178,13 +178,22 @@ async fn new_key_for(
     Ok((api_key, new))
 }
 
-/// Issues a key.
-pub async fn create_key(db: &dyn Store, req: CreateKey) -> Result<IssuedKey, KeyAdminError> {
+/// Checks `req` and builds the key and its row, storing nothing: for a
+/// caller that stores the row with more in the same transaction (the
+/// console's claim of an invitation).
+pub async fn prepare_key(
+    db: &dyn Store,
+    req: CreateKey,
+) -> Result<(ApiKey, NewKey), KeyAdminError> {
     let name = check_name(req.name.as_deref())?;
     let scopes = check_scopes(&req)?;
     let expires_at = expiry(req.expires_in_days)?;
-    let (api_key, new) =
-        new_key_for(db, &req.email, name, scopes, expires_at, req.created_by).await?;
+    new_key_for(db, &req.email, name, scopes, expires_at, req.created_by).await
+}
+
+/// Issues a key.
+pub async fn create_key(db: &dyn Store, req: CreateKey) -> Result<IssuedKey, KeyAdminError> {
+    let (api_key, new) = prepare_key(db, req).await?;
     let record = db.insert_key(&new).await?;
     Ok(IssuedKey { api_key, record })
 }

@@ -119,11 +119,6 @@ pub async fn claim(
     let name = key_admin::check_name(fields.one("name"))?;
     let invite = usable(&console, &token).await?;
     let db = console.0.db.as_ref();
-    if !db.claim_invite(invite.invite_id, console.now()).await? {
-        return Err(ConsoleError::Gone(
-            "this invitation has already been used; ask for a new one".into(),
-        ));
-    }
     let actor = format!("invite:{}", invite.invite_id);
     let request = CreateKey {
         email: invite.email,
@@ -133,23 +128,41 @@ pub async fn claim(
         created_by: actor.clone(),
         issuer_scopes: None,
     };
-    let issued = key_admin::create_key(db, request).await?;
-    let user = crate::tenant::UserId::new(issued.record.user_id.as_str());
-    db.record_invite_key(invite.invite_id, issued.record.key_id, &user, &actor)
-        .await?;
+    let (api_key, new) = key_admin::prepare_key(db, request).await?;
+    // The claim and the key are one transaction: a key that cannot be
+    // stored leaves the invitation claimable.
+    let Some(record) = db
+        .claim_invite(invite.invite_id, console.now(), &new, &actor)
+        .await?
+    else {
+        return Err(ConsoleError::Gone(
+            "this invitation has already been used; ask for a new one".into(),
+        ));
+    };
+    let issued = key_admin::IssuedKey { api_key, record };
     tracing::info!(invite.id = invite.invite_id, key.id = issued.record.key_id, key.prefix = %issued.record.prefix, "console: invitation claimed");
-    let caller = console
+    // The key is stored: show it whatever happens to the session, or the
+    // invitation would be spent on a key nobody saw.
+    let cookie = match console
         .0
         .auth
         .verifier()
         .verify(issued.api_key.expose())
         .await
-        .map_err(ConsoleError::Refused)?;
-    let cookie = console.open_session(&caller, issued.api_key.hash()).await?;
+    {
+        Ok(caller) => console
+            .open_session(&caller, issued.api_key.hash())
+            .await
+            .ok(),
+        Err(failure) => {
+            tracing::warn!(invite.id = invite.invite_id, reason = %failure.description(), "console: the claimed key opened no session");
+            None
+        }
+    };
     let url = console.mcp_url(&headers);
-    Ok((
-        [(SET_COOKIE, cookie)],
-        pages::key_issued("Your key", None, &issued, &url),
-    )
-        .into_response())
+    let page = pages::key_issued("Your key", None, &issued, &url);
+    Ok(match cookie {
+        Some(cookie) => ([(SET_COOKIE, cookie)], page).into_response(),
+        None => page.into_response(),
+    })
 }

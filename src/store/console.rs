@@ -4,7 +4,7 @@
 //! The SQL is the same text on both backends (`$n` placeholders, integer
 //! times), in `console_sql.rs`, compiled once per backend like `keys_sql.rs`.
 
-use super::StoreError;
+use super::{KeyRecord, NewKey, StoreError};
 use crate::keys::KeyHash;
 use crate::scopes::Scopes;
 use crate::tenant::UserId;
@@ -76,18 +76,18 @@ pub trait ConsoleStore: Send + Sync + 'static {
 
     async fn invite(&self, token_hash: &str) -> Result<Option<InviteRow>, StoreError>;
 
-    /// Marks the invitation used, if nobody did before; `false` when it was.
-    async fn claim_invite(&self, invite_id: i64, at: i64) -> Result<bool, StoreError>;
-
-    /// Records which key a claimed invitation issued, with an
-    /// `invite_claimed` event on that key.
-    async fn record_invite_key(
+    /// Claims the invitation and stores the key it issues (with the key's
+    /// `created` event, detail `invitation <id>`, and its `invite_claimed`
+    /// event) in one transaction. `None`, with nothing written, when it was
+    /// claimed before; if storing the key fails, the claim is undone with it
+    /// and the invitation stays claimable.
+    async fn claim_invite(
         &self,
         invite_id: i64,
-        key_id: i64,
-        user: &UserId,
+        at: i64,
+        key: &NewKey,
         actor: &str,
-    ) -> Result<(), StoreError>;
+    ) -> Result<Option<KeyRecord>, StoreError>;
 }
 
 pub(crate) const INSERT_SESSION: &str = "INSERT INTO console_sessions \

@@ -5,11 +5,12 @@
 //! [`SqlBackend::key_id_param`].
 
 use super::This;
+use super::keys_sql::insert_key_tx;
 use crate::keys::KeyHash;
 use crate::scopes::Scopes;
-use crate::store::StoreError;
 use crate::store::console::*;
 use crate::store::sql_backend::SqlBackend;
+use crate::store::{KeyRecord, NewKey, StoreError};
 use crate::tenant::UserId;
 use async_trait::async_trait;
 use sqlx::Row;
@@ -107,38 +108,39 @@ impl ConsoleStore for This {
         }))
     }
 
-    async fn claim_invite(&self, invite_id: i64, at: i64) -> Result<bool, StoreError> {
-        let done = sqlx::query(CLAIM_INVITE)
-            .bind(invite_id)
-            .bind(at)
-            .execute(self.pool())
-            .await?;
-        Ok(done.rows_affected() == 1)
-    }
-
-    async fn record_invite_key(
+    async fn claim_invite(
         &self,
         invite_id: i64,
-        key_id: i64,
-        user: &UserId,
+        at: i64,
+        key: &NewKey,
         actor: &str,
-    ) -> Result<(), StoreError> {
-        let mut tx = self.pool().begin().await?;
+    ) -> Result<Option<KeyRecord>, StoreError> {
+        let mut tx = self.write_tx().await?;
+        let claimed = sqlx::query(CLAIM_INVITE)
+            .bind(invite_id)
+            .bind(at)
+            .execute(&mut *tx)
+            .await?;
+        if claimed.rows_affected() != 1 {
+            return Ok(None);
+        }
+        let context = format!("invitation {invite_id}");
+        let record = insert_key_tx(&mut tx, key, "created", Some(&context)).await?;
         sqlx::query(INVITE_KEY)
             .bind(invite_id)
-            .bind(key_id)
+            .bind(record.key_id)
             .execute(&mut *tx)
             .await?;
         sqlx::query(INSERT_EVENT)
-            .bind(This::key_id_param(key_id)?)
-            .bind(user.as_str())
+            .bind(This::key_id_param(record.key_id)?)
+            .bind(&record.user_id)
             .bind("invite_claimed")
             .bind(actor)
-            .bind(format!("invitation {invite_id}"))
+            .bind(&context)
             .bind(chrono::Utc::now())
             .execute(&mut *tx)
             .await?;
         tx.commit().await?;
-        Ok(())
+        Ok(Some(record))
     }
 }

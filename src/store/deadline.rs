@@ -229,8 +229,7 @@ bounded! {
         fn delete_session(&self, token_hash: &str) -> ();
         fn insert_invite(&self, invite: &NewInvite, actor: &str) -> i64;
         fn invite(&self, token_hash: &str) -> Option<InviteRow>;
-        fn claim_invite(&self, invite_id: i64, at: i64) -> bool;
-        fn record_invite_key(&self, invite_id: i64, key_id: i64, user: &UserId, actor: &str) -> ();
+        fn claim_invite(&self, invite_id: i64, at: i64, key: &NewKey, actor: &str) -> Option<KeyRecord>;
     }
 }
 

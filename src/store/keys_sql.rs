@@ -148,8 +148,9 @@ fn key_from_row(row: &DbRow) -> Result<KeyRecord, sqlx::Error> {
 }
 
 /// Stores `key` and its `event`, whose detail is `context` (if any)
-/// followed by what was granted.
-async fn insert_key_tx(
+/// followed by what was granted. Also used by `console_sql` (a key issued
+/// by an invitation is stored in the claim's transaction).
+pub(super) async fn insert_key_tx(
     tx: &mut Tx<'_>,
     key: &NewKey,
     event: &str,

@@ -17,6 +17,7 @@ mod auth_matrix;
 mod cli;
 mod console;
 mod console_browser;
+mod console_invites;
 mod console_sessions;
 mod console_tenant;
 mod deadlines;
