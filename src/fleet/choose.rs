@@ -2,6 +2,10 @@
 //! network: `auto_assign_order` takes the nearest suitable driver;
 //! `intelligent_assign_order` weighs distance, vehicle, capacity, skills,
 //! workload and urgency and explains the result.
+//!
+//! Distances and times come in as [`Leg`]s the caller measured (by road
+//! through the routing engine, or estimated): this module does no I/O. A
+//! driver without a leg is measured by the straight line.
 
 use super::rules::{self, haversine_km, unsuitable};
 use super::types::*;
@@ -12,22 +16,101 @@ use std::collections::HashMap;
 /// Drivers who cannot take the order, and why.
 pub type RuledOut = Vec<String>;
 
-/// The nearest active driver who can carry the order (ties: lower id).
-pub fn nearest<'a>(order: &Order, drivers: &'a [Driver]) -> (Option<(&'a Driver, f64)>, RuledOut) {
-    let mut best: Option<(&Driver, f64)> = None;
+/// A driver's way to the order's delivery point, as measured by the
+/// caller, from where the driver was then.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Leg {
+    pub from_lat: f64,
+    pub from_lng: f64,
+    pub distance_meters: f64,
+    pub duration_seconds: i64,
+    pub summary: String,
+}
+
+impl Leg {
+    /// The straight-line leg (at the vehicle's average speed), for a
+    /// driver nobody measured.
+    pub fn straight(order: &Order, driver: &Driver) -> Leg {
+        let route = rules::estimate_route(order, driver);
+        Leg {
+            from_lat: driver.current_lat,
+            from_lng: driver.current_lng,
+            distance_meters: route.distance_meters,
+            duration_seconds: route.duration_seconds,
+            summary: route.summary,
+        }
+    }
+
+    /// Whether this leg starts where `driver` is now (else it is stale).
+    pub fn starts_at(&self, driver: &Driver) -> bool {
+        self.from_lat == driver.current_lat && self.from_lng == driver.current_lng
+    }
+}
+
+/// Measured legs, by driver id.
+pub type Legs = HashMap<String, Leg>;
+
+/// `driver`'s leg: the measured one, or the straight line.
+fn leg_of(order: &Order, driver: &Driver, legs: &Legs) -> Leg {
+    match legs.get(&driver.driver_id) {
+        Some(leg) if leg.starts_at(driver) => leg.clone(),
+        _ => Leg::straight(order, driver),
+    }
+}
+
+/// The drivers who can carry the order, and why the others cannot.
+pub fn suitable<'a>(order: &Order, drivers: &'a [Driver]) -> (Vec<&'a Driver>, RuledOut) {
+    let mut fit = Vec::new();
+    let mut ruled_out = Vec::new();
+    for driver in drivers {
+        match unsuitable(order, driver) {
+            Some(why) => ruled_out.push(why),
+            None => fit.push(driver),
+        }
+    }
+    (fit, ruled_out)
+}
+
+/// The `k` suitable drivers nearest by the straight line (ties: lower
+/// id): the ones worth asking a road engine about. A road is never
+/// shorter than the straight line, so a driver further out by the straight
+/// line than the best of these by road cannot be nearer by road.
+pub fn shortlist<'a>(order: &Order, drivers: &[&'a Driver], k: usize) -> Vec<&'a Driver> {
+    let mut by_line: Vec<(&Driver, f64)> = drivers
+        .iter()
+        .map(|d| (*d, distance_km(order, d)))
+        .collect();
+    by_line.sort_by(|(a, akm), (b, bkm)| {
+        akm.total_cmp(bkm)
+            .then_with(|| a.driver_id.cmp(&b.driver_id))
+    });
+    by_line.into_iter().take(k).map(|(d, _)| d).collect()
+}
+
+/// The nearest active driver who can carry the order, by its leg (ties:
+/// lower id), with that leg.
+pub fn nearest<'a>(
+    order: &Order,
+    drivers: &'a [Driver],
+    legs: &Legs,
+) -> (Option<(&'a Driver, Leg)>, RuledOut) {
+    let mut best: Option<(&Driver, Leg)> = None;
     let mut ruled_out = Vec::new();
     for driver in drivers {
         if let Some(why) = unsuitable(order, driver) {
             ruled_out.push(why);
             continue;
         }
-        let km = distance_km(order, driver);
-        let better = match best {
+        let leg = leg_of(order, driver, legs);
+        let better = match &best {
             None => true,
-            Some((b, bkm)) => km < bkm || (km == bkm && driver.driver_id < b.driver_id),
+            Some((b, bleg)) => {
+                let (m, bm) = (leg.distance_meters, bleg.distance_meters);
+                m < bm || (m == bm && driver.driver_id < b.driver_id)
+            }
         };
         if better {
-            best = Some((driver, km));
+            best = Some((driver, leg));
         }
     }
     (best, ruled_out)
@@ -49,7 +132,11 @@ pub struct DriverScore {
     pub driver_id: String,
     pub name: String,
     pub total: f64,
+    /// From the driver to the delivery point: by road when the routing
+    /// engine measured it, else estimated.
     pub distance_km: f64,
+    /// Travel time for that distance.
+    pub duration_seconds: i64,
     pub distance: f64,
     pub vehicle: f64,
     pub capacity: f64,
@@ -146,6 +233,7 @@ pub fn round3(x: f64) -> f64 {
 pub fn rank(
     order: &Order,
     drivers: &[Driver],
+    legs: &Legs,
     recent: &HashMap<String, i64>,
     now: DateTime<Utc>,
 ) -> (Vec<DriverScore>, RuledOut) {
@@ -160,7 +248,8 @@ pub fn rank(
             ruled_out.push(why);
             continue;
         }
-        let km = distance_km(order, d);
+        let leg = leg_of(order, d, legs);
+        let km = leg.distance_meters / 1000.0;
         let distance = 1.0 / (1.0 + km / 10.0);
         let vehicle = vehicle_fit(d.vehicle_type, kg);
         let capacity = (1.0 - kg / d.capacity_kg).clamp(0.0, 1.0);
@@ -171,8 +260,7 @@ pub fn rank(
         };
         let n = recent.get(&d.driver_id).copied().unwrap_or(0);
         let workload = 1.0 / (1.0 + n as f64);
-        let minutes = km / d.vehicle_type.speed_kmh() * 60.0;
-        let eta = rules::later_by_seconds(now, (minutes * 60.0).round() as i64);
+        let eta = rules::later_by_seconds(now, leg.duration_seconds);
         let slack = (due - eta).num_minutes();
         let urgency = (slack as f64 / 30.0).clamp(0.0, 1.0);
         let total = w.distance * distance
@@ -186,6 +274,7 @@ pub fn rank(
             name: d.name.clone(),
             total: round3(total),
             distance_km: round3(km),
+            duration_seconds: leg.duration_seconds,
             distance: round3(distance),
             vehicle: round3(vehicle),
             capacity: round3(capacity),
@@ -346,7 +435,7 @@ mod tests {
             let mut o = order(false, 1.0);
             o.expected_delivery_time = due;
             o.sla_grace_period_minutes = grace;
-            let (ranking, _) = rank(&o, &drivers, &HashMap::new(), now);
+            let (ranking, _) = rank(&o, &drivers, &Legs::new(), &HashMap::new(), now);
             assert_eq!(ranking.len(), 1);
             assert_eq!(ranking[0].urgency, urgency, "{due} + {grace} min");
         }
@@ -361,7 +450,7 @@ mod tests {
             driver("DRV-C", 0.02, VehicleType::Van, vec![]),
             driver("DRV-B", 0.02, VehicleType::Van, vec![]),
         ];
-        let (best, out) = nearest(&order(false, 10.0), &drivers);
+        let (best, out) = nearest(&order(false, 10.0), &drivers, &Legs::new());
         assert_eq!(best.map(|(d, _)| d.driver_id.as_str()), Some("DRV-B"));
         assert_eq!(out.len(), 1);
     }
@@ -377,7 +466,13 @@ mod tests {
             vec![Skill::FragileHandler],
         );
         let recent = HashMap::from([("DRV-NEAR".to_owned(), 3)]);
-        let (ranking, _) = rank(&order(true, 50.0), &[near, skilled], &recent, now);
+        let (ranking, _) = rank(
+            &order(true, 50.0),
+            &[near, skilled],
+            &Legs::new(),
+            &recent,
+            now,
+        );
         assert_eq!(ranking[0].driver_id, "DRV-SKILLED");
         let text = explain(&order(true, 50.0), &ranking[0], ranking.get(1), 0);
         assert!(
@@ -396,9 +491,58 @@ mod tests {
                 ),
                 driver("DRV-NEAR", 0.010, VehicleType::Van, vec![]),
             ],
+            &Legs::new(),
             &recent,
             now,
         );
         assert_eq!(again[0].driver_id, "DRV-SKILLED");
+    }
+
+    #[test]
+    fn a_measured_leg_beats_the_straight_line_unless_the_driver_moved() {
+        let now = Utc.with_ymd_and_hms(2026, 1, 1, 12, 0, 0).unwrap();
+        // By the straight line A (1.1 km) is nearer than B (2.2 km); by
+        // road A is 9 km away (a river between), B 3 km.
+        let drivers = vec![
+            driver("DRV-A", 0.01, VehicleType::Van, vec![]),
+            driver("DRV-B", -0.02, VehicleType::Van, vec![]),
+        ];
+        let o = order(false, 10.0);
+        let road = |d: &Driver, m: f64| Leg {
+            from_lat: d.current_lat,
+            from_lng: d.current_lng,
+            distance_meters: m,
+            duration_seconds: (m / 10.0) as i64,
+            summary: "by road".into(),
+        };
+        let (best, _) = nearest(&o, &drivers, &Legs::new());
+        assert_eq!(best.map(|(d, _)| d.driver_id.as_str()), Some("DRV-A"));
+        let legs = Legs::from([
+            ("DRV-A".to_owned(), road(&drivers[0], 9000.0)),
+            ("DRV-B".to_owned(), road(&drivers[1], 3000.0)),
+        ]);
+        let (best, _) = nearest(&o, &drivers, &legs);
+        let (d, leg) = best.unwrap();
+        assert_eq!(
+            (d.driver_id.as_str(), leg.distance_meters),
+            ("DRV-B", 3000.0)
+        );
+        let (ranking, _) = rank(&o, &drivers, &legs, &HashMap::new(), now);
+        assert_eq!(ranking[0].driver_id, "DRV-B");
+        assert_eq!(
+            (ranking[0].distance_km, ranking[0].duration_seconds),
+            (3.0, 300)
+        );
+        assert_eq!(
+            shortlist(&o, &drivers.iter().collect::<Vec<_>>(), 1)[0].driver_id,
+            "DRV-A"
+        );
+
+        // B moved (11 km out) since its leg was measured: its leg is
+        // stale, and the straight line stands in for it.
+        let mut moved = drivers.clone();
+        moved[1].current_lat = -0.1;
+        let (best, _) = nearest(&o, &moved, &legs);
+        assert_eq!(best.map(|(d, _)| d.driver_id.as_str()), Some("DRV-A"));
     }
 }

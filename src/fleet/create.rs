@@ -2,7 +2,8 @@
 //! state machine, the times of creation. The store only writes them.
 
 use super::FleetError;
-use super::rules::{estimate_route, later_by_seconds, new_id, now};
+use super::choose::Leg;
+use super::rules::{later_by_seconds, new_id, now};
 use super::types::*;
 
 /// A caller's new order, checked: `pending`, unassigned, with a fresh
@@ -66,14 +67,20 @@ pub fn new_driver(new: NewDriver) -> Result<Driver, FleetError> {
 }
 
 /// The assignment of `order` to `driver` made `now` (the caller checked
-/// [`check_assignment`](super::rules::check_assignment)): active, with the
-/// estimated route from the driver's position.
+/// [`check_assignment`](super::rules::check_assignment)): active, with
+/// `leg` as its route when it starts where the driver is (the tool
+/// measured it, by road or estimated), else the straight-line estimate
+/// from the driver's position.
 pub fn new_assignment(
     order: &Order,
     driver: &Driver,
+    leg: Option<&Leg>,
     now: chrono::DateTime<chrono::Utc>,
 ) -> Assignment {
-    let route = estimate_route(order, driver);
+    let route = match leg {
+        Some(leg) if leg.starts_at(driver) => leg.clone(),
+        _ => Leg::straight(order, driver),
+    };
     Assignment {
         assignment_id: new_id("ASN"),
         order_id: order.order_id.clone(),

@@ -216,9 +216,11 @@ pub struct Assignment {
     pub assigned_at: DateTime<Utc>,
     #[schemars(with = "String")]
     pub updated_at: DateTime<Utc>,
-    /// Straight-line (haversine) distance from the driver to the delivery point.
+    /// From the driver to the delivery point: by road when the routing
+    /// engine measured it, else the estimate (see route_summary).
     pub route_distance_meters: f64,
-    /// Estimated driving time for that distance at the vehicle's average speed.
+    /// Driving time for that route (the engine's, or the estimate's at the
+    /// vehicle's average speed).
     pub route_duration_seconds: i64,
     pub route_summary: String,
     pub driver_start_lat: f64,

@@ -260,6 +260,7 @@ pub struct Routing {
     geocoder: Option<nominatim::Nominatim>,
     routes: Cache<String, Arc<RouteAnswer>>,
     places: Cache<String, Arc<Geocoded>>,
+    timeout: Duration,
 }
 
 impl fmt::Debug for Routing {
@@ -296,22 +297,24 @@ impl Routing {
             )),
             None => None,
         };
-        Ok(Self::with_engines(road, geocoder))
+        Ok(Self::with_engines(road, geocoder, options.timeout))
     }
 
     /// The estimate only, no network (and so no HTTP client to set up,
     /// nothing that can fail).
     pub fn embedded() -> Self {
-        Self::with_engines(None, None)
+        Self::with_engines(None, None, RoutingOptions::default().timeout)
     }
 
     fn with_engines(
         road: Option<valhalla::Valhalla>,
         geocoder: Option<nominatim::Nominatim>,
+        timeout: Duration,
     ) -> Self {
         Self {
             road,
             geocoder,
+            timeout,
             routes: Cache::builder()
                 .max_capacity(CACHE_ENTRIES)
                 .time_to_live(CACHE_TTL)
@@ -321,6 +324,11 @@ impl Routing {
                 .time_to_live(CACHE_TTL)
                 .build(),
         }
+    }
+
+    /// The longest one engine call may take.
+    pub fn timeout(&self) -> Duration {
+        self.timeout
     }
 
     pub fn has_road_engine(&self) -> bool {

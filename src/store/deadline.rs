@@ -21,6 +21,7 @@ use super::{
     Db, KeyChangeSink, KeyEvent, KeyHashRow, KeyRecord, KeyStore, LimitsSet, NewKey, PoolOptions,
     RevokeTarget, StoreError,
 };
+use crate::fleet::choose::Leg;
 use crate::fleet::types::*;
 use crate::keys::KeyHash;
 use crate::limits::LimitsChange;
@@ -207,7 +208,13 @@ bounded! {
         fn update_driver(&self, user: &UserId, driver_id: &str, patch: DriverPatch) -> Driver;
         fn delete_driver(&self, user: &UserId, driver_id: &str) -> ();
         fn delete_all_drivers(&self, user: &UserId, status: Option<DriverStatus>) -> u64;
-        fn assign(&self, user: &UserId, order_id: &str, driver_id: &str) -> Assignment;
+        fn assign(
+            &self,
+            user: &UserId,
+            order_id: &str,
+            driver_id: &str,
+            leg: Option<&Leg>
+        ) -> Assignment;
         fn assignment(&self, user: &UserId, assignment_id: &str) -> Assignment;
         fn assignments_of_order(&self, user: &UserId, order_id: &str) -> Vec<Assignment>;
         fn assignments_of_driver(&self, user: &UserId, driver_id: &str) -> Vec<Assignment>;

@@ -78,7 +78,7 @@ backend_test!(
         );
 
         let a = db
-            .assign(&user, &order.order_id, &driver.driver_id)
+            .assign(&user, &order.order_id, &driver.driver_id, None)
             .await
             .unwrap();
         assert_eq!(a.status, AssignmentStatus::Active);
@@ -100,7 +100,7 @@ backend_test!(
             .await
             .unwrap();
         let msg = conflict(
-            db.assign(&user, &other.order_id, &driver.driver_id)
+            db.assign(&user, &other.order_id, &driver.driver_id, None)
                 .await
                 .unwrap_err(),
         );
@@ -110,7 +110,7 @@ backend_test!(
             .await
             .unwrap();
         let msg = conflict(
-            db.assign(&user, &order.order_id, &free.driver_id)
+            db.assign(&user, &order.order_id, &free.driver_id, None)
                 .await
                 .unwrap_err(),
         );
@@ -170,7 +170,7 @@ backend_test!(
 
         // Start, then unassigning is refused; completing moves the driver.
         let b = db
-            .assign(&user, &order.order_id, &driver.driver_id)
+            .assign(&user, &order.order_id, &driver.driver_id, None)
             .await
             .unwrap();
         let start = AssignmentChange {
@@ -215,7 +215,7 @@ backend_test!(
 
         // Fail: order failed, driver active where they said.
         let c = db
-            .assign(&user, &other.order_id, &driver.driver_id)
+            .assign(&user, &other.order_id, &driver.driver_id, None)
             .await
             .unwrap();
         let fail = AssignmentChange {
@@ -297,13 +297,13 @@ backend_test!(capacity_and_cold_storage_are_hard_limits, |t| async move {
         .await
         .unwrap();
     let msg = conflict(
-        db.assign(&user, &heavy.order_id, &driver.driver_id)
+        db.assign(&user, &heavy.order_id, &driver.driver_id, None)
             .await
             .unwrap_err(),
     );
     assert!(msg.contains("capacity"), "{msg}");
     let msg = conflict(
-        db.assign(&user, &cold.order_id, &driver.driver_id)
+        db.assign(&user, &cold.order_id, &driver.driver_id, None)
             .await
             .unwrap_err(),
     );
@@ -345,11 +345,13 @@ backend_test!(
         ));
         // B cannot join A's order to B's driver, nor the reverse.
         assert!(matches!(
-            db.assign(&b, &order.order_id, &b_driver.driver_id).await,
+            db.assign(&b, &order.order_id, &b_driver.driver_id, None)
+                .await,
             Err(StoreError::NotFound("order"))
         ));
         assert!(matches!(
-            db.assign(&a, &order.order_id, &b_driver.driver_id).await,
+            db.assign(&a, &order.order_id, &b_driver.driver_id, None)
+                .await,
             Err(StoreError::NotFound("driver"))
         ));
         assert_eq!(db.delete_all_orders(&b, None).await.unwrap(), 0);
@@ -446,7 +448,7 @@ backend_test!(racing_calls_cannot_break_a_state_machine, |t| async move {
                 o.order_id.clone(),
                 driver.driver_id.clone(),
             );
-            tokio::spawn(async move { db.assign(&user, &o, &d).await })
+            tokio::spawn(async move { db.assign(&user, &o, &d, None).await })
         })
         .collect();
     let mut won = Vec::new();
@@ -577,7 +579,7 @@ async fn the_predecessors_fleet_tables_are_kept_aside_on_postgres() {
         .create_driver(&user, new_driver("New", 1.0, 1.0))
         .await
         .unwrap();
-    db.assign(&user, &order.order_id, &driver.driver_id)
+    db.assign(&user, &order.order_id, &driver.driver_id, None)
         .await
         .unwrap();
     pool.close().await;

@@ -41,6 +41,7 @@ mod pool;
 mod prompts;
 mod protocol;
 mod routing;
+mod routing_assign;
 mod scope_matrix;
 mod seed_compat;
 mod test_databases;

@@ -6,25 +6,9 @@
 use crate::support::fleet::*;
 use crate::support::valhalla::*;
 use crate::support::*;
-use fleetmind::app::ServeOptions;
 use fleetmind::routing::estimate::{DETOUR_FACTOR, haversine_km};
-use fleetmind::routing::{Routing, RoutingOptions};
 use serde_json::{Value, json};
-use std::sync::Arc;
 use std::time::Duration;
-
-fn with_engine(url: &str, timeout: Duration) -> ServeOptions {
-    let routing = Routing::new(&RoutingOptions {
-        routing_url: Some(url.to_owned()),
-        geocoder_url: None,
-        timeout,
-    })
-    .expect("routing options");
-    ServeOptions {
-        routing: Arc::new(routing),
-        ..ServeOptions::default()
-    }
-}
 
 fn point(p: fleetmind::routing::Point) -> String {
     format!("{},{}", p.lat, p.lng)

@@ -2,9 +2,10 @@
 //! delivery through; every status change cascades to the order and the
 //! driver in one transaction (see the store).
 
+use super::assign_route::{self, BY_ROAD, Way};
 use super::input;
 use crate::auth::Caller;
-use crate::fleet::choose::{self, DriverScore, Weights};
+use crate::fleet::choose::{self, DriverScore, Leg, Weights};
 use crate::fleet::*;
 use crate::mcp::args::parse;
 use crate::mcp::error::ToolError;
@@ -23,6 +24,10 @@ pub struct AssignmentResult {
     pub order: Order,
     pub driver: Driver,
     pub message: String,
+    /// For a new assignment: the driver's way to the delivery point (by
+    /// road, or the marked estimate), as stored in the assignment.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub route: Option<Way>,
 }
 
 /// What `auto_assign_order` did and why.
@@ -34,8 +39,13 @@ pub struct AutoAssigned {
     pub driver: Driver,
     /// Why this driver.
     pub reason: String,
+    /// The driver's way to the delivery point: by road when the routing
+    /// engine answered, else the estimate.
     pub distance_km: f64,
     pub estimated_duration_minutes: i64,
+    /// That way as calculate_route gives it (metres, seconds, engine,
+    /// estimated), as stored in the assignment.
+    pub route: Way,
     /// Active drivers looked at.
     pub candidates: usize,
     /// Active drivers who could not carry the order, and why.
@@ -51,6 +61,9 @@ pub struct IntelligentlyAssigned {
     pub driver: Driver,
     /// Why this driver, in words.
     pub explanation: String,
+    /// The chosen driver's way to the delivery point as calculate_route
+    /// gives it (by road, or the marked estimate), as stored.
+    pub route: Way,
     /// How much each factor counted for this order's priority.
     pub weights: Weights,
     /// The best (at most five) suitable drivers with their scores, best first.
@@ -173,6 +186,7 @@ impl FleetMind {
             order,
             driver,
             message,
+            route: None,
         }))
     }
 
@@ -202,6 +216,18 @@ impl FleetMind {
         Ok((order, drivers))
     }
 
+    /// The way the named driver has to the order, when both exist and the
+    /// assignment is allowed (else none: the store's refusal says why).
+    async fn way_for(&self, user: &UserId, order_id: &str, driver_id: &str) -> Option<(Leg, Way)> {
+        let order = self.db.order(user, order_id).await.ok()?;
+        let driver = self.db.driver(user, driver_id).await.ok()?;
+        rules::check_assignment(&order, &driver).ok()?;
+        let measured = assign_route::measure(&self.routing, &order, &[&driver], &[&driver]).await;
+        let leg = measured.legs().remove(driver_id)?;
+        let way = measured.way(driver_id, &leg);
+        Some((leg, way))
+    }
+
     async fn step(
         &self,
         user: &UserId,
@@ -215,6 +241,19 @@ impl FleetMind {
             .await
             .map_err(|e| ToolError::store(e, &[("assignment", id)]))?;
         self.with_parties(user, assignment, message).await
+    }
+}
+
+/// The way an assignment stored, when it was not measured here (the
+/// store's own straight-line estimate).
+fn stored_way(a: &Assignment) -> Way {
+    Way {
+        distance_meters: a.route_distance_meters,
+        duration_seconds: a.route_duration_seconds,
+        summary: a.route_summary.clone(),
+        engine: crate::routing::Engine::Estimate,
+        estimated: true,
+        fallback_reason: None,
     }
 }
 
@@ -232,7 +271,7 @@ fn no_driver(order_id: &str, candidates: usize, ruled_out: &[String]) -> ToolErr
 #[tool_router(router = assignments_router, vis = "pub(crate)")]
 impl FleetMind {
     #[tool(
-        description = "Give a pending order to an active driver who can carry it (capacity, cold storage). The order becomes 'assigned' and the driver 'busy'.",
+        description = "Give a pending order to an active driver who can carry it (capacity, cold storage). The order becomes 'assigned' and the driver 'busy'. The assignment's route and ETA are by road when the server has a routing engine; without one, or when it is slow or down, the estimate (route.estimated: true, with the reason).",
         input_schema = input_schema::<CreateAssignmentArgs>(),
         annotations(read_only_hint = false, destructive_hint = false, idempotent_hint = false, open_world_hint = false)
     )]
@@ -244,18 +283,28 @@ impl FleetMind {
         let a: CreateAssignmentArgs = parse(args)?;
         let order_id = input::id("order_id", &a.order_id)?;
         let driver_id = input::id("driver_id", &a.driver_id)?;
+        let user = &caller.user_id;
+        let (leg, way) = self.way_for(user, &order_id, &driver_id).await.unzip();
         let assignment = self
             .db
-            .assign(&caller.user_id, &order_id, &driver_id)
+            .assign(user, &order_id, &driver_id, leg.as_ref())
             .await
             .map_err(|e| ToolError::store(e, &[("order", &order_id), ("driver", &driver_id)]))?;
         let message = format!("order {order_id} assigned to driver {driver_id}");
-        self.with_parties(&caller.user_id, assignment, message)
-            .await
+        let Json(mut done) = self.with_parties(user, assignment, message).await?;
+        // When the driver moved between the measure and the assignment, the
+        // store estimated from the new position: the answer says what was
+        // stored.
+        let measured = way.filter(|w| {
+            w.distance_meters == done.assignment.route_distance_meters
+                && w.summary == done.assignment.route_summary
+        });
+        done.route = Some(measured.unwrap_or_else(|| stored_way(&done.assignment)));
+        Ok(Json(done))
     }
 
     #[tool(
-        description = "Assign a pending order to the nearest active driver who can carry it (straight-line distance; capacity and cold storage respected). Returns the reason, distance_km and estimated duration.",
+        description = "Assign a pending order to the nearest active driver who can carry it (capacity and cold storage respected): nearest by road when the server has a routing engine (the five nearest by straight line are routed), else, or when the engine is slow or down, by the estimate (route.estimated: true, with the reason). Returns the reason, distance_km, the estimated duration and the route (distance_meters, duration_seconds, engine, estimated) as stored.",
         input_schema = input_schema::<OrderIdArgs>(),
         annotations(read_only_hint = false, destructive_hint = false, idempotent_hint = false, open_world_hint = false)
     )]
@@ -268,17 +317,33 @@ impl FleetMind {
         let order_id = input::id("order_id", &a.order_id)?;
         let user = &caller.user_id;
         let (order, drivers) = self.order_and_candidates(user, &order_id).await?;
-        let (best, ruled_out) = choose::nearest(&order, &drivers);
-        let Some((driver, km)) = best else {
+        let (fit, _) = choose::suitable(&order, &drivers);
+        let near = choose::shortlist(&order, &fit, BY_ROAD);
+        let measured = assign_route::measure(&self.routing, &order, &fit, &near).await;
+        let reachable: Vec<Driver> = drivers
+            .iter()
+            .filter(|d| !measured.unreachable(&d.driver_id))
+            .cloned()
+            .collect();
+        let (best, mut ruled_out) = choose::nearest(&order, &reachable, &measured.legs());
+        ruled_out.extend(measured.ruled_out());
+        let Some((driver, leg)) = best else {
             return Err(no_driver(&order_id, drivers.len(), &ruled_out));
         };
+        let way = measured.way(&driver.driver_id, &leg);
         let assignment = self
             .db
-            .assign(user, &order_id, &driver.driver_id)
+            .assign(user, &order_id, &driver.driver_id, Some(&leg))
             .await
             .map_err(|e| ToolError::store(e, &[("order", &order_id)]))?;
+        let km = leg.distance_meters / 1000.0;
+        let how = if way.estimated {
+            "estimated"
+        } else {
+            "by road"
+        };
         let reason = format!(
-            "nearest active driver who can carry the order: {} ({}), {km:.1} km away by {}; {} active driver(s) considered, {} could not carry it",
+            "nearest active driver who can carry the order: {} ({}), {km:.1} km away ({how}) by {}; {} active driver(s) considered, {} could not carry it",
             driver.name,
             driver.driver_id,
             driver.vehicle_type,
@@ -288,6 +353,7 @@ impl FleetMind {
         let Json(done) = self.with_parties(user, assignment, String::new()).await?;
         Ok(Json(AutoAssigned {
             success: true,
+            route: way,
             distance_km: choose::round3(km),
             estimated_duration_minutes: (done.assignment.route_duration_seconds + 59) / 60,
             assignment: done.assignment,
@@ -300,7 +366,7 @@ impl FleetMind {
     }
 
     #[tool(
-        description = "Assign a pending order to the best active driver by a deterministic multi-factor score: distance (haversine), vehicle fit, capacity headroom, wanted skills (fragile_handler, express_delivery, overnight), recent workload and urgency (arrival against the promised time). Returns the ranking and an explanation.",
+        description = "Assign a pending order to the best active driver by a deterministic multi-factor score: distance and arrival time (by road for the five best when the server has a routing engine, else or when it is slow or down the estimate, marked in route.estimated), vehicle fit, capacity headroom, wanted skills (fragile_handler, express_delivery, overnight), recent workload and urgency (arrival against the promised time). Returns the ranking and an explanation.",
         input_schema = input_schema::<OrderIdArgs>(),
         annotations(read_only_hint = false, destructive_hint = false, idempotent_hint = false, open_world_hint = false)
     )]
@@ -320,19 +386,41 @@ impl FleetMind {
             .await?
             .into_iter()
             .collect();
-        let (mut ranking, ruled_out) = choose::rank(&order, &drivers, &recent, now);
+        // Score everyone on the estimate first; measure the best few by
+        // road, then score again.
+        let (fit, _) = choose::suitable(&order, &drivers);
+        let unmeasured = assign_route::measure(&self.routing, &order, &fit, &[]).await;
+        let (first, _) = choose::rank(&order, &drivers, &unmeasured.legs(), &recent, now);
+        let best_few: Vec<&Driver> = first
+            .iter()
+            .take(BY_ROAD)
+            .filter_map(|s| fit.iter().find(|d| d.driver_id == s.driver_id).copied())
+            .collect();
+        let measured = assign_route::measure(&self.routing, &order, &fit, &best_few).await;
+        let reachable: Vec<Driver> = drivers
+            .iter()
+            .filter(|d| !measured.unreachable(&d.driver_id))
+            .cloned()
+            .collect();
+        let legs = measured.legs();
+        let (mut ranking, mut ruled_out) = choose::rank(&order, &reachable, &legs, &recent, now);
+        ruled_out.extend(measured.ruled_out());
         let Some((best, rest)) = ranking.split_first() else {
             return Err(no_driver(&order_id, drivers.len(), &ruled_out));
         };
         let explanation = choose::explain(&order, best, rest.first(), ruled_out.len());
+        let leg = legs.get(&best.driver_id);
+        let way = leg.map(|leg| measured.way(&best.driver_id, leg));
         let assignment = self
             .db
-            .assign(user, &order_id, &best.driver_id)
+            .assign(user, &order_id, &best.driver_id, leg)
             .await
             .map_err(|e| ToolError::store(e, &[("order", &order_id)]))?;
         ranking.truncate(5);
         let Json(done) = self.with_parties(user, assignment, String::new()).await?;
+        let route = way.unwrap_or_else(|| stored_way(&done.assignment));
         Ok(Json(IntelligentlyAssigned {
+            route,
             success: true,
             assignment: done.assignment,
             order: done.order,

@@ -2,6 +2,7 @@
 //! and `drivers://all` resources. Every call acts for the verified caller's
 //! tenant only; the scope each tool needs is in `policy.rs`.
 
+mod assign_route;
 mod assignments;
 mod drivers;
 mod input;

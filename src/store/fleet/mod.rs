@@ -12,6 +12,7 @@ mod postgres;
 mod rows;
 mod sqlite;
 
+use crate::fleet::choose::Leg;
 use crate::fleet::types::*;
 use crate::store::StoreError;
 use crate::tenant::UserId;
@@ -87,12 +88,15 @@ pub trait FleetStore: Send + Sync {
     ) -> Result<u64, StoreError>;
 
     /// Gives a pending order to an active driver: order `assigned`, driver
-    /// `busy`, in one transaction.
+    /// `busy`, in one transaction. The assignment's route is `leg` (the
+    /// caller's measure, by road or estimated) if it starts where the
+    /// driver is, else the straight-line estimate.
     async fn assign(
         &self,
         user: &UserId,
         order_id: &str,
         driver_id: &str,
+        leg: Option<&Leg>,
     ) -> Result<Assignment, StoreError>;
     async fn assignment(
         &self,

@@ -6,10 +6,12 @@
 //! `FLEETMIND_TEST_VALHALLA` (set by `.ci/run`); without it the engine test
 //! is compiled as ignored, except under CI, where it always runs.
 
-use fleetmind::routing::Point;
+use fleetmind::app::ServeOptions;
 use fleetmind::routing::estimate::haversine_km;
+use fleetmind::routing::{Point, Routing, RoutingOptions};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 /// The corners of the test block, and a bend east of it.
@@ -54,6 +56,21 @@ pub fn length_of(names: &[&str]) -> f64 {
                 .sum::<f64>()
         })
         .sum()
+}
+
+/// Server options with the road engine at `url`, each call bounded by
+/// `timeout`.
+pub fn with_engine(url: &str, timeout: Duration) -> ServeOptions {
+    let routing = Routing::new(&RoutingOptions {
+        routing_url: Some(url.to_owned()),
+        geocoder_url: None,
+        timeout,
+    })
+    .expect("routing options");
+    ServeOptions {
+        routing: Arc::new(routing),
+        ..ServeOptions::default()
+    }
 }
 
 /// The network as OSM XML; `blocked` streets get `access=no`.

@@ -2,6 +2,7 @@
 //! assignment to its order and driver in one transaction.
 
 use super::{Conn, Q, This, drivers, orders};
+use crate::fleet::choose::Leg;
 use crate::fleet::rules;
 use crate::fleet::types::*;
 use crate::store::StoreError;
@@ -118,13 +119,14 @@ pub(super) async fn assign(
     user: &UserId,
     order_id: &str,
     driver_id: &str,
+    leg: Option<&Leg>,
 ) -> Result<Assignment, StoreError> {
     let mut tx = store.write_tx().await?;
     let order = orders::read(&mut tx, user, order_id).await?;
     let driver = drivers::read(&mut tx, user, driver_id).await?;
     rules::check_assignment(&order, &driver)?;
     let now = rules::now();
-    let assignment = rules::new_assignment(&order, &driver, now);
+    let assignment = rules::new_assignment(&order, &driver, leg, now);
     // The open-assignment indexes refuse a second open assignment a
     // concurrent call committed meanwhile.
     insert(&mut tx, user, &assignment)

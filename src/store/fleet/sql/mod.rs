@@ -13,6 +13,7 @@ mod drivers;
 mod orders;
 
 use super::This;
+use crate::fleet::choose::Leg;
 use crate::fleet::types::*;
 use crate::store::StoreError;
 use crate::store::fleet::FleetStore;
@@ -139,8 +140,9 @@ impl FleetStore for This {
         user: &UserId,
         order_id: &str,
         driver_id: &str,
+        leg: Option<&Leg>,
     ) -> Result<Assignment, StoreError> {
-        assignments::assign(self, user, order_id, driver_id).await
+        assignments::assign(self, user, order_id, driver_id, leg).await
     }
 
     async fn assignment(
