@@ -32,26 +32,56 @@ static COLUMNS: LazyLock<String> = LazyLock::new(|| {
     )
 });
 
-/// Adds one delta to its row; the counts of a row another replica wrote
-/// first are added to, never replaced.
-static UPSERT: LazyLock<String> = LazyLock::new(|| {
-    let names: Vec<String> = (0..BUCKETS).map(bucket_column).collect();
-    let params: Vec<String> = (0..BUCKETS).map(|i| format!("${}", i + 8)).collect();
-    let sums: Vec<String> = ["calls", "errors", "denied", "total_micros"]
+/// Rows per `INSERT` statement: 25 parameters each, well under both
+/// backends' limit on parameters (SQLite 32766, Postgres 65535).
+const ROWS_PER_STATEMENT: usize = 100;
+
+/// The columns an upsert writes, in the order of its parameters.
+fn upsert_columns() -> Vec<String> {
+    [
+        "key_id",
+        "tool",
+        "hour",
+        "calls",
+        "errors",
+        "denied",
+        "total_micros",
+    ]
+    .iter()
+    .map(|c| (*c).to_owned())
+    .chain((0..BUCKETS).map(bucket_column))
+    .collect()
+}
+
+/// Adds `rows` deltas to their rows in one statement; the counts of a row
+/// another replica wrote first are added to, never replaced. The deltas of
+/// one statement are of distinct rows (Postgres refuses to update a row
+/// twice in one statement).
+fn upsert_sql(rows: usize) -> String {
+    let columns = upsert_columns();
+    let width = columns.len();
+    let values: Vec<String> = (0..rows)
+        .map(|r| {
+            let params: Vec<String> = (1..=width).map(|c| format!("${}", r * width + c)).collect();
+            format!("({})", params.join(", "))
+        })
+        .collect();
+    let sums: Vec<String> = columns
         .iter()
-        .map(|c| (*c).to_owned())
-        .chain(names.iter().cloned())
+        .skip(3)
         .map(|c| format!("{c} = tool_usage.{c} + excluded.{c}"))
         .collect();
     format!(
-        "INSERT INTO tool_usage (key_id, tool, hour, calls, errors, denied, total_micros, {}) \
-         VALUES ($1, $2, $3, $4, $5, $6, $7, {}) \
+        "INSERT INTO tool_usage ({}) VALUES {} \
          ON CONFLICT (key_id, tool, hour) DO UPDATE SET {}",
-        names.join(", "),
-        params.join(", "),
+        columns.join(", "),
+        values.join(", "),
         sums.join(", ")
     )
-});
+}
+
+/// The statement of a full batch, built once.
+static UPSERT_FULL: LazyLock<String> = LazyLock::new(|| upsert_sql(ROWS_PER_STATEMENT));
 
 /// An administrator's report: every filter optional. Keys are never
 /// deleted, but a row outlives nothing it needs: the join is an outer one.
@@ -105,17 +135,27 @@ impl UsageStore for This {
         let mut ordered: Vec<&UsageDelta> = deltas.iter().collect();
         ordered.sort_by(|a, b| (a.key_id, &a.tool, a.hour).cmp(&(b.key_id, &b.tool, b.hour)));
         let mut tx = self.write_tx().await?;
-        for d in ordered {
-            let mut query = sqlx::query(UPSERT.as_str())
-                .bind(d.key_id)
-                .bind(&d.tool)
-                .bind(d.hour)
-                .bind(d.calls)
-                .bind(d.errors)
-                .bind(d.denied)
-                .bind(d.total_micros);
-            for count in d.buckets {
-                query = query.bind(i64::try_from(count).unwrap_or(i64::MAX));
+        for chunk in ordered.chunks(ROWS_PER_STATEMENT) {
+            let partial;
+            let sql = if chunk.len() == ROWS_PER_STATEMENT {
+                UPSERT_FULL.as_str()
+            } else {
+                partial = upsert_sql(chunk.len());
+                partial.as_str()
+            };
+            let mut query = sqlx::query(sql);
+            for d in chunk {
+                query = query
+                    .bind(d.key_id)
+                    .bind(&d.tool)
+                    .bind(d.hour)
+                    .bind(d.calls)
+                    .bind(d.errors)
+                    .bind(d.denied)
+                    .bind(d.total_micros);
+                for count in d.buckets {
+                    query = query.bind(i64::try_from(count).unwrap_or(i64::MAX));
+                }
             }
             query.execute(&mut *tx).await?;
         }

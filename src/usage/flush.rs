@@ -8,23 +8,18 @@
 //! (at most [`PRUNE_BATCHES`] per flush, so a large backlog never holds the
 //! database for long: what is left goes at the next flush).
 
-use super::{ToolUsage, hour_of};
+use super::{RowKey, Tally, ToolUsage, hour_of};
 use crate::store::usage::UsageDelta;
 use crate::store::{Db, StoreError};
 use std::time::Duration;
 use tokio_util::sync::CancellationToken;
 
+/// Rows written by one store call (one transaction).
+pub const FLUSH_CHUNK: usize = 1000;
 /// Rows deleted by one pruning statement.
 pub const PRUNE_BATCH: i64 = 1000;
 /// Pruning statements per flush at most.
 pub const PRUNE_BATCHES: usize = 10;
-
-/// How often to write, and how long rows are kept.
-#[derive(Debug, Clone, Copy)]
-pub struct UsageFlushOptions {
-    pub interval: Duration,
-    pub retention: Duration,
-}
 
 /// The flusher of one server.
 pub struct UsageFlusher {
@@ -45,33 +40,25 @@ impl UsageFlusher {
         }
     }
 
-    /// Writes what was recorded since the last flush; on failure it waits
-    /// for the next one. How many rows were written.
+    /// Writes what was recorded since the last flush, [`FLUSH_CHUNK`] rows
+    /// per store call (each within the query deadline); what was not
+    /// written waits for the next flush. How many rows were written.
     pub async fn flush(&self) -> Result<usize, StoreError> {
-        let taken = self.usage.take();
-        if taken.is_empty() {
-            return Ok(0);
-        }
-        let deltas: Vec<UsageDelta> = taken
-            .iter()
-            .map(|(&(key_id, tool, hour), t)| UsageDelta {
-                key_id,
-                tool: tool.to_owned(),
-                hour,
-                calls: clamp(t.calls),
-                errors: clamp(t.errors),
-                denied: clamp(t.denied),
-                total_micros: clamp(t.total_micros),
-                buckets: t.buckets,
-            })
-            .collect();
-        match self.db.add_tool_usage(&deltas).await {
-            Ok(()) => Ok(deltas.len()),
-            Err(err) => {
-                self.usage.restore(taken);
-                Err(err)
+        let taken: Vec<(RowKey, Tally)> = self.usage.take().into_iter().collect();
+        let mut written = 0;
+        for (n, chunk) in taken.chunks(FLUSH_CHUNK).enumerate() {
+            let deltas: Vec<UsageDelta> = chunk.iter().map(delta).collect();
+            if let Err(err) = self.db.add_tool_usage(&deltas).await {
+                // This chunk's transaction wrote nothing (unless its commit
+                // was sent just as the deadline passed: then it may count
+                // twice, see `store::deadline`).
+                self.usage
+                    .restore(taken.into_iter().skip(n * FLUSH_CHUNK).collect());
+                return Err(err);
             }
+            written += deltas.len();
         }
+        Ok(written)
     }
 
     /// The first hour kept: rows of earlier hours are past retention.
@@ -129,6 +116,20 @@ impl UsageFlusher {
                 tracing::warn!(error = %err, "could not write tool usage at shutdown; it is lost");
             }
         })
+    }
+}
+
+/// A tally as the row delta the store adds.
+fn delta(&((key_id, tool, hour), t): &(RowKey, Tally)) -> UsageDelta {
+    UsageDelta {
+        key_id,
+        tool: tool.to_owned(),
+        hour,
+        calls: clamp(t.calls),
+        errors: clamp(t.errors),
+        denied: clamp(t.denied),
+        total_micros: clamp(t.total_micros),
+        buckets: t.buckets,
     }
 }
 

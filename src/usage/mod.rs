@@ -12,7 +12,7 @@ mod flush;
 pub mod histogram;
 pub mod report;
 
-pub use flush::{UsageFlushOptions, UsageFlusher};
+pub use flush::UsageFlusher;
 
 use crate::clock::Clock;
 use crate::metrics::Outcome;

@@ -47,5 +47,6 @@ mod seed_compat;
 mod test_databases;
 mod trusted_proxies;
 mod unknown_key_flood;
+mod usage;
 mod whoami;
 mod whoami_arguments;
