@@ -20,6 +20,7 @@ mod console_browser;
 mod console_invites;
 mod console_sessions;
 mod console_tenant;
+mod console_throttle;
 mod deadlines;
 mod fleet_isolation;
 mod fleet_model;
