@@ -288,8 +288,9 @@ async fn fuzz(t: TestDb, thread_prefix: &'static str) {
     }
 
     // 2. A good key, refused by the envelope or the tool: nothing may change
-    //    but the key's last use (the key itself was good).
-    let ignore = [("api_keys", "last_used_at")];
+    //    but the key's last use (the key itself was good) and its per-tool
+    //    usage counts (issue 13: a refused call counts as an error or denied).
+    let ignore = [("api_keys", "last_used_at"), ("tool_usage", "*")];
     let before = settled_snapshot(&t.url, t.backend, None, &ignore, pause, settle).await;
     let envelope_refusals = refused_with_a_good_key();
     for i in 0..120u64 {

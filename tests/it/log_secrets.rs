@@ -122,6 +122,15 @@ backend_test!(
         let carol_next = text(&rotated, "api_key");
         let (listed, is_error) = call(&ops, "admin_list_api_keys", json!({})).await;
         assert!(!is_error && listed["count"].as_u64() >= Some(3), "{listed}");
+        // Usage reports filtered by email (issue 13): the email stays out of
+        // the logs too.
+        let (usage, is_error) = call(
+            &ops,
+            "admin_key_usage",
+            json!({"email": "carol@example.com", "since": "24h"}),
+        )
+        .await;
+        assert!(!is_error, "{usage}");
         keys.extend([carol_key.clone(), carol_next.clone()]);
 
         // Keys issued and rotated through the CLI while the server runs.
@@ -159,6 +168,12 @@ backend_test!(
             text(&dave_next, "api_key"),
         );
         keys.extend([text(&dave, "api_key"), dave_next.clone()]);
+        let (_, log) = cli(
+            &t.url,
+            &["keys", "usage", "--email", "dave@example.com", "--json"],
+        )
+        .await;
+        cli_logs += &log;
 
         // The keys in use: by header and by query, on fleet tools with
         // tenant data that holds emails too.

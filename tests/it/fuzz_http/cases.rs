@@ -157,12 +157,16 @@ pub const TOOLS: &[&str] = &[
     "admin_list_api_keys",
     "admin_revoke_api_key",
     "admin_rotate_api_key",
+    "admin_key_usage",
+    // Usage reports (issue 13).
+    "my_usage",
 ];
 
 /// Argument names the fuzzed calls draw from (the tools' own, and some of
 /// other tools'). `delete_all_*` are not fuzzed: they would empty the pool of
 /// ids the other cases use, so the run calls them once at the end.
 pub const FIELDS: &[&str] = &[
+    "since",
     "order_id",
     "driver_id",
     "assignment_id",

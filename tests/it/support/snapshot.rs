@@ -7,7 +7,7 @@ use sqlx::Connection;
 /// connection of its own, not the server's pool), to prove that something
 /// wrote nothing. `only_user`: only rows with that `user_id` (tables without
 /// the column are left out). `ignore`: (table, column) pairs left out of the
-/// rows.
+/// rows; (table, `"*"`) leaves the whole table out.
 pub async fn db_snapshot(
     url: &str,
     backend: Backend,
@@ -40,6 +40,9 @@ pub async fn db_snapshot(
                 let Some(filter) = user_filter(&columns, only_user) else {
                     continue;
                 };
+                if ignore.contains(&(table.as_str(), "*")) {
+                    continue;
+                }
                 let row = snapshot_columns(&table, &columns, ignore)
                     .iter()
                     .map(|c| format!("coalesce(\"{c}\"::text, '<null>')"))
@@ -79,6 +82,9 @@ pub async fn db_snapshot(
                 let Some(filter) = user_filter(&columns, only_user) else {
                     continue;
                 };
+                if ignore.contains(&(table.as_str(), "*")) {
+                    continue;
+                }
                 let row = snapshot_columns(&table, &columns, ignore)
                     .iter()
                     .map(|c| format!("quote(\"{c}\")"))
