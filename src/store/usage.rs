@@ -4,8 +4,14 @@
 
 use super::StoreError;
 use crate::tenant::UserId;
-use crate::usage::histogram::Buckets;
 use async_trait::async_trait;
+
+/// Latency buckets per row: the columns `b00` to `b17` (their bounds are
+/// `usage::histogram`'s, which the migration lists).
+pub const BUCKETS: usize = 18;
+
+/// Calls per latency bucket.
+pub type Buckets = [u64; BUCKETS];
 
 /// What one replica adds to one `(key, tool, hour)` row.
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -7,9 +7,8 @@
 use super::This;
 use crate::store::StoreError;
 use crate::store::sql_backend::SqlBackend;
-use crate::store::usage::{UsageDelta, UsageFilter, UsageRow, UsageStore};
+use crate::store::usage::{BUCKETS, Buckets, UsageDelta, UsageFilter, UsageRow, UsageStore};
 use crate::tenant::UserId;
-use crate::usage::histogram::{BUCKETS, Buckets};
 use async_trait::async_trait;
 use sqlx::Row;
 use std::sync::LazyLock;

@@ -6,6 +6,7 @@
 //! 2.5 times the true value, never below it. A call over 30 s (past the
 //! default request timeout) counts in the last bucket and reads as 30 s.
 
+pub use crate::store::usage::{BUCKETS, Buckets};
 use std::time::Duration;
 
 /// Upper bounds of the buckets, in microseconds; one more bucket holds
@@ -15,11 +16,8 @@ pub const BOUNDS_MICROS: [u64; 17] = [
     1_000_000, 2_000_000, 5_000_000, 10_000_000, 30_000_000,
 ];
 
-/// How many buckets a row has (the bounds and the overflow).
-pub const BUCKETS: usize = BOUNDS_MICROS.len() + 1;
-
-/// Counts per bucket.
-pub type Buckets = [u64; BUCKETS];
+// A row has a column per bound and one for the overflow.
+const _: () = assert!(BUCKETS == BOUNDS_MICROS.len() + 1);
 
 /// The bucket a call of `elapsed` falls in.
 pub fn bucket_of(elapsed: Duration) -> usize {
