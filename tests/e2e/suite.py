@@ -655,6 +655,19 @@ class Suite:
         self.row(server, "mcp-remote", "header", "-", "fleet session (fleet_session.py, own SQLite server)", ok,
                  masked_keys(detail), time.monotonic() - t0)
 
+    # ---- routing through mcp-remote (routing_session.py starts Valhalla and its own server)
+    def routing_session(self, server: Server) -> None:
+        t0 = time.monotonic()
+        cmd = [self.env.python, str(HERE / "routing_session.py"), "--binary", self.env.binary,
+               "--mcp-remote", str(self.env.nm / "mcp-remote" / "dist" / "proxy.js")]
+        rc, out, err = run(cmd, timeout=180)
+        last = (out.strip().splitlines() or [""])[-1]
+        ok = rc == 0 and last.startswith("RESULT: PASS")
+        detail = "save_place, calculate_route by road, auto_assign_order by road; docs/tools.md transcript matches" \
+            if ok else f"exit {rc}: {(out + err).strip()[-300:]}"
+        self.row(server, "mcp-remote", "header", "-", "routing session (routing_session.py, Valhalla, own server)",
+                 ok, masked_keys(detail), time.monotonic() - t0)
+
     # ---- raw HTTP: what clients probe before they speak MCP
     def probes(self, server: Server) -> None:
         t0 = time.monotonic()
@@ -710,6 +723,7 @@ class Suite:
         if self.full:
             self.desktop_example(server)
             self.fleet_session(server)
+            self.routing_session(server)
             self.remote_ok(server, "header ${VAR}", "2025-06-18")
             self.remote_ok(server, "header", "2024-11-05")
             self.remote_ok(server, "header", "auto", extra=["--protocol", "auto"])

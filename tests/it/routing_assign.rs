@@ -56,7 +56,7 @@ async fn assert_stored_as_answered(c: &Client, out: &Value) {
 }
 
 /// The test block with Second Street closed (a bridge out): a driver at
-/// NW is nearer the order at NE by the straight line (543 m) than one at
+/// NW is nearer the order at NE by the straight line (541 m) than one at
 /// SE (556 m), but by road NW must go round by First, Third and Fourth
 /// Street (about 2.1 km) while SE takes Fourth Street (about 1 km).
 async fn the_nearer_by_road_wins(t: TestDb) {
