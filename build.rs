@@ -1,8 +1,8 @@
 // The migrations are embedded by `sqlx::migrate!`; a new migration file must
 // rebuild the crate even when no Rust source changed.
 //
-// `fm_pg`, `fm_python` and `fm_valhalla` tell the integration tests (tests/it)
-// whether the Postgres, Python and Valhalla parts are to run: without them those halves are
+// `fm_pg`, `fm_python`, `fm_valhalla` and `fm_nominatim` tell the integration tests (tests/it)
+// whether the Postgres, Python, Valhalla and Nominatim parts are to run: without them those halves are
 // compiled as `#[ignore]`, so a skipped half shows in cargo's summary as
 // ignored instead of passing. CI always runs them.
 fn main() {
@@ -10,10 +10,12 @@ fn main() {
     println!("cargo::rustc-check-cfg=cfg(fm_pg)");
     println!("cargo::rustc-check-cfg=cfg(fm_python)");
     println!("cargo::rustc-check-cfg=cfg(fm_valhalla)");
+    println!("cargo::rustc-check-cfg=cfg(fm_nominatim)");
     for var in [
         "FLEETMIND_TEST_PG",
         "FLEETMIND_TEST_PYTHON",
         "FLEETMIND_TEST_VALHALLA",
+        "FLEETMIND_TEST_NOMINATIM",
         "CI",
     ] {
         println!("cargo::rerun-if-env-changed={var}");
@@ -28,5 +30,8 @@ fn main() {
     }
     if ci || set("FLEETMIND_TEST_VALHALLA") {
         println!("cargo::rustc-cfg=fm_valhalla");
+    }
+    if ci || set("FLEETMIND_TEST_NOMINATIM") {
+        println!("cargo::rustc-cfg=fm_nominatim");
     }
 }

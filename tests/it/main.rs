@@ -29,6 +29,7 @@ mod fleet_store;
 mod fleet_times;
 mod fleet_tools;
 mod fuzz_http;
+mod geocoder;
 mod http_edges;
 mod key_audit;
 mod key_limits;

@@ -10,6 +10,7 @@ pub mod client;
 pub mod db;
 pub mod fleet;
 pub mod keys;
+pub mod nominatim;
 pub mod proxy;
 pub mod raw_http;
 pub mod server;

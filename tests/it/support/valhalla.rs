@@ -2,6 +2,10 @@
 //! as OSM XML, turned into .osm.pbf by pyosmium, into routing tiles by
 //! `valhalla_build_tiles`, and served by `valhalla_service` on 127.0.0.1.
 //!
+//! The same network, with its houses' addresses, is what the geocoder tests
+//! import into a real Nominatim (see `nominatim.rs`): one builder for both
+//! engines.
+//!
 //! Needs the Python environment of tests/support/valhalla_env.sh, named by
 //! `FLEETMIND_TEST_VALHALLA` (set by `.ci/run`); without it the engine test
 //! is compiled as ignored, except under CI, where it always runs.
@@ -44,6 +48,48 @@ pub const STREETS: [(&str, &[Point]); 4] = [
     ("Fourth Street", &[SE, BEND, NE]),
 ];
 
+/// The town the streets are in (a `place=town` node and every house's
+/// `addr:city`).
+pub const TOWN: &str = "Testville";
+pub const POSTCODE: &str = "10999";
+
+/// A house with an address: its door (`at`, a few metres off the street)
+/// and the point of the street in front of it (where a road engine puts it).
+pub struct House {
+    pub number: &'static str,
+    pub street: &'static str,
+    pub at: Point,
+    pub on_street: Point,
+}
+
+/// The houses of the network.
+pub const HOUSES: [House; 2] = [
+    House {
+        number: "12",
+        street: "Second Street",
+        at: Point {
+            lat: 52.5051,
+            lng: 13.4040,
+        },
+        on_street: Point {
+            lat: 52.5050,
+            lng: 13.4040,
+        },
+    },
+    House {
+        number: "3",
+        street: "Third Street",
+        at: Point {
+            lat: 52.4999,
+            lng: 13.4020,
+        },
+        on_street: Point {
+            lat: 52.5000,
+            lng: 13.4020,
+        },
+    },
+];
+
 /// Metres along the named streets, by the great circle.
 pub fn length_of(names: &[&str]) -> f64 {
     names
@@ -73,8 +119,9 @@ pub fn with_engine(url: &str, timeout: Duration) -> ServeOptions {
     }
 }
 
-/// The network as OSM XML; `blocked` streets get `access=no`.
-fn network_xml(blocked: &[&str]) -> String {
+/// The network as OSM XML; `blocked` streets get `access=no`. The houses
+/// and the town are nodes with no way: a road engine ignores them.
+pub fn network_xml(blocked: &[&str]) -> String {
     let nodes = [SW, NW, NE, SE, BEND];
     let id_of = |p: &Point| nodes.iter().position(|n| n == p).expect("a node") + 1;
     let mut xml = String::from(
@@ -88,6 +135,22 @@ fn network_xml(blocked: &[&str]) -> String {
             n.lng
         );
     }
+    for (i, house) in HOUSES.iter().enumerate() {
+        xml += &format!(
+            "  <node id=\"{}\" version=\"1\" lat=\"{}\" lon=\"{}\">\
+             <tag k=\"addr:housenumber\" v=\"{}\"/><tag k=\"addr:street\" v=\"{}\"/>\
+             <tag k=\"addr:city\" v=\"{TOWN}\"/><tag k=\"addr:postcode\" v=\"{POSTCODE}\"/></node>\n",
+            11 + i,
+            house.at.lat,
+            house.at.lng,
+            house.number,
+            house.street
+        );
+    }
+    xml += &format!(
+        "  <node id=\"20\" version=\"1\" lat=\"52.5025\" lon=\"13.404\">\
+         <tag k=\"place\" v=\"town\"/><tag k=\"name\" v=\"{TOWN}\"/></node>\n"
+    );
     for (w, (name, points)) in STREETS.iter().enumerate() {
         xml += &format!("  <way id=\"{}\" version=\"1\">", 100 + w);
         for p in *points {

@@ -1,0 +1,288 @@
+//! Geocoding end to end (real server, real rmcp client): a real Nominatim
+//! serving the test network's addresses (support/nominatim.rs), routes
+//! between two addresses through Nominatim then a real Valhalla, and the
+//! clear, bounded refusal when the geocoder is down or silent.
+
+use crate::support::fleet::*;
+use crate::support::nominatim::*;
+use crate::support::valhalla::*;
+use crate::support::*;
+use fleetmind::app::ServeOptions;
+use fleetmind::routing::estimate::haversine_km;
+use fleetmind::routing::{Point, Routing, RoutingOptions};
+use serde_json::{Value, json};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+fn with_engines(routing: Option<&str>, geocoder: &str, timeout: Duration) -> ServeOptions {
+    let routing = Routing::new(&RoutingOptions {
+        routing_url: routing.map(str::to_owned),
+        geocoder_url: Some(geocoder.to_owned()),
+        timeout,
+    })
+    .expect("routing options");
+    ServeOptions {
+        routing: Arc::new(routing),
+        ..ServeOptions::default()
+    }
+}
+
+fn address(house: &House) -> String {
+    format!("{} {}, {TOWN}", house.number, house.street)
+}
+
+/// Metres between the answer's point and `want`.
+fn metres_off(out: &Value, want: Point) -> f64 {
+    let got = Point::new(
+        out["lat"].as_f64().expect("lat"),
+        out["lng"].as_f64().expect("lng"),
+    );
+    haversine_km(got, want) * 1000.0
+}
+
+/// The engine's address, as it must never appear in an answer.
+fn port_of(url: &str) -> &str {
+    url.rsplit(':').next().expect("a port")
+}
+
+/// SQLite behind the server: what is tested is the geocoder (saved places
+/// on both backends are routing.rs's).
+#[tokio::test]
+#[cfg_attr(not(fm_nominatim), ignore = "Nominatim: set FLEETMIND_TEST_NOMINATIM")]
+async fn nominatim_finds_the_built_addresses_and_saved_places_come_first() {
+    let mut engine = Nominatim::start().await;
+    let t = sqlite_db().await;
+    let server = start_server_with(
+        t.db.clone(),
+        with_engines(None, &engine.url, Duration::from_secs(3)),
+    )
+    .await;
+    let a = tenant(&t, &server.mcp_url(), "ann@example.com").await;
+    let b = tenant(&t, &server.mcp_url(), "bob@example.com").await;
+    let c = &a.client;
+
+    for house in &HOUSES {
+        for text in [address(house), format!("{} {}", house.number, house.street)] {
+            let out = ok(c, "geocode_address", json!({ "address": text })).await;
+            assert_eq!(out["source"], "geocoder", "{out}");
+            assert_eq!(out["engine"], "nominatim", "{out}");
+            assert_eq!(out["estimated"], false, "{out}");
+            let off = metres_off(&out, house.at);
+            assert!(off < 3.0, "{text}: {off:.1} m from the house: {out}");
+            let formatted = out["formatted_address"].as_str().expect("formatted");
+            assert!(
+                formatted.contains(house.street)
+                    && formatted.contains(house.number)
+                    && formatted.contains(TOWN),
+                "{formatted}"
+            );
+            assert_eq!(out["confidence"], 0.9, "a house: {out}");
+            assert!(!out.to_string().contains(port_of(&engine.url)), "{out}");
+        }
+    }
+    // A street with no such house: the street, with less confidence.
+    let out = ok(
+        c,
+        "geocode_address",
+        json!({"address": format!("First Street, {TOWN}")}),
+    )
+    .await;
+    assert!(out["confidence"].as_f64().unwrap() < 0.9, "{out}");
+    let off = metres_off(&out, SW).min(metres_off(&out, NW));
+    assert!(
+        off <= haversine_km(SW, NW) * 1000.0,
+        "on First Street: {out}"
+    );
+
+    // An address the network does not have: the clear "not found".
+    let refused = err(c, "geocode_address", json!({"address": "99 Nowhere Road"})).await;
+    assert!(
+        refused.contains("no place found for '99 Nowhere Road'"),
+        "{refused}"
+    );
+    assert!(!refused.contains(port_of(&engine.url)), "{refused}");
+
+    // A saved place of the same name wins over the geocoder, for its tenant
+    // only.
+    let house = &HOUSES[0];
+    ok(
+        c,
+        "save_place",
+        json!({"name": address(house), "lat": 1.5, "lng": 2.5}),
+    )
+    .await;
+    let out = ok(
+        c,
+        "geocode_address",
+        json!({"address": address(house).to_uppercase()}),
+    )
+    .await;
+    assert_eq!(
+        (out["lat"].clone(), out["source"].clone()),
+        (json!(1.5), json!("saved_place")),
+        "{out}"
+    );
+    let out = ok(
+        &b.client,
+        "geocode_address",
+        json!({"address": address(house)}),
+    )
+    .await;
+    assert_eq!(out["source"], "geocoder", "{out}");
+
+    // A place saved by its address is where the geocoder puts it.
+    let house = &HOUSES[1];
+    let saved = ok(
+        &b.client,
+        "save_place",
+        json!({"name": "Corner shop", "address": address(house)}),
+    )
+    .await;
+    let off = metres_off(&saved["place"], house.at);
+    assert!(off < 3.0, "{off:.1} m: {saved}");
+
+    // The geocoder goes away: an address it was not asked before is refused
+    // clearly and soon, without its address; saved places still answer.
+    engine.stop();
+    let started = Instant::now();
+    let refused = err(
+        &b.client,
+        "geocode_address",
+        json!({"address": format!("{} {}, {POSTCODE}", house.number, house.street)}),
+    )
+    .await;
+    assert!(
+        started.elapsed() < Duration::from_secs(10),
+        "{:?}",
+        started.elapsed()
+    );
+    assert!(refused.contains("the geocoder did not answer"), "{refused}");
+    assert!(!refused.contains(port_of(&engine.url)), "{refused}");
+    let out = ok(
+        &b.client,
+        "geocode_address",
+        json!({"address": "corner shop"}),
+    )
+    .await;
+    assert_eq!(out["source"], "saved_place", "{out}");
+
+    let _ = a.client.cancel().await;
+    let _ = b.client.cancel().await;
+    server.stop().await;
+}
+
+/// Two addresses: Nominatim finds both, Valhalla routes between them along
+/// the built streets (from the street in front of one house, round the
+/// west corner, to the street in front of the other).
+#[tokio::test]
+#[cfg_attr(
+    not(all(fm_nominatim, fm_valhalla)),
+    ignore = "Nominatim and Valhalla: set FLEETMIND_TEST_NOMINATIM and FLEETMIND_TEST_VALHALLA"
+)]
+async fn a_route_between_two_addresses_goes_through_nominatim_then_valhalla() {
+    let geocoder = Nominatim::start().await;
+    let road = Valhalla::start(&valhalla_python(), &[]).await;
+    let t = sqlite_db().await;
+    let server = start_server_with(
+        t.db.clone(),
+        with_engines(Some(&road.url), &geocoder.url, Duration::from_secs(3)),
+    )
+    .await;
+    let a = tenant(&t, &server.mcp_url(), "ann@example.com").await;
+    let (from, to) = (&HOUSES[1], &HOUSES[0]);
+    let out = ok(
+        &a.client,
+        "calculate_route",
+        json!({"origin": address(from), "destination": address(to), "include_steps": true}),
+    )
+    .await;
+    assert_eq!(out["engine"], "valhalla", "{out}");
+    assert_eq!(out["estimated"], false, "{out}");
+    assert_eq!(out["origin"]["source"], "geocoder", "{out}");
+    assert_eq!(out["destination"]["source"], "geocoder", "{out}");
+    let want = haversine_km(from.on_street, SW) * 1000.0
+        + length_of(&["First Street"])
+        + haversine_km(NW, to.on_street) * 1000.0;
+    let got = out["distance_meters"].as_f64().expect("distance");
+    assert!(
+        (got - want).abs() <= want * 0.02,
+        "{got} m, expected about {want:.0} m: {out}"
+    );
+    let steps = out["steps"].to_string();
+    assert!(
+        ["Third Street", "First Street", "Second Street"]
+            .iter()
+            .all(|street| steps.contains(street)),
+        "{steps}"
+    );
+    for url in [&road.url, &geocoder.url] {
+        assert!(!out.to_string().contains(port_of(url)), "{out}");
+    }
+    let _ = a.client.cancel().await;
+    server.stop().await;
+}
+
+/// A geocoder that is down (nothing listens) or silent (accepts and never
+/// answers): every tool that needs it refuses within the timeout, says so
+/// plainly, leaks no address, and saves nothing.
+#[tokio::test]
+async fn a_down_or_silent_geocoder_is_a_clear_bounded_refusal() {
+    let down = format!("http://127.0.0.1:{}", crate::support::binary::free_port());
+    let silent = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let silent_url = format!("http://{}", silent.local_addr().unwrap());
+    let holder = tokio::spawn(async move {
+        let mut held = Vec::new();
+        while let Ok((conn, _)) = silent.accept().await {
+            held.push(conn);
+        }
+    });
+    let t = sqlite_db().await;
+    for url in [&down, &silent_url] {
+        let server = start_server_with(
+            t.db.clone(),
+            with_engines(None, url, Duration::from_millis(500)),
+        )
+        .await;
+        let a = tenant(
+            &t,
+            &server.mcp_url(),
+            &format!("ann{}@example.com", port_of(url)),
+        )
+        .await;
+        let c = &a.client;
+        for (tool, args, says) in [
+            (
+                "geocode_address",
+                json!({"address": "12 Second Street"}),
+                "address: the geocoder did not answer",
+            ),
+            (
+                "calculate_route",
+                json!({"origin": "12 Second Street", "destination": "52.5,13.4"}),
+                "origin: the geocoder did not answer",
+            ),
+            (
+                "save_place",
+                json!({"name": "Depot", "address": "12 Second Street"}),
+                "the geocoder did not answer",
+            ),
+        ] {
+            let started = Instant::now();
+            let refused = err(c, tool, args).await;
+            assert!(
+                started.elapsed() < Duration::from_secs(5),
+                "{tool} waited {:?}",
+                started.elapsed()
+            );
+            assert!(refused.contains(says), "{tool}: {refused}");
+            assert!(
+                !refused.contains(port_of(url)) && !refused.contains("127.0.0.1"),
+                "{tool} leaked the geocoder's address: {refused}"
+            );
+        }
+        assert_eq!(ok(c, "list_places", json!({})).await["count"], 0);
+        let _ = a.client.cancel().await;
+        server.stop().await;
+    }
+    holder.abort();
+}
