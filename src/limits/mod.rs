@@ -14,6 +14,12 @@ use std::fmt;
 use std::net::IpAddr;
 use std::str::FromStr;
 
+pub mod bucket;
+pub mod cost;
+pub mod meter;
+pub mod quota;
+pub mod sync;
+
 /// What a key's row limits; `None` means no limit of that kind.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
 pub struct KeyLimits {

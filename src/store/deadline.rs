@@ -15,6 +15,7 @@
 
 use super::console::{ConsoleStore, InviteRow, NewInvite, NewSession, SessionRow};
 use super::fleet::FleetStore;
+use super::limit_counts::{LimitCount, LimitCountStore};
 use super::places::{NewPlace, Place, PlaceStore};
 use super::usage::{UsageDelta, UsageFilter, UsageRow, UsageStore};
 use super::{
@@ -255,5 +256,13 @@ bounded! {
         fn tool_usage(&self, filter: &UsageFilter) -> Vec<UsageRow>;
         fn tenant_tool_usage(&self, user: &UserId, since_hour: i64, limit: i64) -> Vec<UsageRow>;
         fn prune_tool_usage(&self, before_hour: i64, batch: i64) -> u64;
+    }
+}
+
+bounded! {
+    LimitCountStore {
+        fn add_limit_counts(&self, counts: &[LimitCount]) -> Vec<LimitCount>;
+        fn limit_count(&self, key_id: i64, month: i32) -> Option<LimitCount>;
+        fn prune_limit_counts(&self, month: i32) -> u64;
     }
 }

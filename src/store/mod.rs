@@ -9,6 +9,7 @@ mod deadline;
 mod error;
 pub mod fleet;
 mod keys;
+pub mod limit_counts;
 pub mod places;
 pub mod postgres;
 mod sql_backend;
@@ -22,6 +23,7 @@ pub use fleet::FleetStore;
 pub use keys::{
     KeyEvent, KeyHashRow, KeyRecord, KeyState, KeyStore, LimitsSet, NewKey, RevokeTarget,
 };
+pub use limit_counts::{LimitCount, LimitCountStore};
 pub use places::PlaceStore;
 pub use usage::UsageStore;
 pub use watch::{KeyChange, KeyChangeSink};
@@ -31,11 +33,14 @@ use std::time::Duration;
 
 /// Everything the server keeps in a database.
 pub trait Store:
-    KeyStore + FleetStore + ConsoleStore + PlaceStore + UsageStore + PoolStats
+    KeyStore + FleetStore + ConsoleStore + PlaceStore + UsageStore + LimitCountStore + PoolStats
 {
 }
 
-impl<T: KeyStore + FleetStore + ConsoleStore + PlaceStore + UsageStore + PoolStats> Store for T {}
+impl<T> Store for T where
+    T: KeyStore + FleetStore + ConsoleStore + PlaceStore + UsageStore + LimitCountStore + PoolStats
+{
+}
 
 /// A pool's connections at one moment (for the metrics).
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]

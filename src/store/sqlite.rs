@@ -141,3 +141,8 @@ mod console_sql;
 #[allow(clippy::duplicate_mod)]
 #[path = "usage_sql.rs"]
 mod usage_sql;
+
+// Included by both backends on purpose: one text, two sets of concrete types.
+#[allow(clippy::duplicate_mod)]
+#[path = "limit_counts_sql.rs"]
+mod limit_counts_sql;
