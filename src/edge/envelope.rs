@@ -5,13 +5,16 @@
 //!
 //! It costs one pass over the body that allocates nothing for a normal
 //! request: the fields that matter are read, everything else is skipped.
+//!
+//! The same pass gives the tool name of a `tools/call`, for the check of
+//! per-key limits ([`CallGate`]), so the body is parsed once.
 
 use super::answer::{INVALID_PARAMS, INVALID_REQUEST, PARSE_ERROR, json_rpc_error};
 use axum::body::Body;
 use axum::extract::Request;
 use bytes::Bytes;
 use http::header::CONTENT_TYPE;
-use http::{HeaderMap, Method, Response, StatusCode};
+use http::{Extensions, HeaderMap, Method, Response, StatusCode};
 use http_body_util::{BodyExt, LengthLimitError, Limited};
 use serde::Deserialize;
 use serde::de::{self, Deserializer, IgnoredAny, MapAccess, SeqAccess, Visitor};
@@ -21,11 +24,30 @@ use std::convert::Infallible;
 use std::fmt;
 use std::future::Future;
 use std::pin::Pin;
+use std::sync::Arc;
 use std::task::{Context, Poll};
 use tower::{Layer, Service};
 
 /// The largest body taken (rmcp is given the same limit).
 pub const MAX_BODY_BYTES: usize = 4 * 1024 * 1024;
+
+/// A check of each `tools/call`, by its tool name, before rmcp runs it.
+/// The auth layer puts a [`CallGate`] in the request's extensions for a key
+/// with limits (`crate::limits`); the edge knows nothing of keys.
+pub trait CallCheck: Send + Sync {
+    /// `Err(answer)` refuses the call with that answer. `id` is the
+    /// request's JSON-RPC id.
+    fn admit(
+        &self,
+        extensions: &Extensions,
+        tool: &str,
+        id: &Value,
+    ) -> Result<(), Box<Response<Body>>>;
+}
+
+/// The [`CallCheck`] of a request, in its extensions.
+#[derive(Clone)]
+pub struct CallGate(pub Arc<dyn CallCheck>);
 
 /// The check between the key check and rmcp, as a tower layer (a
 /// hand-written service: `axum::middleware::from_fn` and a boxed clone of
@@ -115,7 +137,14 @@ where
             );
         }
     };
-    if let Err(answer) = inspect(&bytes) {
+    let call = match inspect(&bytes) {
+        Ok(call) => call,
+        Err(answer) => return *answer,
+    };
+    if let Some((id, tool)) = call
+        && let Some(CallGate(gate)) = parts.extensions.get::<CallGate>()
+        && let Err(answer) = gate.admit(&parts.extensions, &tool, &id)
+    {
         return *answer;
     }
     // The bytes read here are rmcp's body: it collects them again, but
@@ -143,9 +172,13 @@ fn is_json(headers: &HeaderMap) -> bool {
 
 type Refusal = Box<Response<Body>>;
 
+/// The id and tool name of a `tools/call`.
+type ToolCall<'a> = (Value, Cow<'a, str>);
+
 /// `Err(answer)` for a body that is not one JSON-RPC message, or a
-/// `tools/call` whose parameters have the wrong shape.
-fn inspect(bytes: &Bytes) -> Result<(), Refusal> {
+/// `tools/call` whose parameters have the wrong shape; the call's id and
+/// tool name for a `tools/call`.
+fn inspect(bytes: &Bytes) -> Result<Option<ToolCall<'_>>, Refusal> {
     match bytes.iter().find(|b| !b.is_ascii_whitespace()) {
         Some(b'{') => {}
         Some(b'[') => {
@@ -185,15 +218,17 @@ fn inspect(bytes: &Bytes) -> Result<(), Refusal> {
         }
         Err(err) => return Err(parse_error(&err)),
     };
-    if envelope.method.as_deref() == Some("tools/call") {
-        check_tool_call(envelope.id.unwrap_or(Value::Null), envelope.params)?;
+    if envelope.method.as_deref() != Some("tools/call") {
+        return Ok(None);
     }
-    Ok(())
+    let id = envelope.id.unwrap_or(Value::Null);
+    let tool = check_tool_call(&id, envelope.params)?;
+    Ok(Some((id, tool)))
 }
 
 /// `tools/call` takes `{"name": "...", "arguments": {...}}`; `arguments` may
 /// be left out or null.
-fn check_tool_call(id: Value, params: Option<Params>) -> Result<(), Refusal> {
+fn check_tool_call<'a>(id: &Value, params: Option<Params<'a>>) -> Result<Cow<'a, str>, Refusal> {
     let refuse = |message: String| {
         // A well-formed request with bad parameters: a JSON-RPC error for
         // that id, as rmcp answers its own invalid-params errors.
@@ -211,13 +246,13 @@ fn check_tool_call(id: Value, params: Option<Params>) -> Result<(), Refusal> {
                 .to_owned(),
         );
     };
-    if params.name != Some(Kind::String) {
+    let Some(tool) = params.tool else {
         return refuse(
             "Invalid params: tools/call needs `name`, the tool's name as a string.".to_owned(),
         );
-    }
+    };
     match params.arguments {
-        None | Some(Kind::Null) | Some(Kind::Object) => Ok(()),
+        None | Some(Kind::Null) | Some(Kind::Object) => Ok(tool),
         Some(other) => refuse(format!(
             "Invalid params: `arguments` must be a JSON object (got {}); send {{}} for a tool \
              that takes none.",
@@ -274,7 +309,8 @@ struct Envelope<'a> {
     #[serde(default)]
     id: Option<Value>,
     #[serde(default)]
-    params: Option<Params>,
+    #[serde(borrow)]
+    params: Option<Params<'a>>,
 }
 
 /// The JSON type of a value, read without keeping the value.
@@ -301,12 +337,56 @@ impl Kind {
     }
 }
 
-/// `params`: its type and, when it is an object, the types of `name` and
-/// `arguments`.
-struct Params {
+/// `params`: its type and, when it is an object, its `name` when that is a
+/// string and the type of `arguments`.
+struct Params<'a> {
     kind: Kind,
-    name: Option<Kind>,
+    tool: Option<Cow<'a, str>>,
     arguments: Option<Kind>,
+}
+
+/// A value that is kept only when it is a string (borrowed from the body
+/// unless it has escapes).
+struct Text<'a>(Option<Cow<'a, str>>);
+
+impl<'de: 'a, 'a> Deserialize<'de> for Text<'a> {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct TextVisitor<'a>(std::marker::PhantomData<&'a ()>);
+        impl<'de: 'a, 'a> Visitor<'de> for TextVisitor<'a> {
+            type Value = Text<'a>;
+            fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+                f.write_str("any JSON value")
+            }
+            fn visit_borrowed_str<E: de::Error>(self, v: &'de str) -> Result<Text<'a>, E> {
+                Ok(Text(Some(Cow::Borrowed(v))))
+            }
+            fn visit_str<E: de::Error>(self, v: &str) -> Result<Text<'a>, E> {
+                Ok(Text(Some(Cow::Owned(v.to_owned()))))
+            }
+            fn visit_unit<E: de::Error>(self) -> Result<Text<'a>, E> {
+                Ok(Text(None))
+            }
+            fn visit_bool<E: de::Error>(self, _: bool) -> Result<Text<'a>, E> {
+                Ok(Text(None))
+            }
+            fn visit_i64<E: de::Error>(self, _: i64) -> Result<Text<'a>, E> {
+                Ok(Text(None))
+            }
+            fn visit_u64<E: de::Error>(self, _: u64) -> Result<Text<'a>, E> {
+                Ok(Text(None))
+            }
+            fn visit_f64<E: de::Error>(self, _: f64) -> Result<Text<'a>, E> {
+                Ok(Text(None))
+            }
+            fn visit_seq<A: SeqAccess<'de>>(self, seq: A) -> Result<Text<'a>, A::Error> {
+                KindVisitor.visit_seq(seq).map(|_| Text(None))
+            }
+            fn visit_map<A: MapAccess<'de>>(self, map: A) -> Result<Text<'a>, A::Error> {
+                KindVisitor.visit_map(map).map(|_| Text(None))
+            }
+        }
+        d.deserialize_any(TextVisitor(std::marker::PhantomData))
+    }
 }
 
 struct KindVisitor;
@@ -380,23 +460,23 @@ impl<'de> Deserialize<'de> for Field {
     }
 }
 
-impl<'de> Deserialize<'de> for Params {
+impl<'de: 'a, 'a> Deserialize<'de> for Params<'a> {
     fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        struct ParamsVisitor;
-        impl<'de> Visitor<'de> for ParamsVisitor {
-            type Value = Params;
+        struct ParamsVisitor<'a>(std::marker::PhantomData<&'a ()>);
+        impl<'de: 'a, 'a> Visitor<'de> for ParamsVisitor<'a> {
+            type Value = Params<'a>;
             fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
                 f.write_str("any JSON value")
             }
-            fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Params, A::Error> {
+            fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Params<'a>, A::Error> {
                 let mut params = Params {
                     kind: Kind::Object,
-                    name: None,
+                    tool: None,
                     arguments: None,
                 };
                 while let Some(field) = map.next_key::<Field>()? {
                     match field {
-                        Field::Name => params.name = Some(map.next_value()?),
+                        Field::Name => params.tool = map.next_value::<Text<'a>>()?.0,
                         Field::Arguments => params.arguments = Some(map.next_value()?),
                         Field::Other => {
                             map.next_value::<IgnoredAny>()?;
@@ -406,37 +486,37 @@ impl<'de> Deserialize<'de> for Params {
                 Ok(params)
             }
             // Every other type: only the type matters.
-            fn visit_unit<E: de::Error>(self) -> Result<Params, E> {
+            fn visit_unit<E: de::Error>(self) -> Result<Params<'a>, E> {
                 Ok(Params::other(Kind::Null))
             }
-            fn visit_bool<E: de::Error>(self, _: bool) -> Result<Params, E> {
+            fn visit_bool<E: de::Error>(self, _: bool) -> Result<Params<'a>, E> {
                 Ok(Params::other(Kind::Bool))
             }
-            fn visit_i64<E: de::Error>(self, _: i64) -> Result<Params, E> {
+            fn visit_i64<E: de::Error>(self, _: i64) -> Result<Params<'a>, E> {
                 Ok(Params::other(Kind::Number))
             }
-            fn visit_u64<E: de::Error>(self, _: u64) -> Result<Params, E> {
+            fn visit_u64<E: de::Error>(self, _: u64) -> Result<Params<'a>, E> {
                 Ok(Params::other(Kind::Number))
             }
-            fn visit_f64<E: de::Error>(self, _: f64) -> Result<Params, E> {
+            fn visit_f64<E: de::Error>(self, _: f64) -> Result<Params<'a>, E> {
                 Ok(Params::other(Kind::Number))
             }
-            fn visit_str<E: de::Error>(self, _: &str) -> Result<Params, E> {
+            fn visit_str<E: de::Error>(self, _: &str) -> Result<Params<'a>, E> {
                 Ok(Params::other(Kind::String))
             }
-            fn visit_seq<A: SeqAccess<'de>>(self, seq: A) -> Result<Params, A::Error> {
+            fn visit_seq<A: SeqAccess<'de>>(self, seq: A) -> Result<Params<'a>, A::Error> {
                 KindVisitor.visit_seq(seq).map(Params::other)
             }
         }
-        d.deserialize_any(ParamsVisitor)
+        d.deserialize_any(ParamsVisitor(std::marker::PhantomData))
     }
 }
 
-impl Params {
+impl Params<'_> {
     fn other(kind: Kind) -> Self {
         Self {
             kind,
-            name: None,
+            tool: None,
             arguments: None,
         }
     }
@@ -470,6 +550,17 @@ mod tests {
         ] {
             assert!(refusal(body).is_none(), "{body}");
         }
+    }
+
+    #[test]
+    fn a_tool_call_gives_its_id_and_tool_name_once_parsed() {
+        let body = Bytes::from_static(
+            br#"{"jsonrpc":"2.0","id":"x","method":"tools/call","params":{"name":"who\u0061mi"}}"#,
+        );
+        let (id, tool) = inspect(&body).ok().flatten().unwrap();
+        assert_eq!((id, &*tool), (Value::from("x"), "whoami"));
+        let body = Bytes::from_static(br#"{"jsonrpc":"2.0","id":1,"method":"tools/list"}"#);
+        assert!(inspect(&body).ok().unwrap().is_none());
     }
 
     #[test]
