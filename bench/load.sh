@@ -20,6 +20,10 @@
 #            (--log warn) or on (the default filter, which writes one
 #            fleetmind::access line per call to a file), metrics off or on
 #            (--metrics-bind, scraped once a second during each round)
+#   limits   (only when asked for) issue 13's check on every call: whoami at
+#            64 connections on Postgres, one server, alternating a key
+#            without limits and a key with a rate limit too high to trip
+#            (1,000,000,000 a minute), 3 rounds each
 #   compare  (only when asked for, with COMPARE_BIN=another server binary)
 #            the two builds side by side, alternating, 3 rounds: whoami at 64
 #            and fetch_orders at 16 connections, Postgres. E.g. mimalloc vs
@@ -295,6 +299,25 @@ if want observe; then
         echo "# $cfg: $(curl -sf "http://${O_METRICS[$cfg]}/metrics" | grep '^fleetmind_tool_calls_total')"
     done
     for cfg in off access metrics both; do SPID=${O_PID[$cfg]}; stop_server; done
+fi
+
+if want limits; then
+    issue_key "$PG_URL"; FREE_KEY=$KEY
+    json=$("$BIN" keys create --email bench-limited@example.com --json --database-url "$PG_URL" 2>/dev/null)
+    LIMITED_KEY=$(printf '%s' "$json" | sed -n 's/.*"api_key":"\([^"]*\)".*/\1/p')
+    LIMITED_ID=$(printf '%s' "$json" | sed -n 's/.*"key_id":\([0-9]*\).*/\1/p')
+    psql -q "$PG_URL" -c "UPDATE api_keys SET rate_limit_per_minute = 1000000000 WHERE key_id = $LIMITED_ID"
+    serve "$LABEL-limits" "$PG_URL"
+    # Open the pool before pinning.
+    bench "$SURL" "$FREE_KEY" whoami '{}' 64 --duration 1 --warmup 0 >/dev/null
+    pin_pg
+    for round in 1 2 3; do
+        line=$(bench "$SURL" "$FREE_KEY" whoami '{}' 64)
+        echo "$LABEL postgres whoami c=64 key=unlimited round=$round $line"
+        line=$(bench "$SURL" "$LIMITED_KEY" whoami '{}' 64)
+        echo "$LABEL postgres whoami c=64 key=rate_limited round=$round $line rss_mb=$(rss_mb)"
+    done
+    stop_server
 fi
 
 if want flood; then

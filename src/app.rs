@@ -7,6 +7,7 @@ use crate::console::Console;
 use crate::edge::envelope::{EnvelopeCheck, EnvelopeLayer, MAX_BODY_BYTES};
 use crate::edge::host::{HostLayer, HostRules};
 use crate::edge::{EdgeOptions, EdgeStats, limits};
+use crate::limits::gate::Limits;
 use crate::mcp::FleetMind;
 use crate::routing::Routing;
 use crate::store::Db;
@@ -55,6 +56,11 @@ pub struct ServeOptions {
     pub routing: Arc<Routing>,
     /// The wall clock (a test's manual clock, or the system's).
     pub clock: Clock,
+    /// The per-minute limit of keys that have none (`None`: unlimited).
+    pub default_rate_limit_per_minute: Option<u32>,
+    /// How often each replica adds its rate-limit and quota counts to the
+    /// shared ones and reads the others' (`--limits-sync-ms`).
+    pub limits_sync_interval: Duration,
 }
 
 impl Default for ServeOptions {
@@ -71,6 +77,8 @@ impl Default for ServeOptions {
             public_url: None,
             routing: Arc::new(Routing::embedded()),
             clock: Clock::system(),
+            default_rate_limit_per_minute: None,
+            limits_sync_interval: crate::limits::sync::DEFAULT_SYNC_INTERVAL,
         }
     }
 }
@@ -99,21 +107,43 @@ pub fn build(db: Db, options: &ServeOptions, shutdown: &CancellationToken) -> Ap
     let tool_flusher = UsageFlusher::new(tool_usage.clone(), db.clone(), options.usage_retention)
         .spawn(options.usage_flush_interval, shutdown.clone());
     let watch = verifier.spawn_watch(shutdown.clone());
-    let auth = AuthLayer::new(verifier, Arc::new(options.trusted_proxies.clone()));
+    // Per-key limits: checked in memory, synced with the other replicas in
+    // the background (see `crate::limits::sync`).
+    let limits = Arc::new(Limits::new(
+        options.clock.clone(),
+        options.default_rate_limit_per_minute,
+        tool_usage.clone(),
+    ));
+    let limit_sync = crate::limits::sync::spawn_sync(
+        limits.meters().clone(),
+        db.clone(),
+        options.clock.clone(),
+        options.limits_sync_interval,
+        shutdown.clone(),
+    );
+    let auth = AuthLayer::new(verifier, Arc::new(options.trusted_proxies.clone()))
+        .with_limits(limits.clone());
     // Where OAuth-minded clients land after a refused key (see no_oauth).
     let no_oauth = Router::new()
         .route("/register", any(no_oauth::registration))
         .with_state(auth.clone())
         .route("/.well-known/{*path}", any(no_oauth::no_metadata));
-    let mut router =
-        routes(db.clone(), options, shutdown, auth.clone(), tool_usage).merge(no_oauth);
+    let mut router = routes(
+        db.clone(),
+        options,
+        shutdown,
+        auth.clone(),
+        tool_usage,
+        limits,
+    )
+    .merge(no_oauth);
     if options.console {
         let console = Console::new(db, auth, options.public_url.clone(), options.clock.clone());
         router = router.merge(crate::console::router(console, &allowed_hosts(options)));
     }
     App {
         router,
-        tasks: vec![flusher, tool_flusher, watch],
+        tasks: vec![flusher, tool_flusher, watch, limit_sync],
     }
 }
 
@@ -128,6 +158,7 @@ fn routes<L>(
     shutdown: &CancellationToken,
     gate: L,
     usage: ToolUsage,
+    limits: Arc<Limits>,
 ) -> Router
 where
     L: tower::Layer<McpService>,
@@ -157,7 +188,8 @@ where
     let host_rules = HostRules::new(&hosts, &options.allowed_origins);
     let server = FleetMind::with_routing(db.clone(), options.routing.clone())
         .with_clock(options.clock.clone())
-        .with_usage(usage);
+        .with_usage(usage)
+        .with_limits(limits);
     let mcp = StreamableHttpService::new(
         move || Ok(server.clone()),
         Arc::new(NeverSessionManager::default()),
@@ -215,6 +247,8 @@ pub fn start_without_auth_for_benchmarks(
         // Recorded like the real server's calls (the cost measured is the
         // same); never written.
         ToolUsage::with_clock(options.clock.clone()),
+        // No key, so no limits.
+        Arc::new(Limits::new(options.clock.clone(), None, ToolUsage::new())),
     );
     serve(listener, router, options, shutdown, drained, Vec::new())
 }

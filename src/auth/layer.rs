@@ -2,7 +2,12 @@
 //!
 //! It reads the key from `Authorization: Bearer …` or `?api_key=…`, verifies
 //! it, removes it from the request (rmcp and every log after this point never
-//! see it), and stores the [`Caller`] in the request extensions.
+//! see it), and stores the [`Caller`] in the request extensions. Then the
+//! key's limits (issue 13): a request from an address the key does not
+//! allow is refused here, before its body is read; for a key whose calls are
+//! metered, a [`CallGate`](crate::edge::envelope::CallGate) goes into the
+//! extensions, and the envelope check, which parses the body anyway, asks
+//! it about each `tools/call` (see `crate::limits::gate`).
 
 use super::client_addr::{ClientAddr, TrustedProxies, request_client};
 use super::limiter::THROTTLED_ANSWER_DELAY;
@@ -10,6 +15,7 @@ use super::refusal_log::RefusalLog;
 use super::{AuthFailure, Caller, Refusal, Verifier};
 use crate::edge::answer::{REFUSED, json_rpc_error};
 use crate::edge::drain;
+use crate::limits::gate::Limits;
 use axum::body::Body;
 use http::header::{AUTHORIZATION, RETRY_AFTER, WWW_AUTHENTICATE};
 use http::{Extensions, HeaderMap, HeaderValue, Request, Response, StatusCode, Uri};
@@ -36,6 +42,8 @@ pub struct AuthLayer {
     proxies: Arc<TrustedProxies>,
     /// The log lines of refused requests (see `refusal_log.rs`).
     refusals: Arc<RefusalLog>,
+    /// The keys' rate limits, quotas and address lists.
+    limits: Arc<Limits>,
 }
 
 impl AuthLayer {
@@ -44,7 +52,19 @@ impl AuthLayer {
             verifier,
             proxies,
             refusals: Arc::new(RefusalLog::new()),
+            limits: Arc::new(Limits::new(
+                crate::clock::Clock::system(),
+                None,
+                crate::usage::ToolUsage::new(),
+            )),
         }
+    }
+
+    /// The same layer enforcing `limits` (the server's: its clock, default
+    /// rate and usage recorder).
+    pub fn with_limits(mut self, limits: Arc<Limits>) -> Self {
+        self.limits = limits;
+        self
     }
 
     /// Verifies `key` sent with a request's `extensions` and `headers`,
@@ -141,6 +161,12 @@ where
                     tracing::debug!(user.id = %caller.user_id, key.prefix = %caller.key_prefix, "authenticated");
                     // For the access line of a tool call.
                     let client = auth.client(req.extensions(), req.headers());
+                    if let Some(answer) = auth.limits.refuse_address(&caller, &client) {
+                        return Ok(drain::after_body(req.into_body(), *answer).await);
+                    }
+                    if let Some(gate) = auth.limits.gate(&caller) {
+                        req.extensions_mut().insert(gate);
+                    }
                     req.extensions_mut().insert(client);
                     req.extensions_mut().insert(caller);
                     let response = inner.call(req).await?;

@@ -36,6 +36,12 @@ pub struct ServeArgs {
     #[arg(long, env = "FLEETMIND_USAGE_RETENTION_DAYS", default_value_t = 90,
           value_parser = clap::value_parser!(u64).range(1..=36600))]
     pub usage_retention_days: u64,
+    /// Milliseconds between two syncs of the per-key rate-limit and quota
+    /// counts with the other replicas (the overshoot bound is one interval
+    /// of traffic per replica; see ARCHITECTURE.md).
+    #[arg(long, env = "FLEETMIND_LIMITS_SYNC_MS", default_value_t = 250,
+          value_parser = clap::value_parser!(u64).range(10..=60_000))]
+    pub limits_sync_ms: u64,
     /// The URL clients use, for the setup lines printed on first start
     /// (default: derived from --bind).
     #[arg(long, env = "FLEETMIND_PUBLIC_URL")]
@@ -144,6 +150,7 @@ pub(super) async fn run(
         public_url: args.public_url.clone(),
         usage_flush_interval: Duration::from_secs(args.usage_flush_secs.max(1)),
         usage_retention: Duration::from_secs(args.usage_retention_days * 24 * 3600),
+        limits_sync_interval: Duration::from_millis(args.limits_sync_ms),
         trusted_proxies,
         edge: EdgeOptions {
             header_timeout: Duration::from_secs(args.header_timeout_secs),

@@ -233,6 +233,8 @@ impl Meters {
                         month: state.month.month,
                         calls: i64::try_from(state.pending_calls).unwrap_or(i64::MAX),
                         units: i64::try_from(state.pending_units).unwrap_or(i64::MAX),
+                        minute: now_micros.div_euclid(super::bucket::TICKS_PER_TOKEN),
+                        recent_calls: 0,
                     },
                 ));
                 state.pending_calls = 0;
@@ -262,8 +264,11 @@ impl Meters {
 impl Meter {
     /// Folds what every replica counted (`total`, after `sent` was added)
     /// into this replica's state: the others' new calls are deducted from
-    /// the bucket, their units added to the month. The first sync of a
-    /// month only takes the units (the calls are history, not this minute).
+    /// the bucket, their units added to the month. At the first sync of a
+    /// month (a key new here, a restart) the month's calls are history: only
+    /// the others' calls of the current and the previous minute are
+    /// deducted (that holds back more than a bucket refilled since would,
+    /// never less).
     pub fn fold(&self, sent: &LimitCount, total: &LimitCount, now: DateTime<Utc>) {
         let Ok(mut state) = self.state.lock() else {
             return;
@@ -276,7 +281,10 @@ impl Meter {
         let (sent_calls, sent_units) = (count(sent.calls), count(sent.units));
         let (calls, units) = (count(total.calls), count(total.units));
         let (other_calls, other_units) = match state.synced {
-            None => (0, units.saturating_sub(sent_units)),
+            None => (
+                count(total.recent_calls).saturating_sub(sent_calls),
+                units.saturating_sub(sent_units),
+            ),
             Some((seen_calls, seen_units)) => (
                 calls.saturating_sub(seen_calls).saturating_sub(sent_calls),
                 units.saturating_sub(seen_units).saturating_sub(sent_units),
@@ -346,6 +354,17 @@ mod tests {
     }
 
     #[test]
+    fn an_active_key_costs_under_two_hundred_bytes() {
+        // The meter behind its Arc (two counters), and the map's entry
+        // (key, pointer, one control byte) at the map's 7/8 load.
+        let meter = std::mem::size_of::<Meter>() + 2 * std::mem::size_of::<usize>();
+        let entry = (std::mem::size_of::<(i64, Arc<Meter>)>() + 1) * 8 / 7;
+        let per_key = meter + entry;
+        eprintln!("per active key: meter {meter} B + map entry {entry} B = {per_key} B");
+        assert!(per_key < 200, "{per_key} bytes");
+    }
+
+    #[test]
     fn keys_without_limits_are_not_held() {
         let meters = Meters::new();
         meters
@@ -363,28 +382,30 @@ mod tests {
         assert_eq!(taken.len(), 1);
         let (meter, sent) = &taken[0];
         assert_eq!((sent.calls, sent.units), (1, 1));
-        // First sync: 40 units of history this month, not this minute's.
+        // First sync: 40 units of history this month, of which the other
+        // replicas made 1 call in the last two minutes.
         meter.fold(
             sent,
             &LimitCount {
                 calls: 41,
                 units: 41,
+                recent_calls: 2,
                 ..*sent
             },
             now,
         );
         let standing = meters.standing(1, RATE, now);
-        assert_eq!(standing.minute_left, Some(2));
+        assert_eq!(standing.minute_left, Some(1));
         assert_eq!(standing.month_used, 41);
-        // Then another replica makes 2 calls: this one's bucket is empty.
+        // Then another replica makes 1 call: this one's bucket is empty.
         let taken = meters.take_pending(now, Duration::from_secs(120), Duration::from_secs(600));
         let (meter, sent) = &taken[0];
         assert_eq!((sent.calls, sent.units), (0, 0));
         meter.fold(
             sent,
             &LimitCount {
-                calls: 43,
-                units: 43,
+                calls: 42,
+                units: 42,
                 ..*sent
             },
             now,

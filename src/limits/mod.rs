@@ -16,6 +16,7 @@ use std::str::FromStr;
 
 pub mod bucket;
 pub mod cost;
+pub mod gate;
 pub mod meter;
 pub mod quota;
 pub mod sync;

@@ -47,6 +47,8 @@ pub struct FleetMind {
     pub(crate) clock: Clock,
     /// Where every call is counted per key and tool (see `crate::usage`).
     usage: ToolUsage,
+    /// The keys' limits, for `whoami`'s account of them.
+    pub(crate) limits: Arc<crate::limits::gate::Limits>,
     tool_router: Arc<ToolRouter<FleetMind>>,
     prompt_router: Arc<PromptRouter<FleetMind>>,
 }
@@ -63,6 +65,11 @@ impl FleetMind {
             routing,
             clock: Clock::system(),
             usage: ToolUsage::new(),
+            limits: Arc::new(crate::limits::gate::Limits::new(
+                Clock::system(),
+                None,
+                ToolUsage::new(),
+            )),
             tool_router: Arc::new(Self::all_tools()),
             prompt_router: Arc::new(Self::prompt_router()),
         }
@@ -78,6 +85,13 @@ impl FleetMind {
     /// usage flusher writes).
     pub fn with_usage(mut self, usage: ToolUsage) -> Self {
         self.usage = usage;
+        self
+    }
+
+    /// The same server, reporting the standing of callers in `limits`
+    /// (the ones the auth layer enforces).
+    pub fn with_limits(mut self, limits: Arc<crate::limits::gate::Limits>) -> Self {
+        self.limits = limits;
         self
     }
 

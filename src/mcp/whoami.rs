@@ -21,12 +21,33 @@ pub struct WhoAmI {
     pub scopes: Vec<String>,
     /// When the key stops working, if ever (RFC 3339).
     pub expires_at: Option<String>,
+    /// The key's limits and what is left of them.
+    pub limits: LimitsNow,
+}
+
+/// A key's limits as they apply now (the server's default rate included)
+/// and what is left of them on this server.
+#[derive(Debug, Serialize, schemars::JsonSchema)]
+pub struct LimitsNow {
+    /// At most this many tool calls a minute (`null`: no limit).
+    pub rate_limit_per_minute: Option<u32>,
+    /// Tool calls that would be accepted right now (`null`: no limit).
+    pub calls_left_this_minute: Option<u64>,
+    /// Tool-call units allowed per calendar month, UTC (`null`: no quota).
+    pub monthly_quota: Option<u64>,
+    /// Units used this month, as far as this server knows (other servers'
+    /// calls arrive within a fraction of a second).
+    pub units_used_this_month: u64,
+    /// Units left this month (`null`: no quota).
+    pub units_left_this_month: Option<u64>,
+    /// The addresses the key may be used from (`null`: anywhere).
+    pub allowed_ips: Option<String>,
 }
 
 #[tool_router(router = whoami_router, vis = "pub(super)")]
 impl FleetMind {
     #[tool(
-        description = "Show who you are to FleetMind: your user id, the prefix of the API key in use, and its scopes.",
+        description = "Show who you are to FleetMind: your user id, the prefix of the API key in use, its scopes, and its limits with what is left of this minute's calls and this month's quota.",
         annotations(read_only_hint = true, open_world_hint = false)
     )]
     async fn whoami(&self, caller: Caller, args: JsonObject) -> Result<Json<WhoAmI>, ToolError> {
@@ -44,6 +65,21 @@ impl FleetMind {
                 .map(String::from)
                 .collect(),
             expires_at: caller.expires_at.map(|at| at.to_rfc3339()),
+            limits: self.limits_now(&caller),
         }))
+    }
+}
+
+impl FleetMind {
+    fn limits_now(&self, caller: &Caller) -> LimitsNow {
+        let (applied, standing) = self.limits.standing(caller);
+        LimitsNow {
+            rate_limit_per_minute: applied.rate_per_minute,
+            calls_left_this_minute: standing.minute_left,
+            monthly_quota: applied.monthly_quota,
+            units_used_this_month: standing.month_used,
+            units_left_this_month: standing.month_left,
+            allowed_ips: caller.limits.allowed_ips.as_ref().map(ToString::to_string),
+        }
     }
 }

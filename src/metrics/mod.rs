@@ -23,6 +23,7 @@ use std::time::Duration;
 
 pub const HTTP_REQUESTS: &str = "fleetmind_http_requests_total";
 pub const AUTH_REFUSALS: &str = "fleetmind_auth_refusals_total";
+pub const LIMIT_REFUSALS: &str = "fleetmind_limit_refusals_total";
 pub const TOOL_CALLS: &str = "fleetmind_tool_calls_total";
 pub const TOOL_CALL_DURATION: &str = "fleetmind_tool_call_duration_seconds";
 pub const KEY_CACHE_HITS: &str = "fleetmind_key_cache_hits_total";
@@ -119,6 +120,13 @@ pub fn refusal_reason(failure: AuthFailure) -> &'static str {
         AuthFailure::Throttled { .. } => "throttled",
         AuthFailure::Unavailable => "unavailable",
     }
+}
+
+/// A request refused by a key's limits; `reason` is one of
+/// `crate::limits::gate::REASONS` (no key, no tool: the per-key figures
+/// are in the usage reports).
+pub fn limit_refused(reason: &'static str) {
+    counter!(LIMIT_REFUSALS, "reason" => reason).increment(1);
 }
 
 /// A finished `tools/call`.

@@ -22,17 +22,22 @@ impl LimitCountStore for This {
         let mut tx = self.pool().begin().await?;
         for i in order {
             let count = counts[i];
-            let (calls, units): (i64, i64) = sqlx::query_as(ADD_COUNT)
-                .bind(count.key_id)
-                .bind(count.month)
-                .bind(count.calls)
-                .bind(count.units)
-                .fetch_one(&mut *tx)
-                .await?;
+            let (calls, units, minute, recent_calls): (i64, i64, i64, i64) =
+                sqlx::query_as(ADD_COUNT)
+                    .bind(count.key_id)
+                    .bind(count.month)
+                    .bind(count.calls)
+                    .bind(count.units)
+                    .bind(count.minute)
+                    .fetch_one(&mut *tx)
+                    .await?;
             totals[i] = LimitCount {
+                key_id: count.key_id,
+                month: count.month,
                 calls,
                 units,
-                ..count
+                minute,
+                recent_calls,
             };
         }
         tx.commit().await?;
@@ -40,16 +45,18 @@ impl LimitCountStore for This {
     }
 
     async fn limit_count(&self, key_id: i64, month: i32) -> Result<Option<LimitCount>, StoreError> {
-        let row: Option<(i64, i64)> = sqlx::query_as(SELECT_COUNT)
+        let row: Option<(i64, i64, i64, i64)> = sqlx::query_as(SELECT_COUNT)
             .bind(key_id)
             .bind(month)
             .fetch_optional(self.pool())
             .await?;
-        Ok(row.map(|(calls, units)| LimitCount {
+        Ok(row.map(|(calls, units, minute, recent_calls)| LimitCount {
             key_id,
             month,
             calls,
             units,
+            minute,
+            recent_calls,
         }))
     }
 

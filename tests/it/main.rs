@@ -35,6 +35,7 @@ mod key_audit;
 mod key_limits;
 mod key_retired;
 mod key_vectors;
+mod limits_enforced;
 mod log_secrets;
 mod no_oauth;
 mod observe;
