@@ -11,26 +11,29 @@ use fleetmind::auth::{CacheOptions, KeyCache, UsageRecorder, Verifier};
 use fleetmind::key_admin::{self, CreateKey};
 use fleetmind::keys::ApiKey;
 use fleetmind::scopes::Scopes;
-use fleetmind::store::{self, KeyChange, KeyRecord, PoolOptions};
+use fleetmind::store::{self, Identity, KeyChange, KeyRecord, PoolOptions};
+use fleetmind::tenant::UserId;
 use std::sync::Arc;
 use std::time::Duration;
 use tokio_util::sync::CancellationToken;
 
 fn record(key_id: i64) -> KeyRecord {
     KeyRecord {
-        key_id,
-        user_id: format!("user_{key_id:012}"),
+        identity: Identity {
+            user_id: UserId::new(format!("user_{key_id:012}")),
+            key_id,
+            key_prefix: "fm_benchmark".into(),
+            scopes: Scopes::PREDECESSOR_DEFAULT,
+            expires_at: None,
+            limits: Default::default(),
+        },
         email: String::new(),
         name: None,
-        prefix: "fm_benchmark".into(),
-        scopes: Scopes::PREDECESSOR_DEFAULT,
         created_at: None,
         last_used_at: None,
-        expires_at: None,
         revoked_at: None,
         is_active: true,
         created_by: None,
-        limits: Default::default(),
         successor_key_id: None,
     }
 }

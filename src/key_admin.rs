@@ -58,7 +58,7 @@ impl IssuedKey {
             "user_id": self.record.user_id,
             "email": self.record.email,
             "name": self.record.name,
-            "key_prefix": self.record.prefix,
+            "key_prefix": self.record.key_prefix,
             "scopes": self.record.scopes,
             "expires_at": self.record.expires_at,
             "created_at": self.record.created_at,
@@ -243,7 +243,7 @@ pub async fn rotate_key(
     }
     let api_key = ApiKey::generate()?;
     let new = NewKey {
-        user_id: old.user_id.clone(),
+        user_id: old.user_id.to_string(),
         email: old.email.clone(),
         name: old.name.clone(),
         hash: api_key.hash(),

@@ -1,10 +1,8 @@
 //! The verified identity of a request, and how tools get it.
 
-use crate::limits::KeyLimits;
-use crate::scopes::{Scope, Scopes};
+use crate::scopes::Scope;
+pub use crate::store::Identity;
 use crate::store::KeyRecord;
-use crate::tenant::UserId;
-use chrono::{DateTime, Utc};
 use rmcp::ErrorData;
 use rmcp::handler::server::common::{AsRequestContext, FromContextPart};
 use std::sync::Arc;
@@ -16,21 +14,6 @@ use std::sync::Arc;
 #[derive(Clone, Debug)]
 pub struct Caller(Arc<Identity>);
 
-/// What a verified key says about its caller (its row's other fields stay
-/// in the store's `KeyRecord`).
-#[derive(Debug)]
-pub struct Identity {
-    pub user_id: UserId,
-    pub key_id: i64,
-    /// The key's first 12 characters, safe to show and log.
-    pub key_prefix: String,
-    pub scopes: Scopes,
-    pub expires_at: Option<DateTime<Utc>>,
-    /// The key's rate, quota and allowed addresses, as read with it: the
-    /// auth layer reads them as `caller.limits`.
-    pub limits: KeyLimits,
-}
-
 impl Caller {
     pub fn new(identity: Identity) -> Self {
         Self(Arc::new(identity))
@@ -38,14 +21,7 @@ impl Caller {
 
     /// The identity of a key row.
     pub fn of_record(record: KeyRecord) -> Self {
-        Self::new(Identity {
-            user_id: UserId::new(record.user_id),
-            key_id: record.key_id,
-            key_prefix: record.prefix,
-            scopes: record.scopes,
-            expires_at: record.expires_at,
-            limits: record.limits,
-        })
+        Self::new(record.identity)
     }
 
     /// Whether this caller may do what `scope` guards.

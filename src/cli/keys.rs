@@ -146,7 +146,7 @@ async fn keys(db: &Db, cmd: KeysCommand) -> Result<(), CliError> {
                 for key in &revoked {
                     println!(
                         "revoked key {} ({}…) of {}",
-                        key.key_id, key.prefix, key.user_id
+                        key.key_id, key.key_prefix, key.user_id
                     );
                 }
             }
@@ -214,7 +214,7 @@ fn key_json(key: &KeyRecord) -> serde_json::Value {
         "user_id": key.user_id,
         "email": key.email,
         "name": key.name,
-        "key_prefix": key.prefix,
+        "key_prefix": key.key_prefix,
         "scopes": key.scopes,
         "state": key.state(chrono::Utc::now()),
         "created_at": key.created_at,
@@ -263,7 +263,7 @@ fn print_key_table(keys: &[KeyRecord]) {
                 .as_deref()
                 .map(printable)
                 .unwrap_or_else(|| "-".into()),
-            key.prefix.clone(),
+            key.key_prefix.clone(),
             state.to_owned(),
             when(key.created_at),
             when(key.last_used_at),

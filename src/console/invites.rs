@@ -140,7 +140,7 @@ pub async fn claim(
         ));
     };
     let issued = key_admin::IssuedKey { api_key, record };
-    tracing::info!(invite.id = invite.invite_id, key.id = issued.record.key_id, key.prefix = %issued.record.prefix, "console: invitation claimed");
+    tracing::info!(invite.id = invite.invite_id, key.id = issued.record.key_id, key.prefix = %issued.record.key_prefix, "console: invitation claimed");
     // The key is stored: show it whatever happens to the session, or the
     // invitation would be spent on a key nobody saw.
     let cookie = match console

@@ -125,7 +125,7 @@ pub async fn create(
     tracing::info!(
         actor.key_id = signed.caller.key_id,
         key.id = issued.record.key_id,
-        key.prefix = %issued.record.prefix,
+        key.prefix = %issued.record.key_prefix,
         "console: key created"
     );
     let url = console.mcp_url(&headers);
@@ -150,13 +150,13 @@ pub async fn revoke(
     if revoked.is_empty() {
         return Err(ConsoleError::Invalid(format!(
             "key {} is not active; nothing was changed",
-            key.prefix
+            key.key_prefix
         )));
     }
     tracing::info!(
         actor.key_id = signed.caller.key_id,
         key.id = key.key_id,
-        key.prefix = %key.prefix,
+        key.prefix = %key.key_prefix,
         "console: key revoked"
     );
     Ok((StatusCode::SEE_OTHER, [(LOCATION, "/console/keys")]).into_response())
@@ -186,7 +186,7 @@ pub async fn rotate(
         actor.key_id = signed.caller.key_id,
         key.id = key.key_id,
         successor.id = issued.record.key_id,
-        successor.prefix = %issued.record.prefix,
+        successor.prefix = %issued.record.key_prefix,
         "console: key rotated"
     );
     let url = console.mcp_url(&headers);

@@ -129,7 +129,7 @@ pub fn keys(signed: &Signed, keys: &[KeyRecord], filter: Option<&str>, now: Date
                     @for key in keys {
                         @let state = key.state(now);
                         tr {
-                            td data-label="Prefix" { code { (key.prefix) "…" } }
+                            td data-label="Prefix" { code { (key.key_prefix) "…" } }
                             td data-label="Name" { (key.name.as_deref().unwrap_or("")) }
                             td data-label="Email" { (key.email) }
                             td data-label="Scopes" { (key.scopes) }
@@ -148,7 +148,7 @@ pub fn keys(signed: &Signed, keys: &[KeyRecord], filter: Option<&str>, now: Date
                                     }
                                     form method="post" action=(format!("/console/keys/{}/revoke", key.key_id)) {
                                         (csrf(signed))
-                                        button type="submit" { "Revoke " (key.prefix) }
+                                        button type="submit" { "Revoke " (key.key_prefix) }
                                     }
                                 }
                             }
@@ -208,7 +208,7 @@ pub fn key_issued(title: &str, signed: Option<&Signed>, issued: &IssuedKey, mcp_
         html! {
             p.error role="status" { "This key is shown only this once. Store it now." }
             (copyable("api-key", key))
-            p { "Prefix " code { (record.prefix) } ", for " (record.email) ", scopes " (record.scopes)
+            p { "Prefix " code { (record.key_prefix) } ", for " (record.email) ", scopes " (record.scopes)
                 ", expires " (when(record.expires_at, "never")) "." }
             h2 { "Claude Desktop" }
             p { "In claude_desktop_config.json, the key in a header:" }

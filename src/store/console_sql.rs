@@ -133,7 +133,7 @@ impl ConsoleStore for This {
             .await?;
         sqlx::query(INSERT_EVENT)
             .bind(This::key_id_param(record.key_id)?)
-            .bind(&record.user_id)
+            .bind(record.user_id.as_str())
             .bind("invite_claimed")
             .bind(actor)
             .bind(&context)

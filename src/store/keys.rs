@@ -12,30 +12,48 @@ use serde::Serialize;
 use std::fmt;
 use tokio_util::sync::CancellationToken;
 
-/// One row of `api_keys`, without the hash (nothing outside the store needs it).
-#[derive(Clone, Serialize)]
-pub struct KeyRecord {
+/// What a verified key says about its caller: the part of its row that
+/// serving a request needs. Held once: in [`KeyRecord`] as read, then (in
+/// an `Arc`) as the request's `auth::Caller`, which the verification cache
+/// keeps.
+#[derive(Debug, Clone)]
+pub struct Identity {
+    pub user_id: UserId,
     pub key_id: i64,
-    pub user_id: String,
-    #[serde(skip)]
+    /// The key's first 12 characters, safe to show and log.
+    pub key_prefix: String,
+    pub scopes: Scopes,
+    pub expires_at: Option<DateTime<Utc>>,
+    /// The key's rate, quota and allowed addresses, read with the key: the
+    /// auth layer reads them as `caller.limits`.
+    pub limits: KeyLimits,
+}
+
+/// One row of `api_keys`, without the hash (nothing outside the store
+/// needs it): the caller's [`Identity`] and what only managing the key
+/// needs. It reads as its identity too (`record.key_id`), through `Deref`.
+#[derive(Clone)]
+pub struct KeyRecord {
+    pub identity: Identity,
     pub email: String,
     pub name: Option<String>,
-    /// The first 12 characters of the key, for display.
-    pub prefix: String,
-    pub scopes: Scopes,
     pub created_at: Option<DateTime<Utc>>,
     pub last_used_at: Option<DateTime<Utc>>,
-    pub expires_at: Option<DateTime<Utc>>,
     pub revoked_at: Option<DateTime<Utc>>,
     pub is_active: bool,
     pub created_by: Option<String>,
-    /// Rate, quota and allowed addresses; read with the key, in every query.
-    pub limits: KeyLimits,
     /// The key that replaced this one by rotation, if any. Read only by the
     /// lookup by hash (`None` from the other queries): it is what lets a
     /// refusal say "replaced by rotation" rather than "expired".
-    #[serde(skip)]
     pub successor_key_id: Option<i64>,
+}
+
+impl std::ops::Deref for KeyRecord {
+    type Target = Identity;
+
+    fn deref(&self) -> &Identity {
+        &self.identity
+    }
 }
 
 /// Whether a key may be used right now.
@@ -76,13 +94,8 @@ impl KeyRecord {
 impl fmt::Debug for KeyRecord {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("KeyRecord")
-            .field("key_id", &self.key_id)
-            .field("user_id", &self.user_id)
-            .field("prefix", &self.prefix)
-            .field("scopes", &self.scopes)
-            .field("expires_at", &self.expires_at)
+            .field("identity", &self.identity)
             .field("is_active", &self.is_active)
-            .field("limits", &self.limits)
             .finish_non_exhaustive()
     }
 }

@@ -15,7 +15,8 @@ use crate::scopes::Scopes;
 use crate::store::sql_backend::SqlBackend;
 use crate::store::watch::KeyChangeSink;
 use crate::store::{
-    KeyEvent, KeyHashRow, KeyRecord, KeyStore, LimitsSet, NewKey, RevokeTarget, StoreError,
+    Identity, KeyEvent, KeyHashRow, KeyRecord, KeyStore, LimitsSet, NewKey, RevokeTarget,
+    StoreError,
 };
 use crate::tenant::UserId;
 use chrono::{DateTime, Utc};
@@ -124,25 +125,27 @@ static EVENTS: LazyLock<String> = LazyLock::new(|| {
 /// Reads the columns of `KEY_COLUMNS`.
 fn key_from_row(row: &DbRow) -> Result<KeyRecord, sqlx::Error> {
     Ok(KeyRecord {
-        key_id: row.try_get("key_id")?,
-        user_id: row.try_get("user_id")?,
+        identity: Identity {
+            user_id: UserId::new(row.try_get::<String, _>("user_id")?),
+            key_id: row.try_get("key_id")?,
+            key_prefix: row.try_get("api_key_prefix")?,
+            scopes: Scopes::from_storage(row.try_get::<Option<String>, _>("scopes")?.as_deref()),
+            expires_at: row.try_get("expires_at")?,
+            limits: KeyLimits::from_storage(
+                row.try_get("rate_limit_per_minute")?,
+                row.try_get("monthly_quota")?,
+                row.try_get::<Option<String>, _>("allowed_ips")?.as_deref(),
+            ),
+        },
         email: row.try_get("email")?,
         name: row.try_get("name")?,
-        prefix: row.try_get("api_key_prefix")?,
-        scopes: Scopes::from_storage(row.try_get::<Option<String>, _>("scopes")?.as_deref()),
         created_at: row.try_get("created_at")?,
         last_used_at: row.try_get("last_used_at")?,
-        expires_at: row.try_get("expires_at")?,
         revoked_at: row.try_get("revoked_at")?,
         is_active: row
             .try_get::<Option<bool>, _>("is_active")?
             .unwrap_or(false),
         created_by: row.try_get("created_by")?,
-        limits: KeyLimits::from_storage(
-            row.try_get("rate_limit_per_minute")?,
-            row.try_get("monthly_quota")?,
-            row.try_get::<Option<String>, _>("allowed_ips")?.as_deref(),
-        ),
         successor_key_id: None,
     })
 }
@@ -180,7 +183,7 @@ pub(super) async fn insert_key_tx(
     insert_event_tx(
         tx,
         record.key_id,
-        &record.user_id,
+        record.user_id.as_str(),
         event,
         &key.created_by,
         Some(&detail),
@@ -315,7 +318,7 @@ impl KeyStore for This {
         insert_event_tx(
             &mut tx,
             old.key_id,
-            &old.user_id,
+            old.user_id.as_str(),
             "rotated",
             &new.created_by,
             Some(&detail),
@@ -347,7 +350,15 @@ impl KeyStore for This {
             .map(key_from_row)
             .collect::<Result<Vec<_>, _>>()?;
         for key in &revoked {
-            insert_event_tx(&mut tx, key.key_id, &key.user_id, "revoked", actor, None).await?;
+            insert_event_tx(
+                &mut tx,
+                key.key_id,
+                key.user_id.as_str(),
+                "revoked",
+                actor,
+                None,
+            )
+            .await?;
         }
         tx.commit().await?;
         self.local_changes().changed();
@@ -403,7 +414,7 @@ impl KeyStore for This {
         insert_event_tx(
             &mut tx,
             after.key_id,
-            &after.user_id,
+            after.user_id.as_str(),
             "limits_changed",
             actor,
             Some(&detail),

@@ -21,7 +21,7 @@ pub use console::ConsoleStore;
 pub use error::StoreError;
 pub use fleet::FleetStore;
 pub use keys::{
-    KeyEvent, KeyHashRow, KeyRecord, KeyState, KeyStore, LimitsSet, NewKey, RevokeTarget,
+    Identity, KeyEvent, KeyHashRow, KeyRecord, KeyState, KeyStore, LimitsSet, NewKey, RevokeTarget,
 };
 pub use limit_counts::{LimitCount, LimitCountStore};
 pub use places::PlaceStore;

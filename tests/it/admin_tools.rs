@@ -263,7 +263,7 @@ backend_test!(
         );
         let second_id = rotated["new_key"]["key_id"].as_i64().expect("key_id");
         assert_ne!(second_id, old.record.key_id);
-        assert_eq!(rotated["new_key"]["user_id"], old.record.user_id);
+        assert_eq!(rotated["new_key"]["user_id"], old.record.user_id.as_str());
         assert_eq!(
             rotated["new_key"]["scopes"],
             json!(Scopes::PREDECESSOR_DEFAULT.names())
@@ -404,7 +404,7 @@ backend_test!(
             old.record.key_id,
             grace_end,
             &NewKey {
-                user_id: old.record.user_id.clone(),
+                user_id: old.record.user_id.to_string(),
                 email: old.record.email.clone(),
                 name: None,
                 hash: successor.hash(),
@@ -522,7 +522,7 @@ backend_test!(
                 event.detail.as_deref(),
                 Some(format!("tool {tool}: needs the 'admin' scope").as_str())
             );
-            assert_eq!(event.user_id, fleet.record.user_id);
+            assert_eq!(event.user_id, fleet.record.user_id.as_str());
         }
         // A fleet tool refused for lack of its scope is no audit event.
         let reader = issue_key(

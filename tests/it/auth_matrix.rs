@@ -73,7 +73,7 @@ backend_test!(
 
         let by_header = connect(&server.mcp_url(), key).await.expect("header key");
         let (who, _) = call(&by_header, "whoami", json!({})).await;
-        assert_eq!(who["user_id"], issued.record.user_id);
+        assert_eq!(who["user_id"], issued.record.user_id.as_str());
         assert_eq!(
             who["scopes"],
             json!([
@@ -90,7 +90,7 @@ backend_test!(
             .await
             .expect("query key");
         let (who, _) = call(&by_query, "whoami", json!({})).await;
-        assert_eq!(who["user_id"], issued.record.user_id);
+        assert_eq!(who["user_id"], issued.record.user_id.as_str());
 
         // The scheme is case-insensitive.
         let lower = post(&server.mcp_url(), Some(&format!("bearer {key}"))).await;

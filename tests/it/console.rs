@@ -166,12 +166,12 @@ backend_test!(sign_in_keys_and_the_security_points, |t| async move {
     let page = browser.sign_in(user.api_key.expose()).await;
     assert_eq!(page.status, 200);
     assert_page_headers(&page);
-    assert!(page.body.contains(&user.record.prefix));
+    assert!(page.body.contains(&user.record.key_prefix));
     assert!(
-        !page.body.contains(&other.record.prefix),
+        !page.body.contains(&other.record.key_prefix),
         "another tenant's key is listed"
     );
-    assert!(!page.body.contains(&admin.record.prefix));
+    assert!(!page.body.contains(&admin.record.key_prefix));
     let csrf = page.csrf();
     let before = key_count(&db).await;
 
@@ -290,7 +290,7 @@ backend_test!(sign_in_keys_and_the_security_points, |t| async move {
     let created = db.list_keys(Some("user@example.com")).await.unwrap();
     let created = created
         .iter()
-        .find(|k| new_key.starts_with(&k.prefix))
+        .find(|k| new_key.starts_with(&k.key_prefix))
         .unwrap();
     assert_eq!(created.scopes.to_string(), "orders:read");
     let events = db.key_events(created.key_id).await.unwrap();

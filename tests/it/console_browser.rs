@@ -340,8 +340,8 @@ backend_test!(the_console_in_a_real_browser, |t| async move {
     sign_in(&c, &base, member.api_key.expose()).await;
     check_page(&c, backend, "keys-member").await;
     let source = c.source().await.unwrap();
-    assert!(source.contains(&member.record.prefix));
-    assert!(!source.contains(&admin.record.prefix) && !source.contains(&claimed.prefix));
+    assert!(source.contains(&member.record.key_prefix));
+    assert!(!source.contains(&admin.record.key_prefix) && !source.contains(&claimed.key_prefix));
     assert_eq!(
         c.find_all(Locator::Css("#invite-email"))
             .await

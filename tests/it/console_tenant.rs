@@ -34,9 +34,9 @@ backend_test!(a_non_admin_lists_its_tenant_by_user_id, |t| async move {
     let db = t.db.clone();
     let carol = issue_key(&db, "carol@example.com", None).await;
     let dave = issue_key(&db, "dave@example.com", None).await;
-    let carol_id = carol.record.user_id.clone();
+    let carol_id = carol.record.user_id.to_string();
     assert_eq!(carol_id, user_id_for_email("carol@example.com"));
-    assert_ne!(carol_id, dave.record.user_id);
+    assert_ne!(carol_id, dave.record.user_id.as_str());
     // Carol's tenant, under the email she had before (the row kept its id).
     let renamed = predecessor_row(&db, &carol_id, "carol.old@example.com").await;
     // Another tenant whose email differs from Carol's only in case: the
@@ -68,16 +68,16 @@ backend_test!(a_non_admin_lists_its_tenant_by_user_id, |t| async move {
     let mut browser = Browser::new(&server);
     let page = browser.sign_in(carol.api_key.expose()).await;
     assert_eq!(page.status, 200, "{}", page.body);
-    assert!(page.body.contains(&carol.record.prefix));
+    assert!(page.body.contains(&carol.record.key_prefix));
     assert!(
-        page.body.contains(&renamed.prefix),
+        page.body.contains(&renamed.key_prefix),
         "a key of Carol's tenant under another email is missing"
     );
     assert!(
-        !page.body.contains(&other_case.prefix),
+        !page.body.contains(&other_case.key_prefix),
         "another tenant's key (same email, other case) is listed"
     );
-    assert!(!page.body.contains(&dave.record.prefix));
+    assert!(!page.body.contains(&dave.record.key_prefix));
 
     // What she sees she may manage; the other tenant's row stays out of reach.
     let csrf = page.csrf();

@@ -261,7 +261,7 @@ async fn fuzz(t: TestDb, thread_prefix: &'static str) {
     let mut findings = Findings::default();
     let pause = Duration::from_millis(300);
     let settle = Duration::from_secs(5);
-    let b_user = b.record.user_id.clone();
+    let b_user = b.record.user_id.to_string();
     let b_before = settled_snapshot(&t.url, t.backend, Some(&b_user), &[], pause, settle).await;
 
     // 1. Refused at the door (no good key, or a foreign Host): nothing at

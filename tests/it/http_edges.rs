@@ -213,7 +213,7 @@ backend_test!(
         assert_eq!(ok.status, 200, "{}", ok.body);
         assert_eq!(
             ok.json()["result"]["structuredContent"]["user_id"],
-            issued.record.user_id
+            issued.record.user_id.as_str()
         );
 
         // A configured Origin list: another origin is refused before the key.

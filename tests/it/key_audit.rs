@@ -241,7 +241,7 @@ backend_test!(an_id_no_key_can_have_names_no_key, |t| async move {
             big,
             chrono::Utc::now(),
             &NewKey {
-                user_id: key.record.user_id.clone(),
+                user_id: key.record.user_id.to_string(),
                 email: "range@example.com".into(),
                 name: None,
                 hash: successor.hash(),

@@ -113,7 +113,7 @@ backend_test!(
             t.backend
         );
         assert!(
-            events.iter().all(|e| e.user_id == issued.record.user_id),
+            events.iter().all(|e| issued.record.user_id == e.user_id),
             "events are the key's tenant's"
         );
 

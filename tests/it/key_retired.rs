@@ -131,7 +131,7 @@ backend_test!(
                     t.backend
                 )
             });
-        assert_eq!(line["key.prefix"], old.record.prefix.as_str(), "{line}");
+        assert_eq!(line["key.prefix"], old.record.key_prefix.as_str(), "{line}");
         assert!(
             reasons
                 .iter()

@@ -172,7 +172,7 @@ backend_test!(
             });
         assert_eq!(
             refusal["key.prefix"],
-            gone.record.prefix.as_str(),
+            gone.record.key_prefix.as_str(),
             "{refusal}"
         );
         assert_eq!(refusal["client"], "127.0.0.1", "{refusal}");
@@ -328,11 +328,11 @@ backend_test!(
         assert!(used.is_subset(&allowed), "{:?}: labels {used:?}", t.backend);
         for key in [&admin, &reader, &gone] {
             assert!(
-                !body.contains(&key.record.user_id),
+                !body.contains(key.record.user_id.as_str()),
                 "a user id in the metrics"
             );
             assert!(
-                !body.contains(&key.record.prefix),
+                !body.contains(&key.record.key_prefix),
                 "a key prefix in the metrics"
             );
         }

@@ -54,7 +54,8 @@ async fn handshake_versions_negotiate_without_a_session() {
         assert_eq!(resp.status(), 200, "{version}");
         let body: Value = resp.json().await.unwrap();
         assert_eq!(
-            body["result"]["structuredContent"]["user_id"], issued.record.user_id,
+            body["result"]["structuredContent"]["user_id"],
+            issued.record.user_id.as_str(),
             "{version}: {body}"
         );
     }
@@ -91,7 +92,8 @@ backend_test!(session_less_2026_07_28_discover_and_call, |t| async move {
     assert!(resp.headers().get("mcp-session-id").is_none());
     let body: Value = resp.json().await.unwrap();
     assert_eq!(
-        body["result"]["structuredContent"]["user_id"], issued.record.user_id,
+        body["result"]["structuredContent"]["user_id"],
+        issued.record.user_id.as_str(),
         "{body}"
     );
 

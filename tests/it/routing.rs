@@ -377,6 +377,6 @@ async fn all_users(t: &TestDb) -> Vec<String> {
         .await
         .expect("keys")
         .into_iter()
-        .map(|k| k.user_id)
+        .map(|k| k.user_id.to_string())
         .collect()
 }

@@ -51,10 +51,10 @@ impl KeyView {
     pub(super) fn of(key: &KeyRecord, now: DateTime<Utc>) -> Self {
         Self {
             key_id: key.key_id,
-            user_id: key.user_id.clone(),
+            user_id: key.user_id.to_string(),
             email: key.email.clone(),
             name: key.name.clone(),
-            key_prefix: key.prefix.clone(),
+            key_prefix: key.key_prefix.clone(),
             scopes: key.scopes.names().into_iter().map(String::from).collect(),
             state: match key.state(now) {
                 KeyState::Active => StateView::Active,

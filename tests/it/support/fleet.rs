@@ -20,7 +20,7 @@ pub async fn tenant(t: &TestDb, mcp_url: &str, email: &str) -> Tenant {
         .await
         .expect("connect");
     Tenant {
-        user_id: issued.record.user_id.clone(),
+        user_id: issued.record.user_id.to_string(),
         client,
     }
 }
