@@ -1,49 +1,118 @@
-//! The fleet's rows in SQL, the same on both backends: the column lists,
-//! the reading of a row into a domain value (one `FromRow` per entity,
-//! generic over the backend), and small pieces of SQL the queries share.
+//! The fleet's rows in SQL, the same on both backends: the column lists
+//! and small pieces of SQL the queries share. The reading of a row into a
+//! domain value is in `sql/from_row.rs`, compiled per backend.
 
 use crate::fleet::rules;
 use crate::fleet::types::*;
 use crate::store::StoreError;
-use chrono::{DateTime, Utc};
-use sqlx::{ColumnIndex, Decode, FromRow, Row, Type};
 use std::sync::OnceLock;
 
-/// The columns read into an [`Order`]: its id, what a write sets (but the
-/// search text, which nobody reads) and what is set once. Derived, so a new
+/// The `orders` table: its statements are made from its names, so a new
 /// column is one more name in [`ORDER_WRITES`].
-pub(super) static ORDER_COLUMNS: Columns =
-    Columns::read("order_id", &[ORDER_WRITES, &["created_at"]]);
+pub(super) static ORDERS: TableSql =
+    TableSql::new("order", "orders", "order_id", ORDER_WRITES, &["created_at"]);
 
+/// The `drivers` table.
+pub(super) static DRIVERS: TableSql = TableSql::new(
+    "driver",
+    "drivers",
+    "driver_id",
+    DRIVER_WRITES,
+    &["created_at"],
+);
+
+/// The `assignments` table: the changeable columns, then those set once.
+pub(super) static ASSIGNMENTS: TableSql = TableSql::new(
+    "assignment",
+    "assignments",
+    "assignment_id",
+    ASSIGNMENT_WRITES,
+    ASSIGNMENT_FIXED,
+);
+
+/// The columns read into an [`Order`].
+pub(super) static ORDER_COLUMNS: &Columns = &ORDERS.columns;
 /// The columns read into a [`Driver`].
-pub(super) static DRIVER_COLUMNS: Columns =
-    Columns::read("driver_id", &[DRIVER_WRITES, &["created_at"]]);
-
+pub(super) static DRIVER_COLUMNS: &Columns = &DRIVERS.columns;
 /// The columns read into an [`Assignment`].
-pub(super) static ASSIGNMENT_COLUMNS: Columns =
-    Columns::read("assignment_id", &[ASSIGNMENT_WRITES, ASSIGNMENT_FIXED]);
+pub(super) static ASSIGNMENT_COLUMNS: &Columns = &ASSIGNMENTS.columns;
 
-/// A table's column list for `SELECT`, made from its write lists the first
+/// A fleet table's names and the statements made from them the first time
+/// each is used: one row by id, the insert and the conditional write.
+pub(super) struct TableSql {
+    /// The row's name in messages (`order`).
+    pub(super) what: &'static str,
+    table: &'static str,
+    columns: Columns,
+    select_one: OnceLock<String>,
+    insert: OnceLock<String>,
+    update: OnceLock<String>,
+}
+
+impl TableSql {
+    const fn new(
+        what: &'static str,
+        table: &'static str,
+        id: &'static str,
+        writes: &'static [&'static str],
+        once: &'static [&'static str],
+    ) -> Self {
+        TableSql {
+            what,
+            table,
+            columns: Columns {
+                id,
+                writes,
+                once,
+                list: OnceLock::new(),
+            },
+            select_one: OnceLock::new(),
+            insert: OnceLock::new(),
+            update: OnceLock::new(),
+        }
+    }
+
+    /// One row of the tenant (`$1`) by id (`$2`).
+    pub(super) fn select_one(&self) -> &str {
+        self.select_one.get_or_init(|| {
+            format!(
+                "SELECT {} FROM {} WHERE user_id = $1 AND {} = $2",
+                self.columns, self.table, self.columns.id
+            )
+        })
+    }
+
+    pub(super) fn insert(&self) -> &str {
+        self.insert.get_or_init(|| {
+            let c = &self.columns;
+            insert_sql(self.table, c.id, c.writes, c.once)
+        })
+    }
+
+    pub(super) fn update(&self) -> &str {
+        self.update.get_or_init(|| {
+            let c = &self.columns;
+            update_sql(self.table, c.id, c.writes)
+        })
+    }
+}
+
+/// A table's column list for `SELECT`: its id, what a write sets (but the
+/// search text, which nobody reads) and what is set once, made the first
 /// time it is used; it prints as `a, b, c`.
 pub(super) struct Columns {
     id: &'static str,
-    parts: &'static [&'static [&'static str]],
+    writes: &'static [&'static str],
+    once: &'static [&'static str],
     list: OnceLock<String>,
 }
 
 impl Columns {
-    const fn read(id: &'static str, parts: &'static [&'static [&'static str]]) -> Self {
-        Columns {
-            id,
-            parts,
-            list: OnceLock::new(),
-        }
-    }
-
     pub(super) fn as_str(&self) -> &str {
         self.list.get_or_init(|| {
             std::iter::once(self.id)
-                .chain(self.parts.iter().flat_map(|part| part.iter().copied()))
+                .chain(self.writes.iter().copied())
+                .chain(self.once.iter().copied())
                 .filter(|column| *column != "search_text")
                 .collect::<Vec<_>>()
                 .join(", ")
@@ -138,7 +207,7 @@ pub(super) const ASSIGNMENT_FIXED: &[&str] = &[
 /// `INSERT INTO table (user_id, id, writes…, then…) VALUES ($1, $2, …)`:
 /// the tenant and the row's id, then the columns in the order they are
 /// bound, numbered for them, so that a new column is one more name.
-pub(super) fn insert_sql(table: &str, id: &str, writes: &[&str], then: &[&str]) -> String {
+fn insert_sql(table: &str, id: &str, writes: &[&str], then: &[&str]) -> String {
     let columns: Vec<&str> = ["user_id", id]
         .iter()
         .chain(writes)
@@ -156,7 +225,7 @@ pub(super) fn insert_sql(table: &str, id: &str, writes: &[&str], then: &[&str]) 
 /// `UPDATE table SET writes… = $3 … WHERE user_id = $1 AND id = $2 AND
 /// status = $n`: the write of a changeable row, conditional on the status it
 /// was read with.
-pub(super) fn update_sql(table: &str, id: &str, writes: &[&str]) -> String {
+fn update_sql(table: &str, id: &str, writes: &[&str]) -> String {
     let set: Vec<String> = writes
         .iter()
         .zip(3..)
@@ -227,150 +296,6 @@ pub(super) fn driver_search_text(d: &Driver) -> String {
     ])
 }
 
-/// A column stored as the name of a value (a status, a vehicle type, …).
-fn named<'r, R, T>(row: &'r R, col: &'r str, parse: fn(&str) -> Option<T>) -> Result<T, sqlx::Error>
-where
-    R: Row,
-    &'r str: ColumnIndex<R>,
-    String: Decode<'r, R::Database> + Type<R::Database>,
-{
-    let text: String = row.try_get(col)?;
-    parse(&text).ok_or_else(|| unknown(col))
-}
-
-/// A column that may hold the name of a value, or NULL.
-fn named_opt<'r, R, T>(
-    row: &'r R,
-    col: &'r str,
-    parse: fn(&str) -> Option<T>,
-) -> Result<Option<T>, sqlx::Error>
-where
-    R: Row,
-    &'r str: ColumnIndex<R>,
-    String: Decode<'r, R::Database> + Type<R::Database>,
-{
-    let text: Option<String> = row.try_get(col)?;
-    text.map(|text| parse(&text).ok_or_else(|| unknown(col)))
-        .transpose()
-}
-
-fn unknown(col: &str) -> sqlx::Error {
-    sqlx::Error::ColumnDecode {
-        index: col.into(),
-        source: format!("unknown value in {col}").into(),
-    }
-}
-
-// The domain types hold no sqlx (`src/fleet/` has no I/O), so their rows
-// are read here, by column name, once for both backends.
-
-impl<'r, R> FromRow<'r, R> for Order
-where
-    R: Row,
-    &'r str: ColumnIndex<R>,
-    String: Decode<'r, R::Database> + Type<R::Database>,
-    f64: Decode<'r, R::Database> + Type<R::Database>,
-    i64: Decode<'r, R::Database> + Type<R::Database>,
-    bool: Decode<'r, R::Database> + Type<R::Database>,
-    DateTime<Utc>: Decode<'r, R::Database> + Type<R::Database>,
-{
-    fn from_row(row: &'r R) -> Result<Self, sqlx::Error> {
-        Ok(Order {
-            order_id: row.try_get("order_id")?,
-            customer_name: row.try_get("customer_name")?,
-            customer_phone: row.try_get("customer_phone")?,
-            customer_email: row.try_get("customer_email")?,
-            delivery_address: row.try_get("delivery_address")?,
-            delivery_lat: row.try_get("delivery_lat")?,
-            delivery_lng: row.try_get("delivery_lng")?,
-            time_window_start: row.try_get("time_window_start")?,
-            time_window_end: row.try_get("time_window_end")?,
-            expected_delivery_time: row.try_get("expected_delivery_time")?,
-            priority: named(row, "priority", Priority::parse)?,
-            weight_kg: row.try_get("weight_kg")?,
-            volume_m3: row.try_get("volume_m3")?,
-            special_instructions: row.try_get("special_instructions")?,
-            order_value: row.try_get("order_value")?,
-            payment_status: named(row, "payment_status", PaymentStatus::parse)?,
-            requires_signature: row.try_get("requires_signature")?,
-            is_fragile: row.try_get("is_fragile")?,
-            requires_cold_storage: row.try_get("requires_cold_storage")?,
-            status: named(row, "status", OrderStatus::parse)?,
-            assigned_driver_id: row.try_get("assigned_driver_id")?,
-            delivery_status: named_opt(row, "delivery_status", DeliveryStatus::parse)?,
-            sla_grace_period_minutes: row.try_get("sla_grace_period_minutes")?,
-            created_at: row.try_get("created_at")?,
-            updated_at: row.try_get("updated_at")?,
-            delivered_at: row.try_get("delivered_at")?,
-        })
-    }
-}
-
-impl<'r, R> FromRow<'r, R> for Driver
-where
-    R: Row,
-    &'r str: ColumnIndex<R>,
-    String: Decode<'r, R::Database> + Type<R::Database>,
-    f64: Decode<'r, R::Database> + Type<R::Database>,
-    DateTime<Utc>: Decode<'r, R::Database> + Type<R::Database>,
-{
-    fn from_row(row: &'r R) -> Result<Self, sqlx::Error> {
-        Ok(Driver {
-            driver_id: row.try_get("driver_id")?,
-            name: row.try_get("name")?,
-            phone: row.try_get("phone")?,
-            email: row.try_get("email")?,
-            status: named(row, "status", DriverStatus::parse)?,
-            vehicle_type: named(row, "vehicle_type", VehicleType::parse)?,
-            vehicle_plate: row.try_get("vehicle_plate")?,
-            capacity_kg: row.try_get("capacity_kg")?,
-            capacity_m3: row.try_get("capacity_m3")?,
-            skills: named(row, "skills", rules::skills_from_text)?,
-            current_address: row.try_get("current_address")?,
-            current_lat: row.try_get("current_lat")?,
-            current_lng: row.try_get("current_lng")?,
-            last_location_update: row.try_get("last_location_update")?,
-            created_at: row.try_get("created_at")?,
-            updated_at: row.try_get("updated_at")?,
-        })
-    }
-}
-
-impl<'r, R> FromRow<'r, R> for Assignment
-where
-    R: Row,
-    &'r str: ColumnIndex<R>,
-    String: Decode<'r, R::Database> + Type<R::Database>,
-    f64: Decode<'r, R::Database> + Type<R::Database>,
-    i64: Decode<'r, R::Database> + Type<R::Database>,
-    DateTime<Utc>: Decode<'r, R::Database> + Type<R::Database>,
-{
-    fn from_row(row: &'r R) -> Result<Self, sqlx::Error> {
-        Ok(Assignment {
-            assignment_id: row.try_get("assignment_id")?,
-            order_id: row.try_get("order_id")?,
-            driver_id: row.try_get("driver_id")?,
-            status: named(row, "status", AssignmentStatus::parse)?,
-            assigned_at: row.try_get("assigned_at")?,
-            updated_at: row.try_get("updated_at")?,
-            route_distance_meters: row.try_get("route_distance_meters")?,
-            route_duration_seconds: row.try_get("route_duration_seconds")?,
-            route_summary: row.try_get("route_summary")?,
-            driver_start_lat: row.try_get("driver_start_lat")?,
-            driver_start_lng: row.try_get("driver_start_lng")?,
-            delivery_lat: row.try_get("delivery_lat")?,
-            delivery_lng: row.try_get("delivery_lng")?,
-            delivery_address: row.try_get("delivery_address")?,
-            estimated_arrival: row.try_get("estimated_arrival")?,
-            actual_arrival: row.try_get("actual_arrival")?,
-            actual_distance_meters: row.try_get("actual_distance_meters")?,
-            vehicle_type: named(row, "vehicle_type", VehicleType::parse)?,
-            notes: row.try_get("notes")?,
-            failure_reason: named_opt(row, "failure_reason", FailureReason::parse)?,
-        })
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -390,7 +315,15 @@ mod tests {
     #[test]
     fn the_columns_read_are_the_id_the_writes_and_the_set_once_ones() {
         assert_eq!(
-            Columns::read("t_id", &[&["a", "search_text", "b"], &["created_at"]]).as_str(),
+            TableSql::new(
+                "t",
+                "ts",
+                "t_id",
+                &["a", "search_text", "b"],
+                &["created_at"]
+            )
+            .columns
+            .as_str(),
             "t_id, a, b, created_at"
         );
         assert!(

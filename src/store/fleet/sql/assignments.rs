@@ -1,7 +1,8 @@
 //! The `assignments` table, and the status changes that cascade from an
 //! assignment to its order and driver in one transaction.
 
-use super::{Conn, Q, This, drivers, orders};
+use super::table::{Table, insert, read, write};
+use super::{Q, This};
 use crate::fleet::choose::Leg;
 use crate::fleet::rules;
 use crate::fleet::types::*;
@@ -11,13 +12,6 @@ use crate::store::sql_backend::SqlBackend;
 use crate::tenant::UserId;
 use chrono::{DateTime, Utc};
 use std::sync::LazyLock;
-
-/// One assignment of the tenant ($1) by id ($2).
-static SELECT_ONE: LazyLock<String> = LazyLock::new(|| {
-    format!(
-        "SELECT {ASSIGNMENT_COLUMNS} FROM assignments WHERE user_id = $1 AND assignment_id = $2"
-    )
-});
 
 /// The assignments of one order ($2), newest first.
 static OF_ORDER: LazyLock<String> = LazyLock::new(|| {
@@ -35,83 +29,42 @@ static OF_DRIVER: LazyLock<String> = LazyLock::new(|| {
     )
 });
 
-/// The changeable columns first (see [`bind`]), then those set once.
-static INSERT: LazyLock<String> = LazyLock::new(|| {
-    insert_sql(
-        "assignments",
-        "assignment_id",
-        ASSIGNMENT_WRITES,
-        ASSIGNMENT_FIXED,
-    )
-});
+impl Table for Assignment {
+    type Status = AssignmentStatus;
+    const SQL: &'static TableSql = &ASSIGNMENTS;
 
-static UPDATE: LazyLock<String> =
-    LazyLock::new(|| update_sql("assignments", "assignment_id", ASSIGNMENT_WRITES));
+    fn id(&self) -> &str {
+        &self.assignment_id
+    }
 
-/// Binds an assignment's changeable columns as `$3` on, in the order of
-/// [`ASSIGNMENT_WRITES`]; an insert binds [`ASSIGNMENT_FIXED`] after them.
-fn bind<'q>(q: Q<'q>, a: &'q Assignment) -> Q<'q> {
-    q.bind(a.status.as_str())
-        .bind(a.updated_at)
-        .bind(a.actual_arrival)
-        .bind(a.actual_distance_meters)
-        .bind(&a.notes)
-        .bind(a.failure_reason.map(|r| r.as_str()))
-}
+    /// In the order of [`ASSIGNMENT_WRITES`].
+    fn bind_changes<'q>(&'q self, q: Q<'q>) -> Q<'q> {
+        let a = self;
+        q.bind(a.status.as_str())
+            .bind(a.updated_at)
+            .bind(a.actual_arrival)
+            .bind(a.actual_distance_meters)
+            .bind(&a.notes)
+            .bind(a.failure_reason.map(|r| r.as_str()))
+    }
 
-/// The tenant's assignment, or `NotFound`.
-pub(super) async fn read(
-    conn: &mut Conn,
-    user: &UserId,
-    id: &str,
-) -> Result<Assignment, StoreError> {
-    sqlx::query_as(SELECT_ONE.as_str())
-        .bind(user.as_str())
-        .bind(id)
-        .fetch_optional(&mut *conn)
-        .await?
-        .ok_or(StoreError::NotFound("assignment"))
-}
-
-async fn insert(conn: &mut Conn, user: &UserId, a: &Assignment) -> Result<(), StoreError> {
-    let q = sqlx::query(INSERT.as_str())
-        .bind(user.as_str())
-        .bind(&a.assignment_id);
-    bind(q, a)
-        .bind(&a.order_id)
-        .bind(&a.driver_id)
-        .bind(a.assigned_at)
-        .bind(a.route_distance_meters)
-        .bind(a.route_duration_seconds)
-        .bind(&a.route_summary)
-        .bind(a.driver_start_lat)
-        .bind(a.driver_start_lng)
-        .bind(a.delivery_lat)
-        .bind(a.delivery_lng)
-        .bind(&a.delivery_address)
-        .bind(a.estimated_arrival)
-        .bind(a.vehicle_type.as_str())
-        .execute(&mut *conn)
-        .await?;
-    Ok(())
-}
-
-/// Writes the changeable columns if the row still has `expected` status;
-/// `false` if it does not (someone else changed it).
-async fn write(
-    conn: &mut Conn,
-    user: &UserId,
-    a: &Assignment,
-    expected: AssignmentStatus,
-) -> Result<bool, StoreError> {
-    let q = sqlx::query(UPDATE.as_str())
-        .bind(user.as_str())
-        .bind(&a.assignment_id);
-    let done = bind(q, a)
-        .bind(expected.as_str())
-        .execute(&mut *conn)
-        .await?;
-    Ok(done.rows_affected() == 1)
+    /// In the order of [`ASSIGNMENT_FIXED`].
+    fn bind_once<'q>(&'q self, q: Q<'q>) -> Q<'q> {
+        let a = self;
+        q.bind(&a.order_id)
+            .bind(&a.driver_id)
+            .bind(a.assigned_at)
+            .bind(a.route_distance_meters)
+            .bind(a.route_duration_seconds)
+            .bind(&a.route_summary)
+            .bind(a.driver_start_lat)
+            .bind(a.driver_start_lng)
+            .bind(a.delivery_lat)
+            .bind(a.delivery_lng)
+            .bind(&a.delivery_address)
+            .bind(a.estimated_arrival)
+            .bind(a.vehicle_type.as_str())
+    }
 }
 
 pub(super) async fn assign(
@@ -122,8 +75,8 @@ pub(super) async fn assign(
     leg: Option<&Leg>,
 ) -> Result<Assignment, StoreError> {
     let mut tx = store.write_tx().await?;
-    let order = orders::read(&mut tx, user, order_id).await?;
-    let driver = drivers::read(&mut tx, user, driver_id).await?;
+    let order: Order = read(&mut tx, user, order_id).await?;
+    let driver: Driver = read(&mut tx, user, driver_id).await?;
     rules::check_assignment(&order, &driver)?;
     let now = rules::now();
     let assignment = rules::new_assignment(&order, &driver, leg, now);
@@ -144,7 +97,7 @@ pub(super) async fn assign(
         updated_at: now,
         ..order
     };
-    if !orders::write(&mut tx, user, &next_order, OrderStatus::Pending).await? {
+    if !write(&mut tx, user, &next_order, OrderStatus::Pending).await? {
         return Err(changed_meanwhile("order", order_id));
     }
     let next_driver = Driver {
@@ -152,7 +105,7 @@ pub(super) async fn assign(
         updated_at: now,
         ..driver
     };
-    if !drivers::write(&mut tx, user, &next_driver, DriverStatus::Active).await? {
+    if !write(&mut tx, user, &next_driver, DriverStatus::Active).await? {
         return Err(changed_meanwhile("driver", driver_id));
     }
     tx.commit().await?;
@@ -165,7 +118,7 @@ pub(super) async fn of_order(
     order_id: &str,
 ) -> Result<Vec<Assignment>, StoreError> {
     let mut conn = store.pool().acquire().await?;
-    orders::read(&mut conn, user, order_id).await?;
+    read::<Order>(&mut conn, user, order_id).await?;
     Ok(sqlx::query_as(OF_ORDER.as_str())
         .bind(user.as_str())
         .bind(order_id)
@@ -179,7 +132,7 @@ pub(super) async fn of_driver(
     driver_id: &str,
 ) -> Result<Vec<Assignment>, StoreError> {
     let mut conn = store.pool().acquire().await?;
-    drivers::read(&mut conn, user, driver_id).await?;
+    read::<Driver>(&mut conn, user, driver_id).await?;
     Ok(sqlx::query_as(OF_DRIVER.as_str())
         .bind(user.as_str())
         .bind(driver_id)
@@ -256,7 +209,7 @@ pub(super) async fn change(
         step,
     } = checked(change)?;
     let mut tx = store.write_tx().await?;
-    let assignment = read(&mut tx, user, assignment_id).await?;
+    let assignment: Assignment = read(&mut tx, user, assignment_id).await?;
     let now = rules::now();
     let mut next = assignment.clone();
     if notes.is_some() {
@@ -271,8 +224,8 @@ pub(super) async fn change(
     if let Some(step) = &step {
         rules::check_step(&assignment, step)?;
         next.status = step.target();
-        let order = orders::read(&mut tx, user, &assignment.order_id).await?;
-        let driver = drivers::read(&mut tx, user, &assignment.driver_id).await?;
+        let order: Order = read(&mut tx, user, &assignment.order_id).await?;
+        let driver: Driver = read(&mut tx, user, &assignment.driver_id).await?;
         let order_to = step.order_status();
         if !order.status.can_become(order_to) {
             return Err(StoreError::Conflict(format!(
@@ -319,10 +272,10 @@ pub(super) async fn change(
                 next_order.assigned_driver_id = None;
             }
         }
-        if !orders::write(&mut tx, user, &next_order, order.status).await? {
+        if !write(&mut tx, user, &next_order, order.status).await? {
             return Err(changed_meanwhile("order", &order.order_id));
         }
-        if !drivers::write(&mut tx, user, &next_driver, driver.status).await? {
+        if !write(&mut tx, user, &next_driver, driver.status).await? {
             return Err(changed_meanwhile("driver", &driver.driver_id));
         }
     }

@@ -1,6 +1,7 @@
 //! The `drivers` table.
 
-use super::{Conn, Q, This, count_open};
+use super::table::{Table, insert, read, write};
+use super::{Q, This, count_open};
 use crate::fleet::rules;
 use crate::fleet::types::*;
 use crate::store::StoreError;
@@ -8,11 +9,6 @@ use crate::store::fleet::rows::*;
 use crate::store::sql_backend::SqlBackend;
 use crate::tenant::UserId;
 use std::sync::LazyLock;
-
-/// One driver of the tenant ($1) by id ($2).
-static SELECT_ONE: LazyLock<String> = LazyLock::new(|| {
-    format!("SELECT {DRIVER_COLUMNS} FROM drivers WHERE user_id = $1 AND driver_id = $2")
-});
 
 /// The tenant's drivers whose search text matches the pattern ($2).
 static SEARCH: LazyLock<String> = LazyLock::new(|| {
@@ -45,57 +41,37 @@ static OPEN_ASSIGNMENTS_OF_ALL: LazyLock<String> = LazyLock::new(|| {
     )
 });
 
-static INSERT: LazyLock<String> =
-    LazyLock::new(|| insert_sql("drivers", "driver_id", DRIVER_WRITES, &["created_at"]));
+impl Table for Driver {
+    type Status = DriverStatus;
+    const SQL: &'static TableSql = &DRIVERS;
 
-static UPDATE: LazyLock<String> =
-    LazyLock::new(|| update_sql("drivers", "driver_id", DRIVER_WRITES));
+    fn id(&self) -> &str {
+        &self.driver_id
+    }
 
-/// Binds a driver's columns as `$3` on, in the order of [`DRIVER_WRITES`].
-fn bind<'q>(q: Q<'q>, d: &'q Driver) -> Q<'q> {
-    q.bind(&d.name)
-        .bind(&d.phone)
-        .bind(&d.email)
-        .bind(d.status.as_str())
-        .bind(d.vehicle_type.as_str())
-        .bind(&d.vehicle_plate)
-        .bind(d.capacity_kg)
-        .bind(d.capacity_m3)
-        .bind(rules::skills_to_text(&d.skills))
-        .bind(&d.current_address)
-        .bind(d.current_lat)
-        .bind(d.current_lng)
-        .bind(d.last_location_update)
-        .bind(driver_search_text(d))
-        .bind(d.updated_at)
-}
+    /// In the order of [`DRIVER_WRITES`].
+    fn bind_changes<'q>(&'q self, q: Q<'q>) -> Q<'q> {
+        let d = self;
+        q.bind(&d.name)
+            .bind(&d.phone)
+            .bind(&d.email)
+            .bind(d.status.as_str())
+            .bind(d.vehicle_type.as_str())
+            .bind(&d.vehicle_plate)
+            .bind(d.capacity_kg)
+            .bind(d.capacity_m3)
+            .bind(rules::skills_to_text(&d.skills))
+            .bind(&d.current_address)
+            .bind(d.current_lat)
+            .bind(d.current_lng)
+            .bind(d.last_location_update)
+            .bind(driver_search_text(d))
+            .bind(d.updated_at)
+    }
 
-/// The tenant's driver, or `NotFound`.
-pub(super) async fn read(conn: &mut Conn, user: &UserId, id: &str) -> Result<Driver, StoreError> {
-    sqlx::query_as(SELECT_ONE.as_str())
-        .bind(user.as_str())
-        .bind(id)
-        .fetch_optional(&mut *conn)
-        .await?
-        .ok_or(StoreError::NotFound("driver"))
-}
-
-/// Writes every changeable column if the row still has `expected` status;
-/// `false` if it does not (someone else changed it).
-pub(super) async fn write(
-    conn: &mut Conn,
-    user: &UserId,
-    d: &Driver,
-    expected: DriverStatus,
-) -> Result<bool, StoreError> {
-    let q = sqlx::query(UPDATE.as_str())
-        .bind(user.as_str())
-        .bind(&d.driver_id);
-    let done = bind(q, d)
-        .bind(expected.as_str())
-        .execute(&mut *conn)
-        .await?;
-    Ok(done.rows_affected() == 1)
+    fn bind_once<'q>(&'q self, q: Q<'q>) -> Q<'q> {
+        q.bind(self.created_at)
+    }
 }
 
 pub(super) async fn create(
@@ -105,13 +81,7 @@ pub(super) async fn create(
 ) -> Result<Driver, StoreError> {
     let driver = rules::new_driver(new)?;
     let mut conn = store.pool().acquire().await?;
-    let q = sqlx::query(INSERT.as_str())
-        .bind(user.as_str())
-        .bind(&driver.driver_id);
-    bind(q, &driver)
-        .bind(driver.created_at)
-        .execute(&mut *conn)
-        .await?;
+    insert(&mut conn, user, &driver).await?;
     Ok(driver)
 }
 
@@ -173,7 +143,7 @@ pub(super) async fn update(
     patch: DriverPatch,
 ) -> Result<Driver, StoreError> {
     let mut tx = store.write_tx().await?;
-    let driver = read(&mut tx, user, driver_id).await?;
+    let driver: Driver = read(&mut tx, user, driver_id).await?;
     let mut next = rules::patch_driver(&driver, patch)?;
     if next == driver {
         return Ok(driver);
@@ -198,7 +168,7 @@ pub(super) async fn update(
 
 pub(super) async fn delete(store: &This, user: &UserId, driver_id: &str) -> Result<(), StoreError> {
     let mut tx = store.write_tx().await?;
-    read(&mut tx, user, driver_id).await?;
+    read::<Driver>(&mut tx, user, driver_id).await?;
     let open = count_open(&mut tx, &OPEN_ASSIGNMENTS, user, Some(driver_id)).await?;
     if open > 0 {
         return Err(StoreError::Conflict(format!(

@@ -1,7 +1,8 @@
 //! The fleet's SQL, written once and compiled once per backend: `sqlite.rs`
 //! and `postgres.rs` each include this folder as their module `sql`, after
 //! naming their store `This`; what the code asks of the backend goes through
-//! [`SqlBackend`]. One file per table.
+//! [`SqlBackend`]. One file per table; what they do alike is in
+//! `table.rs`, the reading of rows in `from_row.rs`.
 //!
 //! Every query names the tenant (`user_id = $1`). Status changes are
 //! conditional updates (`AND status = <the status read>`) inside one
@@ -10,9 +11,11 @@
 
 mod assignments;
 mod drivers;
+mod from_row;
 mod orders;
+mod table;
 
-use super::This;
+use super::{DbRow, This};
 use crate::fleet::choose::Leg;
 use crate::fleet::types::*;
 use crate::store::StoreError;
@@ -35,7 +38,7 @@ impl FleetStore for This {
 
     async fn order(&self, user: &UserId, order_id: &str) -> Result<Order, StoreError> {
         let mut conn = self.pool().acquire().await?;
-        orders::read(&mut conn, user, order_id).await
+        table::read(&mut conn, user, order_id).await
     }
 
     async fn orders(&self, user: &UserId, query: &OrderQuery) -> Result<Vec<Order>, StoreError> {
@@ -90,7 +93,7 @@ impl FleetStore for This {
 
     async fn driver(&self, user: &UserId, driver_id: &str) -> Result<Driver, StoreError> {
         let mut conn = self.pool().acquire().await?;
-        drivers::read(&mut conn, user, driver_id).await
+        table::read(&mut conn, user, driver_id).await
     }
 
     async fn drivers(&self, user: &UserId, query: &DriverQuery) -> Result<Vec<Driver>, StoreError> {
@@ -151,7 +154,7 @@ impl FleetStore for This {
         assignment_id: &str,
     ) -> Result<Assignment, StoreError> {
         let mut conn = self.pool().acquire().await?;
-        assignments::read(&mut conn, user, assignment_id).await
+        table::read(&mut conn, user, assignment_id).await
     }
 
     async fn assignments_of_order(

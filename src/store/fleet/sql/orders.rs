@@ -1,6 +1,7 @@
 //! The `orders` table.
 
-use super::{Conn, Q, This, count_open};
+use super::table::{Table, insert, read, write};
+use super::{Q, This, count_open};
 use crate::fleet::rules;
 use crate::fleet::types::*;
 use crate::store::StoreError;
@@ -8,11 +9,6 @@ use crate::store::fleet::rows::*;
 use crate::store::sql_backend::SqlBackend;
 use crate::tenant::UserId;
 use std::sync::LazyLock;
-
-/// One order of the tenant ($1) by id ($2).
-static SELECT_ONE: LazyLock<String> = LazyLock::new(|| {
-    format!("SELECT {ORDER_COLUMNS} FROM orders WHERE user_id = $1 AND order_id = $2")
-});
 
 /// The tenant's orders whose search text matches the pattern ($2).
 static SEARCH: LazyLock<String> = LazyLock::new(|| {
@@ -54,67 +50,47 @@ static OPEN_ASSIGNMENTS_OF_ALL: LazyLock<String> = LazyLock::new(|| {
     )
 });
 
-static INSERT: LazyLock<String> =
-    LazyLock::new(|| insert_sql("orders", "order_id", ORDER_WRITES, &["created_at"]));
+impl Table for Order {
+    type Status = OrderStatus;
+    const SQL: &'static TableSql = &ORDERS;
 
-static UPDATE: LazyLock<String> = LazyLock::new(|| update_sql("orders", "order_id", ORDER_WRITES));
+    fn id(&self) -> &str {
+        &self.order_id
+    }
 
-/// Binds an order's columns as `$3` on (after user and id), in the order
-/// of [`ORDER_WRITES`].
-fn bind<'q>(q: Q<'q>, o: &'q Order) -> Q<'q> {
-    q.bind(&o.customer_name)
-        .bind(&o.customer_phone)
-        .bind(&o.customer_email)
-        .bind(&o.delivery_address)
-        .bind(o.delivery_lat)
-        .bind(o.delivery_lng)
-        .bind(o.time_window_start)
-        .bind(o.time_window_end)
-        .bind(o.expected_delivery_time)
-        .bind(o.priority.as_str())
-        .bind(o.weight_kg)
-        .bind(o.volume_m3)
-        .bind(&o.special_instructions)
-        .bind(o.order_value)
-        .bind(o.payment_status.as_str())
-        .bind(o.requires_signature)
-        .bind(o.is_fragile)
-        .bind(o.requires_cold_storage)
-        .bind(o.status.as_str())
-        .bind(&o.assigned_driver_id)
-        .bind(o.delivery_status.map(|s| s.as_str()))
-        .bind(o.sla_grace_period_minutes)
-        .bind(order_search_text(o))
-        .bind(o.updated_at)
-        .bind(o.delivered_at)
-}
+    /// In the order of [`ORDER_WRITES`].
+    fn bind_changes<'q>(&'q self, q: Q<'q>) -> Q<'q> {
+        let o = self;
+        q.bind(&o.customer_name)
+            .bind(&o.customer_phone)
+            .bind(&o.customer_email)
+            .bind(&o.delivery_address)
+            .bind(o.delivery_lat)
+            .bind(o.delivery_lng)
+            .bind(o.time_window_start)
+            .bind(o.time_window_end)
+            .bind(o.expected_delivery_time)
+            .bind(o.priority.as_str())
+            .bind(o.weight_kg)
+            .bind(o.volume_m3)
+            .bind(&o.special_instructions)
+            .bind(o.order_value)
+            .bind(o.payment_status.as_str())
+            .bind(o.requires_signature)
+            .bind(o.is_fragile)
+            .bind(o.requires_cold_storage)
+            .bind(o.status.as_str())
+            .bind(&o.assigned_driver_id)
+            .bind(o.delivery_status.map(|s| s.as_str()))
+            .bind(o.sla_grace_period_minutes)
+            .bind(order_search_text(o))
+            .bind(o.updated_at)
+            .bind(o.delivered_at)
+    }
 
-/// The tenant's order, or `NotFound`.
-pub(super) async fn read(conn: &mut Conn, user: &UserId, id: &str) -> Result<Order, StoreError> {
-    sqlx::query_as(SELECT_ONE.as_str())
-        .bind(user.as_str())
-        .bind(id)
-        .fetch_optional(&mut *conn)
-        .await?
-        .ok_or(StoreError::NotFound("order"))
-}
-
-/// Writes every changeable column if the row still has `expected` status;
-/// `false` if it does not (someone else changed it).
-pub(super) async fn write(
-    conn: &mut Conn,
-    user: &UserId,
-    o: &Order,
-    expected: OrderStatus,
-) -> Result<bool, StoreError> {
-    let q = sqlx::query(UPDATE.as_str())
-        .bind(user.as_str())
-        .bind(&o.order_id);
-    let done = bind(q, o)
-        .bind(expected.as_str())
-        .execute(&mut *conn)
-        .await?;
-    Ok(done.rows_affected() == 1)
+    fn bind_once<'q>(&'q self, q: Q<'q>) -> Q<'q> {
+        q.bind(self.created_at)
+    }
 }
 
 pub(super) async fn create(
@@ -124,13 +100,7 @@ pub(super) async fn create(
 ) -> Result<Order, StoreError> {
     let order = rules::new_order(new)?;
     let mut conn = store.pool().acquire().await?;
-    let q = sqlx::query(INSERT.as_str())
-        .bind(user.as_str())
-        .bind(&order.order_id);
-    bind(q, &order)
-        .bind(order.created_at)
-        .execute(&mut *conn)
-        .await?;
+    insert(&mut conn, user, &order).await?;
     Ok(order)
 }
 
@@ -212,7 +182,7 @@ pub(super) async fn update(
     patch: OrderPatch,
 ) -> Result<Order, StoreError> {
     let mut tx = store.write_tx().await?;
-    let order = read(&mut tx, user, order_id).await?;
+    let order: Order = read(&mut tx, user, order_id).await?;
     let mut next = rules::patch_order(&order, patch)?;
     if next == order {
         return Ok(order);
@@ -227,7 +197,7 @@ pub(super) async fn update(
 
 pub(super) async fn delete(store: &This, user: &UserId, order_id: &str) -> Result<(), StoreError> {
     let mut tx = store.write_tx().await?;
-    read(&mut tx, user, order_id).await?;
+    read::<Order>(&mut tx, user, order_id).await?;
     let open = count_open(&mut tx, &OPEN_ASSIGNMENTS, user, Some(order_id)).await?;
     if open > 0 {
         return Err(StoreError::Conflict(format!(
