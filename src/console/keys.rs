@@ -121,7 +121,13 @@ pub async fn create(
         created_by: signed.actor(),
         issuer_scopes: Some(signed.caller.scopes),
     };
-    let issued = key_admin::create_key(console.0.db.as_ref(), request).await?;
+    let db = console.0.db.as_ref();
+    let issued = if signed.is_admin() {
+        key_admin::create_key(db, request).await?
+    } else {
+        // Into the caller's own tenant, never the one its email may name.
+        key_admin::create_key_in_tenant(db, request, &signed.caller.user_id).await?
+    };
     tracing::info!(
         actor.key_id = signed.caller.key_id,
         key.id = issued.record.key_id,

@@ -12,22 +12,25 @@ use fleetmind::scopes::Scopes;
 use fleetmind::store::{Db, KeyRecord, NewKey};
 use fleetmind::tenant::UserId;
 
-/// A row as the predecessor could have left it: any `user_id` with any email.
-async fn predecessor_row(db: &Db, user_id: &str, email: &str) -> KeyRecord {
+/// A row as the predecessor could have left it: any `user_id` with any
+/// email; returns its key too.
+async fn predecessor_row(db: &Db, user_id: &str, email: &str) -> (ApiKey, KeyRecord) {
     let api_key = ApiKey::generate().expect("key");
-    db.insert_key(&NewKey {
-        user_id: user_id.into(),
-        email: email.into(),
-        name: None,
-        hash: api_key.hash(),
-        prefix: api_key.display_prefix(),
-        scopes: Scopes::PREDECESSOR_DEFAULT,
-        expires_at: None,
-        created_by: "cli".into(),
-        limits: Default::default(),
-    })
-    .await
-    .expect("insert a predecessor row")
+    let record = db
+        .insert_key(&NewKey {
+            user_id: user_id.into(),
+            email: email.into(),
+            name: None,
+            hash: api_key.hash(),
+            prefix: api_key.display_prefix(),
+            scopes: Scopes::PREDECESSOR_DEFAULT,
+            expires_at: None,
+            created_by: "cli".into(),
+            limits: Default::default(),
+        })
+        .await
+        .expect("insert a predecessor row");
+    (api_key, record)
 }
 
 backend_test!(a_non_admin_lists_its_tenant_by_user_id, |t| async move {
@@ -38,12 +41,12 @@ backend_test!(a_non_admin_lists_its_tenant_by_user_id, |t| async move {
     assert_eq!(carol_id, user_id_for_email("carol@example.com"));
     assert_ne!(carol_id, dave.record.user_id.as_str());
     // Carol's tenant, under the email she had before (the row kept its id).
-    let renamed = predecessor_row(&db, &carol_id, "carol.old@example.com").await;
+    let (_, renamed) = predecessor_row(&db, &carol_id, "carol.old@example.com").await;
     // Another tenant whose email differs from Carol's only in case: the
     // predecessor derived its id from the email as typed.
     let other_case_id = user_id_for_email("Carol@Example.com");
     assert_ne!(other_case_id, carol_id);
-    let other_case = predecessor_row(&db, &other_case_id, "Carol@Example.com").await;
+    let (_, other_case) = predecessor_row(&db, &other_case_id, "Carol@Example.com").await;
 
     // The store: exactly the tenant's rows, newest first.
     let ids = |keys: Vec<KeyRecord>| keys.iter().map(|k| k.key_id).collect::<Vec<_>>();
@@ -91,3 +94,52 @@ backend_test!(a_non_admin_lists_its_tenant_by_user_id, |t| async move {
     server.stop().await;
     drop(t);
 });
+
+backend_test!(
+    a_non_admin_issues_keys_into_its_own_tenant,
+    |t| async move {
+        let db = t.db.clone();
+        // The predecessor's database: "Erin@Example.com" first, then
+        // "erin@example.com" (it compared emails as typed), two tenants.
+        let older_id = user_id_for_email("Erin@Example.com");
+        let (_, older) = predecessor_row(&db, &older_id, "Erin@Example.com").await;
+        let erin_id = user_id_for_email("erin@example.com");
+        assert_ne!(erin_id, older_id);
+        let (erin_key, _) = predecessor_row(&db, &erin_id, "erin@example.com").await;
+
+        // Signed in with the second tenant's key, Erin issues a key for her own
+        // email: it belongs to her tenant, not to the email's oldest row.
+        let server = start_server(db.clone()).await;
+        let mut browser = Browser::new(&server);
+        let page = browser.sign_in(erin_key.expose()).await;
+        assert!(!page.body.contains(&older.prefix));
+        let csrf = page.csrf();
+        for email in [None, Some("erin@example.com"), Some(" Erin@Example.com ")] {
+            let mut form = vec![
+                ("csrf", csrf.as_str()),
+                ("name", "second"),
+                ("scopes", "orders:read"),
+            ];
+            form.extend(email.map(|e| ("email", e)));
+            let page = browser.post("/console/keys", &form).await;
+            assert_eq!(page.status, 200, "{email:?}: {}", page.body);
+            let new_key = ApiKey::parse(&page.key()).unwrap();
+            let record = fleetmind::store::KeyStore::key_by_hash(db.as_ref(), &new_key.hash())
+                .await
+                .unwrap()
+                .unwrap();
+            assert_eq!(
+                record.user_id, erin_id,
+                "{email:?}: a key issued into another tenant"
+            );
+        }
+        let older_tenant = db
+            .tenant_keys(&UserId::new(older_id.as_str()))
+            .await
+            .unwrap();
+        assert_eq!(older_tenant.len(), 1, "the older tenant gained keys");
+
+        server.stop().await;
+        drop(t);
+    }
+);
