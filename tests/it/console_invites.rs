@@ -133,3 +133,49 @@ backend_test!(
         drop(t);
     }
 );
+
+// An invitation's expiry is judged by the server's clock: the test moves a
+// manual clock past it instead of waiting an hour.
+backend_test!(an_invitation_expires_by_the_servers_clock, |t| async move {
+    let db = t.db.clone();
+    let admin = issue_key(&db, "admin@example.com", Some(Scopes::admin())).await;
+    let clock = fleetmind::clock::Clock::manual(chrono::Utc::now());
+    let options = fleetmind::app::ServeOptions {
+        clock: clock.clone(),
+        ..Default::default()
+    };
+    let server = start_server_with(db.clone(), options).await;
+    let mut console = Browser::new(&server);
+    let csrf = console.sign_in(admin.api_key.expose()).await.csrf();
+    let page = console
+        .post(
+            "/console/invites",
+            &[
+                ("csrf", &csrf),
+                ("email", INVITEE),
+                ("scopes", "orders:read"),
+                ("expires_in_hours", "1"),
+            ],
+        )
+        .await;
+    assert_eq!(page.status, 200, "{}", page.body);
+    let at = page.body.find("/console/invite/").unwrap();
+    let path: String = page.body[at..].split('<').next().unwrap().to_owned();
+
+    let mut invitee = Browser::new(&server);
+    clock.advance(std::time::Duration::from_secs(59 * 60));
+    assert_eq!(invitee.get(&path).await.status, 200, "after 59 min");
+    clock.advance(std::time::Duration::from_secs(60));
+    let before = key_count(&db).await;
+    for page in [
+        invitee.get(&path).await,
+        invitee.post(&path, &[("name", "late")]).await,
+    ] {
+        assert_eq!(page.status, 410, "{}", page.body);
+        assert!(page.body.contains("expired"), "{}", page.body);
+    }
+    assert_eq!(key_count(&db).await, before);
+
+    server.stop().await;
+    drop(t);
+});
