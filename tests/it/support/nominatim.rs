@@ -10,7 +10,7 @@
 //! are compiled as ignored, except under CI, where they always run.
 
 use super::binary::free_port;
-use super::db::{admin_connection, pg_admin_url};
+use super::db::{admin_connection, exists, pg_admin_url};
 use super::valhalla::network_xml;
 use std::path::Path;
 use std::process::{Child, Command, Stdio};
@@ -91,7 +91,7 @@ impl Nominatim {
                 .send()
                 .await;
             if status.is_ok_and(|r| r.status().is_success()) {
-                return;
+                break;
             }
             assert!(
                 Instant::now() < deadline,
@@ -99,6 +99,19 @@ impl Nominatim {
             );
             tokio::time::sleep(Duration::from_millis(200)).await;
         }
+        // The first search sets up Nominatim's query machinery (/status does
+        // not), which on a loaded machine can take longer than a server's
+        // engine deadline: done here, so a test's first question is not the
+        // one that pays for it.
+        let search = http
+            .get(format!("{}/search?q=First+Street&format=jsonv2", self.url))
+            .timeout(Duration::from_secs(30))
+            .send()
+            .await;
+        assert!(
+            search.is_ok_and(|r| r.status().is_success()),
+            "nominatim serve did not answer a first search in 30 s"
+        );
     }
 }
 
@@ -152,13 +165,7 @@ async fn import(command: &str) -> String {
         .execute(&mut conn)
         .await
         .expect("import lock");
-    let exists: bool =
-        sqlx::query_scalar("SELECT EXISTS (SELECT 1 FROM pg_database WHERE datname = $1)")
-            .bind(&name)
-            .fetch_one(&mut conn)
-            .await
-            .expect("find the imported network");
-    if !exists {
+    if !exists(&mut conn, &name).await {
         // Imported under another name and renamed when complete, so a run
         // killed half-way never leaves a half-imported database behind.
         let partial = format!("{name}_partial");
