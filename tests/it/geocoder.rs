@@ -227,17 +227,26 @@ async fn a_route_between_two_addresses_goes_through_nominatim_then_valhalla() {
     server.stop().await;
 }
 
-/// A geocoder that is down (nothing listens) or silent (accepts and never
-/// answers): every tool that needs it refuses within the timeout, says so
-/// plainly, leaks no address, and saves nothing.
+/// A geocoder that is down (nothing listens) or silent (accepts, reads the
+/// request and never answers): every tool that needs it refuses within the
+/// timeout, says so plainly, leaks no address, and saves nothing. The
+/// silent one also shows what the client asks: Nominatim's URL shape and an
+/// identifying User-Agent (its usage policy asks for one).
 #[tokio::test]
 async fn a_down_or_silent_geocoder_is_a_clear_bounded_refusal() {
+    use tokio::io::AsyncReadExt;
     let down = format!("http://127.0.0.1:{}", crate::support::binary::free_port());
     let silent = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let silent_url = format!("http://{}", silent.local_addr().unwrap());
+    let (heads_tx, mut heads) = tokio::sync::mpsc::unbounded_channel::<String>();
     let holder = tokio::spawn(async move {
         let mut held = Vec::new();
-        while let Ok((conn, _)) = silent.accept().await {
+        while let Ok((mut conn, _)) = silent.accept().await {
+            let mut head = vec![0u8; 4096];
+            let n = tokio::time::timeout(Duration::from_secs(5), conn.read(&mut head))
+                .await
+                .map_or(0, |r| r.unwrap_or(0));
+            let _ = heads_tx.send(String::from_utf8_lossy(&head[..n]).into_owned());
             held.push(conn);
         }
     });
@@ -290,4 +299,17 @@ async fn a_down_or_silent_geocoder_is_a_clear_bounded_refusal() {
         server.stop().await;
     }
     holder.abort();
+    let head = heads.recv().await.expect("the client's first request");
+    let head = head.to_lowercase();
+    assert!(
+        head.starts_with("get /search?q=12+second+street&format=jsonv2&limit=1 http/1.1\r\n"),
+        "{head}"
+    );
+    assert!(
+        head.contains(&format!(
+            "\r\nuser-agent: fleetmind/{}\r\n",
+            env!("CARGO_PKG_VERSION")
+        )),
+        "{head}"
+    );
 }
