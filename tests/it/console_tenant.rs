@@ -112,7 +112,7 @@ backend_test!(
         let server = start_server(db.clone()).await;
         let mut browser = Browser::new(&server);
         let page = browser.sign_in(erin_key.expose()).await;
-        assert!(!page.body.contains(&older.prefix));
+        assert!(!page.body.contains(&older.key_prefix));
         let csrf = page.csrf();
         for email in [None, Some("erin@example.com"), Some(" Erin@Example.com ")] {
             let mut form = vec![
