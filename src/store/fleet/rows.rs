@@ -47,6 +47,9 @@ pub(super) struct TableSql {
     select_one: OnceLock<String>,
     insert: OnceLock<String>,
     update: OnceLock<String>,
+    search: OnceLock<String>,
+    open_assignments: OnceLock<String>,
+    open_assignments_of_all: OnceLock<String>,
 }
 
 impl TableSql {
@@ -69,6 +72,9 @@ impl TableSql {
             select_one: OnceLock::new(),
             insert: OnceLock::new(),
             update: OnceLock::new(),
+            search: OnceLock::new(),
+            open_assignments: OnceLock::new(),
+            open_assignments_of_all: OnceLock::new(),
         }
     }
 
@@ -93,6 +99,42 @@ impl TableSql {
         self.update.get_or_init(|| {
             let c = &self.columns;
             update_sql(self.table, c.id, c.writes)
+        })
+    }
+
+    /// The tenant's rows whose search text matches the pattern (`$2`),
+    /// newest first, at most `$3`.
+    pub(super) fn search(&self) -> &str {
+        self.search.get_or_init(|| {
+            let (columns, table, id) = (&self.columns, self.table, self.columns.id);
+            format!(
+                "SELECT {columns} FROM {table} WHERE user_id = $1 \
+                 AND search_text LIKE $2 ESCAPE '\\' ORDER BY created_at DESC, {id} DESC LIMIT $3"
+            )
+        })
+    }
+
+    /// The open assignments of one row (`$2`) of an order or driver table.
+    pub(super) fn open_assignments(&self) -> &str {
+        self.open_assignments.get_or_init(|| {
+            format!(
+                "SELECT COUNT(*) FROM assignments WHERE user_id = $1 AND {} = $2 \
+                 AND status IN {OPEN_ASSIGNMENT}",
+                self.columns.id
+            )
+        })
+    }
+
+    /// The open assignments of the rows of one status (`$2`, or all).
+    pub(super) fn open_assignments_of_all(&self) -> &str {
+        self.open_assignments_of_all.get_or_init(|| {
+            let (table, id) = (self.table, self.columns.id);
+            format!(
+                "SELECT COUNT(*) FROM assignments a JOIN {table} t \
+                 ON t.user_id = a.user_id AND t.{id} = a.{id} \
+                 WHERE a.user_id = $1 AND ($2 IS NULL OR t.status = $2) \
+                 AND a.status IN {OPEN_ASSIGNMENT}"
+            )
         })
     }
 }

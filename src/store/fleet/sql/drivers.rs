@@ -1,7 +1,7 @@
 //! The `drivers` table.
 
-use super::table::{Table, insert, read, write};
-use super::{Q, This, count_open};
+use super::table::{Table, insert, read, refuse_if_any_assigned, refuse_if_assigned, write};
+use super::{Q, This};
 use crate::fleet::rules;
 use crate::fleet::types::*;
 use crate::store::StoreError;
@@ -10,34 +10,9 @@ use crate::store::sql_backend::SqlBackend;
 use crate::tenant::UserId;
 use std::sync::LazyLock;
 
-/// The tenant's drivers whose search text matches the pattern ($2).
-static SEARCH: LazyLock<String> = LazyLock::new(|| {
-    format!(
-        "SELECT {DRIVER_COLUMNS} FROM drivers WHERE user_id = $1 AND search_text LIKE $2 ESCAPE '\\' \
-         ORDER BY created_at DESC, driver_id DESC LIMIT $3"
-    )
-});
-
 static COUNT: LazyLock<String> = LazyLock::new(|| {
     format!(
         "SELECT status, COUNT(*) FROM drivers WHERE {DRIVER_FILTER} GROUP BY status ORDER BY status"
-    )
-});
-
-/// The open assignments of one driver ($2).
-static OPEN_ASSIGNMENTS: LazyLock<String> = LazyLock::new(|| {
-    format!(
-        "SELECT COUNT(*) FROM assignments WHERE user_id = $1 AND driver_id = $2 \
-         AND status IN {OPEN_ASSIGNMENT}"
-    )
-});
-
-/// The open assignments of the drivers of one status ($2, or all).
-static OPEN_ASSIGNMENTS_OF_ALL: LazyLock<String> = LazyLock::new(|| {
-    format!(
-        "SELECT COUNT(*) FROM assignments a JOIN drivers d \
-         ON d.user_id = a.user_id AND d.driver_id = a.driver_id \
-         WHERE a.user_id = $1 AND ($2 IS NULL OR d.status = $2) AND a.status IN {OPEN_ASSIGNMENT}"
     )
 });
 
@@ -122,20 +97,6 @@ pub(super) async fn count(
     Ok(counts(rows))
 }
 
-pub(super) async fn search(
-    store: &This,
-    user: &UserId,
-    term: &str,
-    limit: i64,
-) -> Result<Vec<Driver>, StoreError> {
-    Ok(sqlx::query_as(SEARCH.as_str())
-        .bind(user.as_str())
-        .bind(rules::like_pattern(term))
-        .bind(limit.clamp(0, 1000))
-        .fetch_all(store.pool())
-        .await?)
-}
-
 pub(super) async fn update(
     store: &This,
     user: &UserId,
@@ -169,12 +130,7 @@ pub(super) async fn update(
 pub(super) async fn delete(store: &This, user: &UserId, driver_id: &str) -> Result<(), StoreError> {
     let mut tx = store.write_tx().await?;
     read::<Driver>(&mut tx, user, driver_id).await?;
-    let open = count_open(&mut tx, &OPEN_ASSIGNMENTS, user, Some(driver_id)).await?;
-    if open > 0 {
-        return Err(StoreError::Conflict(format!(
-            "driver {driver_id} has an open assignment; unassign, complete or fail it first"
-        )));
-    }
+    refuse_if_assigned::<Driver>(&mut tx, user, driver_id).await?;
     // Finished orders keep no link to a driver who is gone.
     sqlx::query(
         "UPDATE orders SET assigned_driver_id = NULL WHERE user_id = $1 AND assigned_driver_id = $2",
@@ -199,12 +155,7 @@ pub(super) async fn delete_all(
 ) -> Result<u64, StoreError> {
     let status = status.map(|s| s.as_str());
     let mut tx = store.write_tx().await?;
-    let open = count_open(&mut tx, &OPEN_ASSIGNMENTS_OF_ALL, user, status).await?;
-    if open > 0 {
-        return Err(StoreError::Conflict(format!(
-            "{open} of these drivers have open assignments; complete, fail or unassign them first"
-        )));
-    }
+    refuse_if_any_assigned::<Driver>(&mut tx, user, status).await?;
     sqlx::query(
         "UPDATE orders SET assigned_driver_id = NULL WHERE user_id = $1 \
          AND assigned_driver_id IN (SELECT driver_id FROM drivers \

@@ -59,7 +59,7 @@ impl FleetStore for This {
         term: &str,
         limit: i64,
     ) -> Result<Vec<Order>, StoreError> {
-        orders::search(self, user, term, limit).await
+        table::search(self, user, term, limit).await
     }
 
     async fn open_orders(&self, user: &UserId, limit: i64) -> Result<Vec<Order>, StoreError> {
@@ -114,7 +114,7 @@ impl FleetStore for This {
         term: &str,
         limit: i64,
     ) -> Result<Vec<Driver>, StoreError> {
-        drivers::search(self, user, term, limit).await
+        table::search(self, user, term, limit).await
     }
 
     async fn update_driver(
@@ -189,19 +189,4 @@ impl FleetStore for This {
     ) -> Result<Assignment, StoreError> {
         assignments::change(self, user, assignment_id, change).await
     }
-}
-
-/// How many open assignments `sql` counts, for the tenant and one argument.
-async fn count_open(
-    conn: &mut Conn,
-    sql: &str,
-    user: &UserId,
-    arg: Option<&str>,
-) -> Result<i64, StoreError> {
-    let n: i64 = sqlx::query_scalar(sql)
-        .bind(user.as_str())
-        .bind(arg)
-        .fetch_one(&mut *conn)
-        .await?;
-    Ok(n)
 }

@@ -1,7 +1,7 @@
 //! The `orders` table.
 
-use super::table::{Table, insert, read, write};
-use super::{Q, This, count_open};
+use super::table::{Table, insert, read, refuse_if_any_assigned, refuse_if_assigned, write};
+use super::{Q, This};
 use crate::fleet::rules;
 use crate::fleet::types::*;
 use crate::store::StoreError;
@@ -9,14 +9,6 @@ use crate::store::fleet::rows::*;
 use crate::store::sql_backend::SqlBackend;
 use crate::tenant::UserId;
 use std::sync::LazyLock;
-
-/// The tenant's orders whose search text matches the pattern ($2).
-static SEARCH: LazyLock<String> = LazyLock::new(|| {
-    format!(
-        "SELECT {ORDER_COLUMNS} FROM orders WHERE user_id = $1 AND search_text LIKE $2 ESCAPE '\\' \
-         ORDER BY created_at DESC, order_id DESC LIMIT $3"
-    )
-});
 
 /// The tenant's pending, assigned and in-transit orders, most urgent first.
 static OPEN: LazyLock<String> = LazyLock::new(|| {
@@ -30,23 +22,6 @@ static OPEN: LazyLock<String> = LazyLock::new(|| {
 static COUNT: LazyLock<String> = LazyLock::new(|| {
     format!(
         "SELECT status, COUNT(*) FROM orders WHERE {ORDER_FILTER} GROUP BY status ORDER BY status"
-    )
-});
-
-/// The open assignments of one order ($2).
-static OPEN_ASSIGNMENTS: LazyLock<String> = LazyLock::new(|| {
-    format!(
-        "SELECT COUNT(*) FROM assignments WHERE user_id = $1 AND order_id = $2 \
-         AND status IN {OPEN_ASSIGNMENT}"
-    )
-});
-
-/// The open assignments of the orders of one status ($2, or all).
-static OPEN_ASSIGNMENTS_OF_ALL: LazyLock<String> = LazyLock::new(|| {
-    format!(
-        "SELECT COUNT(*) FROM assignments a JOIN orders o \
-         ON o.user_id = a.user_id AND o.order_id = a.order_id \
-         WHERE a.user_id = $1 AND ($2 IS NULL OR o.status = $2) AND a.status IN {OPEN_ASSIGNMENT}"
     )
 });
 
@@ -149,20 +124,6 @@ pub(super) async fn count(
     Ok(counts(rows))
 }
 
-pub(super) async fn search(
-    store: &This,
-    user: &UserId,
-    term: &str,
-    limit: i64,
-) -> Result<Vec<Order>, StoreError> {
-    Ok(sqlx::query_as(SEARCH.as_str())
-        .bind(user.as_str())
-        .bind(rules::like_pattern(term))
-        .bind(limit.clamp(0, 1000))
-        .fetch_all(store.pool())
-        .await?)
-}
-
 pub(super) async fn open(
     store: &This,
     user: &UserId,
@@ -198,12 +159,7 @@ pub(super) async fn update(
 pub(super) async fn delete(store: &This, user: &UserId, order_id: &str) -> Result<(), StoreError> {
     let mut tx = store.write_tx().await?;
     read::<Order>(&mut tx, user, order_id).await?;
-    let open = count_open(&mut tx, &OPEN_ASSIGNMENTS, user, Some(order_id)).await?;
-    if open > 0 {
-        return Err(StoreError::Conflict(format!(
-            "order {order_id} has an open assignment; unassign, complete or fail it first"
-        )));
-    }
+    refuse_if_assigned::<Order>(&mut tx, user, order_id).await?;
     sqlx::query("DELETE FROM orders WHERE user_id = $1 AND order_id = $2")
         .bind(user.as_str())
         .bind(order_id)
@@ -220,12 +176,7 @@ pub(super) async fn delete_all(
 ) -> Result<u64, StoreError> {
     let status = status.map(|s| s.as_str());
     let mut tx = store.write_tx().await?;
-    let open = count_open(&mut tx, &OPEN_ASSIGNMENTS_OF_ALL, user, status).await?;
-    if open > 0 {
-        return Err(StoreError::Conflict(format!(
-            "{open} of these orders have open assignments; complete, fail or unassign them first"
-        )));
-    }
+    refuse_if_any_assigned::<Order>(&mut tx, user, status).await?;
     let done = sqlx::query("DELETE FROM orders WHERE user_id = $1 AND ($2 IS NULL OR status = $2)")
         .bind(user.as_str())
         .bind(status)

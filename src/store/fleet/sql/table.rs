@@ -2,9 +2,11 @@
 //! by its id, insert it, and write it back only if its status is still the
 //! one read. Each table says how through [`Table`].
 
-use super::{Conn, DbRow, Q};
+use super::{Conn, DbRow, Q, This};
+use crate::fleet::rules;
 use crate::store::StoreError;
 use crate::store::fleet::rows::TableSql;
+use crate::store::sql_backend::SqlBackend;
 use crate::tenant::UserId;
 
 /// A fleet table's row type and its statements.
@@ -65,4 +67,66 @@ pub(super) async fn write<T: Table>(
         .execute(&mut *conn)
         .await?;
     Ok(done.rows_affected() == 1)
+}
+
+/// The tenant's rows whose id or contact texts contain `term`.
+pub(super) async fn search<T: Table>(
+    store: &This,
+    user: &UserId,
+    term: &str,
+    limit: i64,
+) -> Result<Vec<T>, StoreError> {
+    Ok(sqlx::query_as(T::SQL.search())
+        .bind(user.as_str())
+        .bind(rules::like_pattern(term))
+        .bind(limit.clamp(0, 1000))
+        .fetch_all(store.pool())
+        .await?)
+}
+
+/// Refuses while the row has an open assignment (an order or a driver).
+pub(super) async fn refuse_if_assigned<T: Table>(
+    conn: &mut Conn,
+    user: &UserId,
+    id: &str,
+) -> Result<(), StoreError> {
+    if count_open(conn, T::SQL.open_assignments(), user, Some(id)).await? > 0 {
+        return Err(StoreError::Conflict(format!(
+            "{} {id} has an open assignment; unassign, complete or fail it first",
+            T::SQL.what
+        )));
+    }
+    Ok(())
+}
+
+/// Refuses while any row of the status (or any at all) has an open
+/// assignment.
+pub(super) async fn refuse_if_any_assigned<T: Table>(
+    conn: &mut Conn,
+    user: &UserId,
+    status: Option<&str>,
+) -> Result<(), StoreError> {
+    let open = count_open(conn, T::SQL.open_assignments_of_all(), user, status).await?;
+    if open > 0 {
+        return Err(StoreError::Conflict(format!(
+            "{open} of these {}s have open assignments; complete, fail or unassign them first",
+            T::SQL.what
+        )));
+    }
+    Ok(())
+}
+
+/// How many open assignments `sql` counts, for the tenant and one argument.
+async fn count_open(
+    conn: &mut Conn,
+    sql: &str,
+    user: &UserId,
+    arg: Option<&str>,
+) -> Result<i64, StoreError> {
+    let n: i64 = sqlx::query_scalar(sql)
+        .bind(user.as_str())
+        .bind(arg)
+        .fetch_one(&mut *conn)
+        .await?;
+    Ok(n)
 }
