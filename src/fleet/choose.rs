@@ -71,20 +71,17 @@ pub fn suitable<'a>(order: &Order, drivers: &'a [Driver]) -> (Vec<&'a Driver>, R
     (fit, ruled_out)
 }
 
-/// The `k` suitable drivers nearest by the straight line (ties: lower
-/// id): the ones worth asking a road engine about. A road is never
-/// shorter than the straight line, so a driver further out by the straight
-/// line than the best of these by road cannot be nearer by road.
-pub fn shortlist<'a>(order: &Order, drivers: &[&'a Driver], k: usize) -> Vec<&'a Driver> {
-    let mut by_line: Vec<(&Driver, f64)> = drivers
+/// The ids of `drivers`, nearest first by their legs (ties: lower id).
+/// With no legs measured that is the straight line; a road is never
+/// shorter, so a driver further out by the straight line than the best of
+/// the first few by road cannot be nearer by road.
+pub fn by_leg(order: &Order, drivers: &[&Driver], legs: &Legs) -> Vec<String> {
+    let mut measured: Vec<(f64, &str)> = drivers
         .iter()
-        .map(|d| (*d, distance_km(order, d)))
+        .map(|d| (leg_of(order, d, legs).distance_meters, d.driver_id.as_str()))
         .collect();
-    by_line.sort_by(|(a, akm), (b, bkm)| {
-        akm.total_cmp(bkm)
-            .then_with(|| a.driver_id.cmp(&b.driver_id))
-    });
-    by_line.into_iter().take(k).map(|(d, _)| d).collect()
+    measured.sort_by(|(a, aid), (b, bid)| a.total_cmp(b).then_with(|| aid.cmp(bid)));
+    measured.into_iter().map(|(_, id)| id.to_owned()).collect()
 }
 
 /// The nearest active driver who can carry the order, by its leg (ties:
@@ -533,10 +530,9 @@ mod tests {
             (ranking[0].distance_km, ranking[0].duration_seconds),
             (3.0, 300)
         );
-        assert_eq!(
-            shortlist(&o, &drivers.iter().collect::<Vec<_>>(), 1)[0].driver_id,
-            "DRV-A"
-        );
+        let all: Vec<&Driver> = drivers.iter().collect();
+        assert_eq!(by_leg(&o, &all, &Legs::new()), ["DRV-A", "DRV-B"]);
+        assert_eq!(by_leg(&o, &all, &legs), ["DRV-B", "DRV-A"]);
 
         // B moved (11 km out) since its leg was measured: its leg is
         // stale, and the straight line stands in for it.

@@ -4,8 +4,9 @@
 //! are made here; the fleet domain scores the resulting legs without I/O.
 //!
 //! Bounded: only the few most promising drivers ([`BY_ROAD`]) are asked
-//! about by road, all at once, so a call waits at most one engine timeout
-//! whatever the fleet's size. One `/route` per driver rather than one
+//! about by road, all at once, so a round waits at most one engine
+//! timeout whatever the fleet's size; a second round only if a driver not
+//! asked about came out ahead on the estimate, and none after a failure. One `/route` per driver rather than one
 //! matrix call (`/sources_to_targets`): each driver is routed with their
 //! own vehicle's costing (a truck's road differs from a car's), the
 //! answers share calculate_route's cache, and five concurrent requests on
@@ -22,7 +23,7 @@ use std::time::Duration;
 use tokio::task::JoinSet;
 
 /// How many drivers are measured by road for one assignment.
-pub(super) const BY_ROAD: usize = 5;
+const BY_ROAD: usize = 5;
 
 /// The way the chosen driver has to the order, as calculate_route
 /// answers it.
@@ -41,7 +42,9 @@ pub struct Way {
 
 /// The drivers' ways to one order.
 pub(super) struct Measured {
+    /// Each driver's way: by road when measured so, else the estimate.
     ways: HashMap<String, Route>,
+    estimates: HashMap<String, Route>,
     /// Why the estimate stands in for the road engine (for every driver:
     /// road and estimated distances are not compared with each other).
     fallback: Option<String>,
@@ -121,18 +124,19 @@ pub(super) async fn measure(
     by_road: &[&Driver],
 ) -> Measured {
     let to = delivery_point(order);
-    let estimate_of = |d: &Driver| {
-        estimate::route(
-            point_of(d),
-            to,
-            crate::routing::Travel::Driving(d.vehicle_type),
-        )
-    };
+    let estimates: HashMap<String, Route> = all
+        .iter()
+        .map(|d| {
+            let travel = crate::routing::Travel::Driving(d.vehicle_type);
+            (
+                d.driver_id.clone(),
+                estimate::route(point_of(d), to, travel),
+            )
+        })
+        .collect();
     let mut measured = Measured {
-        ways: all
-            .iter()
-            .map(|d| (d.driver_id.clone(), estimate_of(d)))
-            .collect(),
+        ways: estimates.clone(),
+        estimates,
         fallback: None,
         no_road: Vec::new(),
         from: all
@@ -140,57 +144,113 @@ pub(super) async fn measure(
             .map(|d| (d.driver_id.clone(), point_of(d)))
             .collect(),
     };
-    if !routing.has_road_engine() || by_road.is_empty() {
-        return measured;
-    }
-    let mut calls = JoinSet::new();
-    for d in by_road.iter().take(BY_ROAD) {
-        let routing = routing.clone();
-        let query = RouteQuery::driving(point_of(d), to, d.vehicle_type);
-        let id = d.driver_id.clone();
-        calls.spawn(async move { (id, routing.route(&query).await) });
-    }
-    let mut answers = Vec::new();
-    // Each call is bounded by the engine timeout; this bounds the lot, in
-    // case a task is starved.
-    let deadline = tokio::time::Instant::now() + routing.timeout() + Duration::from_secs(1);
-    let mut late = false;
-    while !calls.is_empty() {
-        match tokio::time::timeout_at(deadline, calls.join_next()).await {
-            Ok(Some(Ok(answer))) => answers.push(answer),
-            Ok(Some(Err(_))) | Ok(None) => {}
-            Err(_) => {
-                late = true;
-                break;
-            }
-        }
-    }
-    calls.abort_all();
-    let asked = by_road.len().min(BY_ROAD);
-    let mut roads = HashMap::new();
-    let mut no_road = Vec::new();
-    let mut fallback = None;
-    for (id, answer) in answers {
-        match answer {
-            Ok(a) if a.fallback.is_some() => fallback = fallback.or(a.fallback),
-            Ok(a) => {
-                roads.insert(id, a.route);
-            }
-            Err(RouteError::NoRoute(_)) => no_road.push(id),
-        }
-    }
-    if late || roads.len() + no_road.len() < asked {
-        fallback = fallback.or(Some(
-            "the road engine did not answer in time; this is the estimate".to_owned(),
-        ));
-    }
-    if fallback.is_some() {
-        // Some of those asked about were not measured by road: every
-        // driver keeps the estimate, so that like is compared with like.
-        measured.fallback = fallback;
-        return measured;
-    }
-    measured.no_road = no_road;
-    measured.ways.extend(roads);
+    measured.by_road(routing, order, by_road).await;
     measured
+}
+
+/// The drivers of `fit` measured for a choice: the leading few (by
+/// `ranked`, best first, from the legs so far) by road; if one not asked
+/// about then comes out ahead on the estimate, the next few once more. At
+/// most two rounds of [`BY_ROAD`] calls.
+pub(super) async fn measure_leaders(
+    routing: &Arc<Routing>,
+    order: &Order,
+    fit: &[&Driver],
+    ranked: impl Fn(&Legs) -> Vec<String>,
+) -> Measured {
+    let mut measured = measure(routing, order, fit, &[]).await;
+    for _ in 0..2 {
+        let ids = ranked(&measured.legs());
+        let leader = ids.iter().find(|id| !measured.unreachable(id));
+        if leader.is_none_or(|id| measured.is_by_road(id)) || !measured.can_ask(routing) {
+            break;
+        }
+        let next: Vec<&Driver> = ids
+            .iter()
+            .filter_map(|id| fit.iter().find(|d| &d.driver_id == id).copied())
+            .collect();
+        measured.by_road(routing, order, &next).await;
+    }
+    measured
+}
+
+impl Measured {
+    /// Whether this driver's way is a road engine's.
+    pub fn is_by_road(&self, driver_id: &str) -> bool {
+        self.ways.get(driver_id).is_some_and(|r| !r.estimated)
+    }
+
+    /// Whether more drivers can be measured by road (an engine is
+    /// configured and has not failed this call).
+    pub fn can_ask(&self, routing: &Routing) -> bool {
+        routing.has_road_engine() && self.fallback.is_none()
+    }
+
+    /// Measures by road those of `drivers` (the first [`BY_ROAD`] not yet
+    /// asked about), all at once. If any of them gets no answer in time,
+    /// every driver falls back to the estimate.
+    pub async fn by_road(&mut self, routing: &Arc<Routing>, order: &Order, drivers: &[&Driver]) {
+        if !self.can_ask(routing) {
+            return;
+        }
+        let to = delivery_point(order);
+        let mut calls = JoinSet::new();
+        let fresh = drivers
+            .iter()
+            .filter(|d| !self.is_by_road(&d.driver_id) && !self.unreachable(&d.driver_id))
+            .take(BY_ROAD);
+        for d in fresh {
+            let routing = routing.clone();
+            let query = RouteQuery::driving(point_of(d), to, d.vehicle_type);
+            let id = d.driver_id.clone();
+            calls.spawn(async move { (id, routing.route(&query).await) });
+        }
+        let asked = calls.len();
+        if asked == 0 {
+            return;
+        }
+        let mut answers = Vec::new();
+        // Each call is bounded by the engine timeout; this bounds the lot,
+        // in case a task is starved.
+        let deadline = tokio::time::Instant::now() + routing.timeout() + Duration::from_secs(1);
+        let mut late = false;
+        while !calls.is_empty() {
+            match tokio::time::timeout_at(deadline, calls.join_next()).await {
+                Ok(Some(Ok(answer))) => answers.push(answer),
+                Ok(Some(Err(_))) | Ok(None) => {}
+                Err(_) => {
+                    late = true;
+                    break;
+                }
+            }
+        }
+        calls.abort_all();
+        let mut roads = HashMap::new();
+        let mut no_road = Vec::new();
+        let mut fallback = None;
+        for (id, answer) in answers {
+            match answer {
+                Ok(a) if a.fallback.is_some() => fallback = fallback.or(a.fallback),
+                Ok(a) => {
+                    roads.insert(id, a.route);
+                }
+                Err(RouteError::NoRoute(_)) => no_road.push(id),
+            }
+        }
+        if late || roads.len() + no_road.len() < asked {
+            fallback = fallback.or(Some(
+                "the road engine did not answer in time; this is the estimate".to_owned(),
+            ));
+        }
+        if fallback.is_some() {
+            // Some of those asked about were not measured by road: every
+            // driver keeps the estimate, so that like is compared with like.
+            self.ways = self.estimates.clone();
+            self.no_road.clear();
+            self.fallback = fallback;
+            return;
+        }
+        self.no_road.extend(no_road);
+        self.ways.extend(roads);
+    }
 }

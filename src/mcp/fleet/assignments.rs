@@ -2,7 +2,7 @@
 //! delivery through; every status change cascades to the order and the
 //! driver in one transaction (see the store).
 
-use super::assign_route::{self, BY_ROAD, Way};
+use super::assign_route::{self, Way};
 use super::input;
 use crate::auth::Caller;
 use crate::fleet::choose::{self, DriverScore, Leg, Weights};
@@ -304,7 +304,7 @@ impl FleetMind {
     }
 
     #[tool(
-        description = "Assign a pending order to the nearest active driver who can carry it (capacity and cold storage respected): nearest by road when the server has a routing engine (the five nearest by straight line are routed), else, or when the engine is slow or down, by the estimate (route.estimated: true, with the reason). Returns the reason, distance_km, the estimated duration and the route (distance_meters, duration_seconds, engine, estimated) as stored.",
+        description = "Assign a pending order to the nearest active driver who can carry it (capacity and cold storage respected): nearest by road when the server has a routing engine (the five nearest by straight line are routed, and five more if one of the others then looks nearer), else, or when the engine is slow or down, by the estimate (route.estimated: true, with the reason). Returns the reason, distance_km, the estimated duration and the route (distance_meters, duration_seconds, engine, estimated) as stored.",
         input_schema = input_schema::<OrderIdArgs>(),
         annotations(read_only_hint = false, destructive_hint = false, idempotent_hint = false, open_world_hint = false)
     )]
@@ -318,8 +318,10 @@ impl FleetMind {
         let user = &caller.user_id;
         let (order, drivers) = self.order_and_candidates(user, &order_id).await?;
         let (fit, _) = choose::suitable(&order, &drivers);
-        let near = choose::shortlist(&order, &fit, BY_ROAD);
-        let measured = assign_route::measure(&self.routing, &order, &fit, &near).await;
+        let measured = assign_route::measure_leaders(&self.routing, &order, &fit, |legs| {
+            choose::by_leg(&order, &fit, legs)
+        })
+        .await;
         let reachable: Vec<Driver> = drivers
             .iter()
             .filter(|d| !measured.unreachable(&d.driver_id))
@@ -386,17 +388,14 @@ impl FleetMind {
             .await?
             .into_iter()
             .collect();
-        // Score everyone on the estimate first; measure the best few by
-        // road, then score again.
+        // The best few on the estimate are measured by road, then all are
+        // scored again.
         let (fit, _) = choose::suitable(&order, &drivers);
-        let unmeasured = assign_route::measure(&self.routing, &order, &fit, &[]).await;
-        let (first, _) = choose::rank(&order, &drivers, &unmeasured.legs(), &recent, now);
-        let best_few: Vec<&Driver> = first
-            .iter()
-            .take(BY_ROAD)
-            .filter_map(|s| fit.iter().find(|d| d.driver_id == s.driver_id).copied())
-            .collect();
-        let measured = assign_route::measure(&self.routing, &order, &fit, &best_few).await;
+        let measured = assign_route::measure_leaders(&self.routing, &order, &fit, |legs| {
+            let (ranking, _) = choose::rank(&order, &drivers, legs, &recent, now);
+            ranking.into_iter().map(|s| s.driver_id).collect()
+        })
+        .await;
         let reachable: Vec<Driver> = drivers
             .iter()
             .filter(|d| !measured.unreachable(&d.driver_id))
