@@ -1,10 +1,11 @@
 """The Rust tests' road network (tests/it/support/valhalla.rs), served by a
-real Valhalla for the e2e sessions: the same four streets written as OSM
-XML, turned into .osm.pbf by pyosmium, into tiles by valhalla_build_tiles,
+real Valhalla for the e2e sessions: the same four streets (and houses and
+town, which a road engine ignores) written as OSM XML, turned into .osm.pbf by pyosmium, into tiles by valhalla_build_tiles,
 served by valhalla_service on 127.0.0.1.
 
 A port of the Rust builder (the e2e suite is Python and starts no cargo
-test); the streets and corners must stay those of valhalla.rs. Needs the
+test); the Rust test routing_assign::the_nearer_by_road_wins checks that
+`network_xml` here writes byte for byte what valhalla.rs writes. Needs the
 Python of tests/support/valhalla_env.sh (pyvalhalla + osmium). Stdlib
 otherwise.
 """
@@ -34,6 +35,14 @@ STREETS = [
     ("Fourth Street", [SE, BEND, NE]),
 ]
 
+# The town, and the houses with an address: (number, street, door).
+TOWN = "Testville"
+POSTCODE = "10999"
+HOUSES = [
+    ("12", "Second Street", (52.5051, 13.4040)),
+    ("3", "Third Street", (52.4999, 13.4020)),
+]
+
 
 def haversine_m(a: tuple[float, float], b: tuple[float, float]) -> float:
     """Great-circle metres (the server's earth radius, 6371 km)."""
@@ -56,6 +65,12 @@ def network_xml(blocked: list[str]) -> str:
     out = ['<?xml version="1.0" encoding="UTF-8"?>', '<osm version="0.6" generator="fleetmind-test">']
     for i, (lat, lng) in enumerate(nodes, start=1):
         out.append(f'  <node id="{i}" version="1" lat="{lat}" lon="{lng}"/>')
+    for i, (number, street, (lat, lng)) in enumerate(HOUSES):
+        out.append(f'  <node id="{11 + i}" version="1" lat="{lat}" lon="{lng}">'
+                   f'<tag k="addr:housenumber" v="{number}"/><tag k="addr:street" v="{street}"/>'
+                   f'<tag k="addr:city" v="{TOWN}"/><tag k="addr:postcode" v="{POSTCODE}"/></node>')
+    out.append(f'  <node id="20" version="1" lat="52.5025" lon="13.404">'
+               f'<tag k="place" v="town"/><tag k="name" v="{TOWN}"/></node>')
     for w, (name, points) in enumerate(STREETS):
         refs = "".join(f'<nd ref="{nodes.index(p) + 1}"/>' for p in points)
         tags = f'<tag k="highway" v="residential"/><tag k="name" v="{name}"/>'

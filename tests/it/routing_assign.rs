@@ -55,12 +55,39 @@ async fn assert_stored_as_answered(c: &Client, out: &Value) {
     );
 }
 
+/// tests/e2e/valhalla_net.py (the e2e sessions' port of the network
+/// builder, the suite being Python) writes the very network of these tests.
+fn the_e2e_port_builds_the_same_network(python: &str) {
+    let script = "import sys; sys.path.insert(0, 'tests/e2e'); import valhalla_net; \
+                  sys.stdout.write(valhalla_net.network_xml(sys.argv[1:]))";
+    for blocked in [&[][..], &["Second Street"][..]] {
+        let out = std::process::Command::new(python)
+            .current_dir(env!("CARGO_MANIFEST_DIR"))
+            .arg("-c")
+            .arg(script)
+            .args(blocked)
+            .output()
+            .expect("python");
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        assert_eq!(
+            String::from_utf8_lossy(&out.stdout),
+            network_xml(blocked),
+            "tests/e2e/valhalla_net.py drifted from tests/it/support/valhalla.rs"
+        );
+    }
+}
+
 /// The test block with Second Street closed (a bridge out): drivers at
 /// NW are nearer the order at NE by the straight line (541 m) than one at
 /// SE (556 m), but by road NW must go round by First, Third and Fourth
 /// Street (about 2.1 km) while SE takes Fourth Street (about 1 km).
 async fn the_nearer_by_road_wins(t: TestDb) {
     let python = valhalla_python();
+    the_e2e_port_builds_the_same_network(&python);
     let engine = Valhalla::start(&python, &["Second Street"]).await;
     let to_ne = length_of(&["Fourth Street"]);
     let round = length_of(&["First Street", "Third Street", "Fourth Street"]);
