@@ -7,30 +7,15 @@ use crate::support::fleet::*;
 use crate::support::nominatim::*;
 use crate::support::valhalla::*;
 use crate::support::*;
-use fleetmind::app::ServeOptions;
+use fleetmind::routing::Point;
 use fleetmind::routing::estimate::haversine_km;
-use fleetmind::routing::{Point, Routing, RoutingOptions};
 use serde_json::{Value, json};
-use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 /// The servers' engine deadline in the tests of what the real engines
 /// answer: longer than the default 3 s, as these run beside the whole suite
 /// on a loaded machine (the bounded failure is tested with 500 ms below).
 const ENGINE_DEADLINE: Duration = Duration::from_secs(10);
-
-fn with_engines(routing: Option<&str>, geocoder: &str, timeout: Duration) -> ServeOptions {
-    let routing = Routing::new(&RoutingOptions {
-        routing_url: routing.map(str::to_owned),
-        geocoder_url: Some(geocoder.to_owned()),
-        timeout,
-    })
-    .expect("routing options");
-    ServeOptions {
-        routing: Arc::new(routing),
-        ..ServeOptions::default()
-    }
-}
 
 fn address(house: &House) -> String {
     format!("{} {}, {TOWN}", house.number, house.street)
@@ -59,7 +44,7 @@ async fn nominatim_finds_the_built_addresses_and_saved_places_come_first() {
     let t = sqlite_db().await;
     let server = start_server_with(
         t.db.clone(),
-        with_engines(None, &engine.url, ENGINE_DEADLINE),
+        with_engines(None, Some(&engine.url), ENGINE_DEADLINE),
     )
     .await;
     let a = tenant(&t, &server.mcp_url(), "ann@example.com").await;
@@ -190,7 +175,7 @@ async fn a_route_between_two_addresses_goes_through_nominatim_then_valhalla() {
     let t = sqlite_db().await;
     let server = start_server_with(
         t.db.clone(),
-        with_engines(Some(&road.url), &geocoder.url, ENGINE_DEADLINE),
+        with_engines(Some(&road.url), Some(&geocoder.url), ENGINE_DEADLINE),
     )
     .await;
     let a = tenant(&t, &server.mcp_url(), "ann@example.com").await;
@@ -254,7 +239,7 @@ async fn a_down_or_silent_geocoder_is_a_clear_bounded_refusal() {
     for url in [&down, &silent_url] {
         let server = start_server_with(
             t.db.clone(),
-            with_engines(None, url, Duration::from_millis(500)),
+            with_engines(None, Some(url), Duration::from_millis(500)),
         )
         .await;
         let a = tenant(

@@ -107,9 +107,19 @@ pub fn length_of(names: &[&str]) -> f64 {
 /// Server options with the road engine at `url`, each call bounded by
 /// `timeout`.
 pub fn with_engine(url: &str, timeout: Duration) -> ServeOptions {
+    with_engines(Some(url), None, timeout)
+}
+
+/// Server options with a road engine and a geocoder (either may be absent),
+/// each call bounded by `timeout`.
+pub fn with_engines(
+    routing: Option<&str>,
+    geocoder: Option<&str>,
+    timeout: Duration,
+) -> ServeOptions {
     let routing = Routing::new(&RoutingOptions {
-        routing_url: Some(url.to_owned()),
-        geocoder_url: None,
+        routing_url: routing.map(str::to_owned),
+        geocoder_url: geocoder.map(str::to_owned),
         timeout,
     })
     .expect("routing options");
