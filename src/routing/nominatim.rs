@@ -5,7 +5,7 @@
 //! comes back with an `importance` of about 0.00001 (importance is how
 //! prominent a place is, from Wikipedia links, not how well it matched), so
 //! the confidence is taken from how precise the match is (`place_rank`: 30
-//! a house, 26 a street, 16 a town, 4 a country).
+//! a house, 26 a street, 18 a town, 16 a city, 4 a country).
 
 use super::{Engine, EngineError, Geocoded};
 use serde::Deserialize;
@@ -96,7 +96,8 @@ mod tests {
         assert_eq!(found[0].lat, "52.5051000");
         assert_eq!(confidence(found[0].place_rank), 0.9);
         assert!(confidence(Some(26)) < confidence(Some(30)));
-        assert!(confidence(Some(16)) < confidence(Some(26)));
+        assert!(confidence(Some(18)) < confidence(Some(26)));
+        assert!(confidence(Some(16)) < confidence(Some(18)));
         assert!(confidence(Some(4)) < confidence(Some(16)));
     }
 }

@@ -70,19 +70,30 @@ async fn nominatim_finds_the_built_addresses_and_saved_places_come_first() {
             assert!(!out.to_string().contains(port_of(&engine.url)), "{out}");
         }
     }
-    // A street with no such house: the street, with less confidence.
-    let out = ok(
-        c,
-        "geocode_address",
-        json!({"address": format!("First Street, {TOWN}")}),
-    )
-    .await;
-    assert!(out["confidence"].as_f64().unwrap() < 0.9, "{out}");
-    let off = metres_off(&out, SW).min(metres_off(&out, NW));
-    assert!(
-        off <= haversine_km(SW, NW) * 1000.0,
-        "on First Street: {out}"
-    );
+    // A house number the street does not have: Nominatim answers the
+    // street (not house 12 of it), and the confidence says so; a street
+    // alone likewise; the town's name is the town, with less again.
+    for (number, street, on) in [
+        ("99 ", "Second Street", [NW, NE]),
+        ("", "First Street", [SW, NW]),
+    ] {
+        let text = format!("{number}{street}, {TOWN}");
+        let out = ok(c, "geocode_address", json!({ "address": text })).await;
+        assert_eq!(out["confidence"], 0.7, "{text}: {out}");
+        let formatted = out["formatted_address"].as_str().expect("formatted");
+        assert!(
+            formatted.starts_with(&format!("{street}, {TOWN}")),
+            "{text}: {formatted}"
+        );
+        // On the street: no farther from its ends than they are apart.
+        let span = haversine_km(on[0], on[1]) * 1000.0;
+        assert!(
+            metres_off(&out, on[0]) <= span && metres_off(&out, on[1]) <= span,
+            "{text}: {out}"
+        );
+    }
+    let out = ok(c, "geocode_address", json!({ "address": TOWN })).await;
+    assert_eq!(out["confidence"], 0.5, "a town: {out}");
 
     // An address the network does not have: the clear "not found".
     let refused = err(c, "geocode_address", json!({"address": "99 Nowhere Road"})).await;
