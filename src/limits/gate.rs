@@ -93,7 +93,7 @@ impl Limits {
             return None;
         }
         self.refused(caller, "unknown", 2);
-        let mut answer = json_rpc_error(
+        let answer = json_rpc_error(
             StatusCode::FORBIDDEN,
             Value::Null,
             REFUSED,
@@ -103,7 +103,6 @@ impl Limits {
              ('fleetmind keys limits').",
             serde_json::json!({ "error": "ip_not_allowed" }),
         );
-        answer.headers_mut().remove(RETRY_AFTER);
         Some(Box::new(answer))
     }
 

@@ -72,6 +72,15 @@ async fn other_request(url: &str, key: &str, method: &str) -> u16 {
     .await
 }
 
+/// The statuses of `n` whoami calls in a row.
+async fn statuses(url: &str, key: &str, n: usize) -> Vec<u16> {
+    let mut got = Vec::with_capacity(n);
+    for _ in 0..n {
+        got.push(call(url, key, "whoami").await.status);
+    }
+    got
+}
+
 fn refusal_of(answer: &HttpAnswer) -> (&str, &str) {
     (
         answer.body["error"]["data"]["error"]
@@ -316,5 +325,38 @@ backend_test!(
                 .expect("count")
                 .expect("row");
         assert_eq!((month.calls, month.units), (10, 10), "{month:?}");
+    }
+);
+
+backend_test!(
+    the_servers_default_rate_applies_to_keys_without_one,
+    |t| async move {
+        let clock = Clock::manual(Utc.with_ymd_and_hms(2026, 11, 10, 9, 0, 0).unwrap());
+        let plain = issue_key(&t.db, "plain@example.com", None).await;
+        let own = issue_key(&t.db, "own@example.com", None).await;
+        set_limits(&t.db, own.record.key_id, Some(5), None, None).await;
+        let server = start_server_with(
+            t.db.clone(),
+            ServeOptions {
+                clock: clock.clone(),
+                default_rate_limit_per_minute: Some(2),
+                ..ServeOptions::default()
+            },
+        )
+        .await;
+        let url = server.mcp_url();
+        // 2 a minute by default (30 s to the next token); the key's own 5 wins.
+        let (plain_key, own_key) = (plain.api_key.expose(), own.api_key.expose());
+        assert_eq!(
+            statuses(&url, plain_key, 6).await,
+            [200, 200, 429, 429, 429, 429]
+        );
+        assert_eq!(
+            statuses(&url, own_key, 6).await,
+            [200, 200, 200, 200, 200, 429]
+        );
+        let refused = call(&url, plain_key, "whoami").await;
+        assert_eq!(refused.retry_after.as_deref(), Some("30"), "{refused:?}");
+        server.stop().await;
     }
 );
