@@ -38,7 +38,8 @@ pub(super) static DRIVER_COLUMNS: &Columns = &DRIVERS.columns;
 pub(super) static ASSIGNMENT_COLUMNS: &Columns = &ASSIGNMENTS.columns;
 
 /// A fleet table's names and the statements made from them the first time
-/// each is used: one row by id, the insert and the conditional write.
+/// each is used: one row by id, the insert, the conditional write, the text
+/// search and the counts of open assignments (see `sql/table.rs`).
 pub(super) struct TableSql {
     /// The row's name in messages (`order`).
     pub(super) what: &'static str,

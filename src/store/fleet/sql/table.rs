@@ -1,6 +1,7 @@
 //! What the three tables do alike, written once: read a row of the tenant
-//! by its id, insert it, and write it back only if its status is still the
-//! one read. Each table says how through [`Table`].
+//! by its id, insert it, write it back only if its status is still the one
+//! read, search it by text, and refuse to delete an order or driver while
+//! an assignment of it is open. Each table says how through [`Table`].
 
 use super::{Conn, DbRow, Q, This};
 use crate::fleet::rules;
