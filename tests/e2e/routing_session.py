@@ -55,12 +55,18 @@ def masker(key: str, port: int, engine_port: int):
 
 
 def valhalla_python(given: str | None) -> str:
-    if given:
-        return given
-    if os.environ.get("FLEETMIND_TEST_VALHALLA"):
-        return os.environ["FLEETMIND_TEST_VALHALLA"]
-    return subprocess.run(["bash", os.path.join(ROOT, "tests", "support", "valhalla_env.sh"), "--print"],
-                          capture_output=True, text=True, check=True).stdout.strip()
+    python = given or os.environ.get("FLEETMIND_TEST_VALHALLA") or subprocess.run(
+        ["bash", os.path.join(ROOT, "tests", "support", "valhalla_env.sh"), "--print"],
+        capture_output=True, text=True, check=True, timeout=30).stdout.strip()
+    try:
+        usable = subprocess.run([python, "-c", "import valhalla, osmium"], capture_output=True,
+                                timeout=60).returncode == 0
+    except OSError:
+        usable = False
+    if not usable:
+        raise RuntimeError(f"'{python}' has no valhalla and osmium: run tests/support/valhalla_env.sh "
+                           "(it prints the Python with --print)")
+    return python
 
 
 def session(binary: str, proxy: str, python: str, tmp: str) -> tuple[bool, list[str]]:
