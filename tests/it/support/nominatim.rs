@@ -37,7 +37,7 @@ pub fn nominatim_command() -> String {
 pub struct Nominatim {
     pub url: String,
     child: Child,
-    _dir: tempfile::TempDir,
+    dir: tempfile::TempDir,
 }
 
 impl Drop for Nominatim {
@@ -62,13 +62,13 @@ impl Nominatim {
             .envs(settings(database))
             .stdin(Stdio::null())
             .stdout(Stdio::null())
-            .stderr(Stdio::null())
+            .stderr(std::fs::File::create(dir.path().join("serve.log")).expect("serve.log"))
             .spawn()
             .expect("nominatim serve");
         let engine = Nominatim {
             url: format!("http://127.0.0.1:{port}"),
             child,
-            _dir: dir,
+            dir,
         };
         engine.wait_ready().await;
         engine
@@ -79,6 +79,12 @@ impl Nominatim {
     pub fn stop(&mut self) {
         let _ = self.child.kill();
         let _ = self.child.wait();
+    }
+
+    /// What `nominatim serve` wrote to stderr (uvicorn's log), for a
+    /// failure's message.
+    pub fn log(&self) -> String {
+        std::fs::read_to_string(self.dir.path().join("serve.log")).unwrap_or_default()
     }
 
     async fn wait_ready(&self) {
@@ -95,7 +101,8 @@ impl Nominatim {
             }
             assert!(
                 Instant::now() < deadline,
-                "nominatim serve did not answer /status in 60 s"
+                "nominatim serve did not answer /status in 60 s; its log:\n{}",
+                self.log()
             );
             tokio::time::sleep(Duration::from_millis(200)).await;
         }
@@ -110,7 +117,8 @@ impl Nominatim {
             .await;
         assert!(
             search.is_ok_and(|r| r.status().is_success()),
-            "nominatim serve did not answer a first search in 30 s"
+            "nominatim serve did not answer a first search in 30 s; its log:\n{}",
+            self.log()
         );
     }
 }
