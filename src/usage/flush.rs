@@ -40,7 +40,7 @@ impl UsageFlusher {
         }
     }
 
-    /// Writes what was recorded since the last flush, [`FLUSH_CHUNK`] rows
+    /// Writes what was recorded since the last flush, `FLUSH_CHUNK` rows
     /// per store call (each within the query deadline); what was not
     /// written waits for the next flush. How many rows were written.
     pub async fn flush(&self) -> Result<usize, StoreError> {

@@ -4,7 +4,7 @@
 //!
 //! [`ToolUsage::record`] is the one entry point: the MCP handler records
 //! every call it ran or refused for lack of scope, the auth layer every call
-//! it refused (rate limit, quota, address). [`flush`] writes the tallies to
+//! it refused (rate limit, quota, address). `flush` writes the tallies to
 //! the `tool_usage` table and prunes what is past retention; [`report`]
 //! turns stored rows into what the CLI and the tools show.
 
