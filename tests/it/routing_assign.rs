@@ -183,6 +183,32 @@ async fn the_nearer_by_road_wins(t: TestDb) {
     assert_eq!(out["route"]["engine"], "valhalla", "{out}");
     assert_close(&out["route"]["distance_meters"], round);
     assert_stored_as_answered(c, &out).await;
+    take_back(c, &out["assignment"]).await;
+
+    // Eleven Wests: two rounds route ten of them, the eleventh still leads
+    // on the estimate and gets the order, marked, with the reason (the
+    // bound on engine calls is kept, and said).
+    for n in 6..=11 {
+        create_driver(&a, &format!("West {n}"), NW.lat, NW.lng).await;
+    }
+    let out = ok(c, "auto_assign_order", json!({"order_id": order})).await;
+    assert!(
+        out["driver"]["name"].as_str().unwrap().starts_with("West"),
+        "{out}"
+    );
+    assert_eq!(
+        (&out["route"]["engine"], &out["route"]["estimated"]),
+        (&json!("estimate"), &json!(true)),
+        "{out}"
+    );
+    assert!(
+        out["route"]["fallback_reason"]
+            .as_str()
+            .unwrap_or_default()
+            .contains("not among the 5 (at most 10)"),
+        "{out}"
+    );
+    assert_stored_as_answered(c, &out).await;
     let _ = a.client.cancel().await;
     server.stop().await;
 }

@@ -53,6 +53,8 @@ pub(super) struct Measured {
     no_road: Vec<String>,
     /// Where each driver was when measured.
     from: HashMap<String, Point>,
+    /// Whether a road engine is configured.
+    engine: bool,
 }
 
 impl Measured {
@@ -93,6 +95,12 @@ impl Measured {
         let route = self.ways.get(driver_id);
         let fallback_reason = if self.unreachable(driver_id) {
             Some("the road engine found no road from the driver to the delivery point; this is the estimate".into())
+        } else if self.fallback.is_none() && self.engine && !self.is_by_road(driver_id) {
+            Some(format!(
+                "this driver was not among the {BY_ROAD} (at most {}) most promising drivers \
+                 routed by road; this is the estimate",
+                2 * BY_ROAD
+            ))
         } else {
             self.fallback.clone()
         };
@@ -143,6 +151,7 @@ pub(super) async fn measure(
             .iter()
             .map(|d| (d.driver_id.clone(), point_of(d)))
             .collect(),
+        engine: routing.has_road_engine(),
     };
     measured.by_road(routing, order, by_road).await;
     measured
