@@ -85,6 +85,7 @@ fn verify_cache_hit(c: &mut Criterion) {
                 expires_in_days: Some(30),
                 created_by: "cli".into(),
                 issuer_scopes: None,
+                limits: Default::default(),
             },
         )
         .await

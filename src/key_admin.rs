@@ -2,11 +2,12 @@
 //! admin tools, so that both write the same rows and audit events.
 
 use crate::keys::{self, ApiKey};
-use crate::limits::KeyLimits;
+use crate::limits::quota::{month_of, next_month_start};
+use crate::limits::{KeyLimits, LimitsChange};
 use crate::scopes::Scopes;
-use crate::store::{KeyRecord, NewKey, RevokeTarget, Store, StoreError};
+use crate::store::{KeyRecord, LimitsSet, NewKey, RevokeTarget, Store, StoreError};
 use crate::tenant::UserId;
-use chrono::{Duration, Utc};
+use chrono::{DateTime, Duration, Utc};
 
 /// Longest lifetime a key may be given.
 pub const MAX_EXPIRES_IN_DAYS: u32 = 3650;
@@ -41,6 +42,9 @@ pub struct CreateKey {
     pub created_by: String,
     /// What the issuer holds; `None` for the CLI (the operator holds all).
     pub issuer_scopes: Option<Scopes>,
+    /// Rate, quota and allowed addresses (already checked: the types hold
+    /// only valid values); the default is none.
+    pub limits: KeyLimits,
 }
 
 /// A key just issued: the plaintext exists only here.
@@ -63,6 +67,7 @@ impl IssuedKey {
             "scopes": self.record.scopes,
             "expires_at": self.record.expires_at,
             "created_at": self.record.created_at,
+            "limits": self.record.limits,
         })
     }
 }
@@ -156,6 +161,7 @@ async fn new_key_for(
     scopes: Scopes,
     expires_at: Option<chrono::DateTime<Utc>>,
     created_by: String,
+    limits: KeyLimits,
 ) -> Result<(ApiKey, NewKey), KeyAdminError> {
     keys::validate_email(email).map_err(|m| KeyAdminError::Invalid(m.into()))?;
     refuse_reordering("email", email)?;
@@ -174,7 +180,7 @@ async fn new_key_for(
         scopes,
         expires_at,
         created_by,
-        limits: KeyLimits::default(),
+        limits,
     };
     Ok((api_key, new))
 }
@@ -189,7 +195,16 @@ pub async fn prepare_key(
     let name = check_name(req.name.as_deref())?;
     let scopes = check_scopes(&req)?;
     let expires_at = expiry(req.expires_in_days)?;
-    new_key_for(db, &req.email, name, scopes, expires_at, req.created_by).await
+    new_key_for(
+        db,
+        &req.email,
+        name,
+        scopes,
+        expires_at,
+        req.created_by,
+        req.limits,
+    )
+    .await
 }
 
 /// Issues a key.
@@ -227,6 +242,7 @@ pub async fn bootstrap_admin_key(db: &dyn Store) -> Result<Option<IssuedKey>, Ke
         Scopes::admin(),
         None,
         "bootstrap".into(),
+        KeyLimits::default(),
     )
     .await?;
     Ok(db
@@ -285,4 +301,108 @@ pub async fn revoke(
         keys::validate_email(email).map_err(|m| KeyAdminError::Invalid(m.into()))?;
     }
     Ok(db.revoke_keys(&target, actor).await?)
+}
+
+/// A change of a key's limits as done: the row before and after, and the
+/// quota units the key has used this month (all replicas, as last synced).
+#[derive(Debug, Clone)]
+pub struct LimitsUpdate {
+    pub set: LimitsSet,
+    pub used_this_month: u64,
+    /// When this month's quota starts over.
+    pub month_ends: DateTime<Utc>,
+}
+
+impl LimitsUpdate {
+    /// Whether the key's quota is already used up this month: allowed, but
+    /// said, as its next call will be refused.
+    pub fn exhausted(&self) -> bool {
+        self.set
+            .after
+            .limits
+            .monthly_quota
+            .is_some_and(|quota| self.used_this_month >= quota)
+    }
+
+    /// What changed, one kind per line (`rate_limit_per_minute: none → 600`),
+    /// and the warning when the new quota is already used up.
+    pub fn summary(&self) -> String {
+        let key_id = self.set.after.key_id;
+        let (before, after) = (&self.set.before.limits, &self.set.after.limits);
+        let mut lines = Vec::new();
+        let mut kind = |name: &str, old: String, new: String| {
+            if old != new {
+                lines.push(format!("  {name}: {old} \u{2192} {new}"));
+            }
+        };
+        let shown = |v: Option<String>| v.unwrap_or_else(|| "none".into());
+        kind(
+            "rate_limit_per_minute",
+            shown(before.rate_limit_per_minute.map(|v| v.to_string())),
+            shown(after.rate_limit_per_minute.map(|v| v.to_string())),
+        );
+        kind(
+            "monthly_quota",
+            shown(before.monthly_quota.map(|v| v.to_string())),
+            shown(after.monthly_quota.map(|v| v.to_string())),
+        );
+        kind(
+            "allowed_ips",
+            shown(before.allowed_ips.as_ref().map(ToString::to_string)),
+            shown(after.allowed_ips.as_ref().map(ToString::to_string)),
+        );
+        let mut text = if lines.is_empty() {
+            format!("limits of key {key_id} unchanged ({after})")
+        } else {
+            format!("limits of key {key_id} changed:\n{}", lines.join("\n"))
+        };
+        if let Some(warning) = self.warning() {
+            text.push('\n');
+            text.push_str(&warning);
+        }
+        text
+    }
+
+    /// Said when the new quota is already used up this month.
+    pub fn warning(&self) -> Option<String> {
+        let quota = self.set.after.limits.monthly_quota?;
+        self.exhausted().then(|| {
+            format!(
+                "key {} has already used {} of its {quota} units this month: it is now \
+                 exhausted, and its tool calls are refused until {}",
+                self.set.after.key_id,
+                self.used_this_month,
+                self.month_ends
+                    .to_rfc3339_opts(chrono::SecondsFormat::Secs, true),
+            )
+        })
+    }
+}
+
+/// Changes some of a key's limits (any state), audited as `limits_changed`
+/// by `actor`. `now` names the month whose use is reported.
+pub async fn set_limits(
+    db: &dyn Store,
+    key_id: i64,
+    change: &LimitsChange,
+    actor: &str,
+    now: DateTime<Utc>,
+) -> Result<LimitsUpdate, KeyAdminError> {
+    if change.is_empty() {
+        return Err(KeyAdminError::Invalid(
+            "give at least one of rate_limit_per_minute, monthly_quota or allowed_ips \
+             (a value, or none to remove it); nothing was changed"
+                .into(),
+        ));
+    }
+    let set = db.set_key_limits(key_id, change, actor).await?;
+    let used = db
+        .limit_count(key_id, month_of(now))
+        .await?
+        .map_or(0, |count| count.units.max(0).unsigned_abs());
+    Ok(LimitsUpdate {
+        set,
+        used_this_month: used,
+        month_ends: next_month_start(now),
+    })
 }

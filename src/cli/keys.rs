@@ -3,6 +3,7 @@
 use super::database::{self, Missing};
 use super::{CliError, GlobalArgs};
 use crate::key_admin::{self, CreateKey, IssuedKey};
+use crate::limits::{self, AllowedIps, KeyLimits, LimitsChange};
 use crate::scopes::Scopes;
 use crate::store::{Db, KeyRecord, KeyState, PoolOptions, RevokeTarget};
 use clap::Subcommand;
@@ -27,6 +28,39 @@ pub enum KeysCommand {
         /// Make the key stop working after this many days.
         #[arg(long)]
         expires_in_days: Option<u32>,
+        #[command(flatten)]
+        limits: CreateLimits,
+        /// Print JSON.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Show one key (never the key itself), with its limits and this
+    /// month's quota use.
+    Show {
+        /// The key (its KEY_ID in `keys list`).
+        #[arg(long)]
+        key_id: i64,
+        /// Print JSON.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Change a key's rate limit, monthly quota or allowed addresses
+    /// (`none` removes one); prints what changed, before → after.
+    #[command(group = clap::ArgGroup::new("limit").required(true).multiple(true))]
+    Limits {
+        /// The key (its KEY_ID in `keys list`).
+        #[arg(long)]
+        key_id: i64,
+        /// Tool calls allowed in any minute, or none.
+        #[arg(long, group = "limit", value_name = "N|none", value_parser = rate_or_none)]
+        rate_limit_per_minute: Option<OrNone<u32>>,
+        /// Tool-call units allowed per calendar month (UTC), or none.
+        #[arg(long, group = "limit", value_name = "N|none", value_parser = quota_or_none)]
+        monthly_quota: Option<OrNone<u64>>,
+        /// Addresses or CIDR networks the key may be used from
+        /// (10.0.0.0/8,192.0.2.7), or none.
+        #[arg(long, group = "limit", value_name = "LIST|none", value_parser = ips_or_none)]
+        allowed_ips: Option<OrNone<AllowedIps>>,
         /// Print JSON.
         #[arg(long)]
         json: bool,
@@ -69,6 +103,54 @@ pub enum KeysCommand {
     Usage(super::usage::UsageArgs),
 }
 
+/// The limits `keys create` takes (none by default).
+#[derive(Debug, clap::Args)]
+pub struct CreateLimits {
+    /// At most this many tool calls in any minute.
+    #[arg(long, value_name = "N", value_parser = rate_or_none)]
+    rate_limit_per_minute: Option<OrNone<u32>>,
+    /// At most this many tool-call units per calendar month (UTC).
+    #[arg(long, value_name = "N", value_parser = quota_or_none)]
+    monthly_quota: Option<OrNone<u64>>,
+    /// Only from these addresses or CIDR networks (10.0.0.0/8,192.0.2.7).
+    #[arg(long, value_name = "LIST", value_parser = ips_or_none)]
+    allowed_ips: Option<OrNone<AllowedIps>>,
+}
+
+impl CreateLimits {
+    fn limits(self) -> KeyLimits {
+        KeyLimits {
+            rate_limit_per_minute: self.rate_limit_per_minute.and_then(|v| v.0),
+            monthly_quota: self.monthly_quota.and_then(|v| v.0),
+            allowed_ips: self.allowed_ips.and_then(|v| v.0),
+        }
+    }
+}
+
+/// A limit given on the command line: a value, or `none` for no limit.
+#[derive(Debug, Clone)]
+pub struct OrNone<T>(Option<T>);
+
+// clap's value parsers: the message is the limit's own (it names the field
+// and the value).
+fn rate_or_none(text: &str) -> Result<OrNone<u32>, String> {
+    limits::rate_limit_arg(text)
+        .map(OrNone)
+        .map_err(|e| e.to_string())
+}
+
+fn quota_or_none(text: &str) -> Result<OrNone<u64>, String> {
+    limits::monthly_quota_arg(text)
+        .map(OrNone)
+        .map_err(|e| e.to_string())
+}
+
+fn ips_or_none(text: &str) -> Result<OrNone<AllowedIps>, String> {
+    limits::allowed_ips_arg(text)
+        .map(OrNone)
+        .map_err(|e| e.to_string())
+}
+
 pub(super) async fn run(
     global: &GlobalArgs,
     pool: &PoolOptions,
@@ -90,6 +172,7 @@ async fn keys(db: &Db, cmd: KeysCommand) -> Result<(), CliError> {
             scopes,
             admin,
             expires_in_days,
+            limits,
             json,
         } => {
             let mut scopes = scopes
@@ -110,10 +193,69 @@ async fn keys(db: &Db, cmd: KeysCommand) -> Result<(), CliError> {
                     expires_in_days,
                     created_by: "cli".into(),
                     issuer_scopes: None,
+                    limits: limits.limits(),
                 },
             )
             .await?;
             print_issued(&issued, json, "created");
+        }
+        KeysCommand::Show { key_id, json } => {
+            let Some(key) = db.key_by_id(key_id).await? else {
+                return Err(CliError::Usage(format!("no key has id {key_id}")));
+            };
+            let now = chrono::Utc::now();
+            let used = db
+                .limit_count(key_id, limits::quota::month_of(now))
+                .await?
+                .map_or(0, |count| count.units.max(0));
+            if json {
+                let mut row = key_json(&key);
+                row["units_used_this_month"] = used.into();
+                println!("{row}");
+            } else {
+                print_key_table(std::slice::from_ref(&key));
+                let quota = key
+                    .limits
+                    .monthly_quota
+                    .map(|q| format!(" of {q}"))
+                    .unwrap_or_default();
+                println!(
+                    "limits: {}\nunits used this month (UTC): {used}{quota}",
+                    key.limits
+                );
+            }
+        }
+        KeysCommand::Limits {
+            key_id,
+            rate_limit_per_minute,
+            monthly_quota,
+            allowed_ips,
+            json,
+        } => {
+            let change = LimitsChange {
+                rate_limit_per_minute: rate_limit_per_minute.map(|v| v.0),
+                monthly_quota: monthly_quota.map(|v| v.0),
+                allowed_ips: allowed_ips.map(|v| v.0),
+            };
+            let update =
+                key_admin::set_limits(db.as_ref(), key_id, &change, "cli", chrono::Utc::now())
+                    .await?;
+            if json {
+                println!(
+                    "{}",
+                    serde_json::json!({
+                        "key_id": key_id,
+                        "changed": update.set.changed(),
+                        "before": update.set.before.limits,
+                        "after": update.set.after.limits,
+                        "units_used_this_month": update.used_this_month,
+                        "exhausted": update.exhausted(),
+                        "message": update.summary(),
+                    })
+                );
+            } else {
+                println!("{}", update.summary());
+            }
         }
         KeysCommand::List { email, json } => {
             let keys = db.list_keys(email.as_deref()).await?;
@@ -221,6 +363,7 @@ fn key_json(key: &KeyRecord) -> serde_json::Value {
         "last_used_at": key.last_used_at,
         "expires_at": key.expires_at,
         "revoked_at": key.revoked_at,
+        "limits": key.limits,
     })
 }
 
@@ -246,6 +389,7 @@ fn print_key_table(keys: &[KeyRecord]) {
             "CREATED",
             "LAST_USED",
             "EXPIRES",
+            "LIMITS",
             "SCOPES",
         ]
         .map(String::from),
@@ -268,6 +412,7 @@ fn print_key_table(keys: &[KeyRecord]) {
             when(key.created_at),
             when(key.last_used_at),
             when(key.expires_at),
+            limits_cell(&key.limits),
             key.scopes.to_string(),
         ]);
     }
@@ -288,6 +433,25 @@ fn print_key_table(keys: &[KeyRecord]) {
         println!("{line}");
     }
     println!("(times in UTC)");
+}
+
+/// The LIMITS cell: `600/min,1000/month,ips 10.0.0.0/8`, or `-`.
+fn limits_cell(limits: &KeyLimits) -> String {
+    let mut parts = Vec::new();
+    if let Some(rate) = limits.rate_limit_per_minute {
+        parts.push(format!("{rate}/min"));
+    }
+    if let Some(quota) = limits.monthly_quota {
+        parts.push(format!("{quota}/month"));
+    }
+    if let Some(ips) = &limits.allowed_ips {
+        parts.push(format!("ips {ips}"));
+    }
+    if parts.is_empty() {
+        "-".into()
+    } else {
+        parts.join(",")
+    }
 }
 
 /// A cell as one short line: rows written by older servers may hold

@@ -42,6 +42,11 @@ pub struct ServeArgs {
     #[arg(long, env = "FLEETMIND_LIMITS_SYNC_MS", default_value_t = 250,
           value_parser = clap::value_parser!(u64).range(10..=60_000))]
     pub limits_sync_ms: u64,
+    /// Tool calls a key may make in any minute when its own
+    /// rate_limit_per_minute is none (default: no limit for such keys).
+    #[arg(long, env = "FLEETMIND_DEFAULT_RATE_LIMIT_PER_MINUTE", value_name = "N",
+          value_parser = clap::value_parser!(u32).range(1..))]
+    pub default_rate_limit_per_minute: Option<u32>,
     /// The URL clients use, for the setup lines printed on first start
     /// (default: derived from --bind).
     #[arg(long, env = "FLEETMIND_PUBLIC_URL")]
@@ -151,6 +156,7 @@ pub(super) async fn run(
         usage_flush_interval: Duration::from_secs(args.usage_flush_secs.max(1)),
         usage_retention: Duration::from_secs(args.usage_retention_days * 24 * 3600),
         limits_sync_interval: Duration::from_millis(args.limits_sync_ms),
+        default_rate_limit_per_minute: args.default_rate_limit_per_minute,
         trusted_proxies,
         edge: EdgeOptions {
             header_timeout: Duration::from_secs(args.header_timeout_secs),

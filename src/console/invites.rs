@@ -127,6 +127,7 @@ pub async fn claim(
         expires_in_days: None,
         created_by: actor.clone(),
         issuer_scopes: None,
+        limits: Default::default(),
     };
     let (api_key, new) = key_admin::prepare_key(db, request).await?;
     // The claim and the key are one transaction: a key that cannot be

@@ -120,6 +120,7 @@ pub async fn create(
         expires_in_days: fields.number("expires_in_days", 1..=MAX_EXPIRES_IN_DAYS, None)?,
         created_by: signed.actor(),
         issuer_scopes: Some(signed.caller.scopes),
+        limits: Default::default(),
     };
     let db = console.0.db.as_ref();
     let issued = if signed.is_admin() {

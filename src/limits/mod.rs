@@ -151,6 +151,45 @@ pub fn monthly_quota(value: i64) -> Result<u64, LimitError> {
         .ok_or_else(|| out_of_range("monthly_quota", value, i64::MAX.unsigned_abs()))
 }
 
+/// A command-line value that may be `none` (no limit): `Ok(None)` for
+/// `none`, the parsed value otherwise.
+fn or_none<T>(
+    text: &str,
+    parse: impl FnOnce(&str) -> Result<T, LimitError>,
+) -> Result<Option<T>, LimitError> {
+    let text = text.trim();
+    if text.eq_ignore_ascii_case("none") {
+        Ok(None)
+    } else {
+        parse(text).map(Some)
+    }
+}
+
+/// `--rate-limit-per-minute N|none`.
+pub fn rate_limit_arg(text: &str) -> Result<Option<u32>, LimitError> {
+    or_none(text, |t| {
+        let value = t
+            .parse::<i64>()
+            .map_err(|_| out_of_range("rate_limit_per_minute", t, u64::from(u32::MAX)))?;
+        rate_limit_per_minute(value)
+    })
+}
+
+/// `--monthly-quota N|none`.
+pub fn monthly_quota_arg(text: &str) -> Result<Option<u64>, LimitError> {
+    or_none(text, |t| {
+        let value = t
+            .parse::<i64>()
+            .map_err(|_| out_of_range("monthly_quota", t, i64::MAX.unsigned_abs()))?;
+        monthly_quota(value)
+    })
+}
+
+/// `--allowed-ips LIST|none`.
+pub fn allowed_ips_arg(text: &str) -> Result<Option<AllowedIps>, LimitError> {
+    or_none(text, str::parse)
+}
+
 fn out_of_range(field: &'static str, value: impl fmt::Display, max: u64) -> LimitError {
     LimitError::OutOfRange {
         field,
@@ -234,6 +273,29 @@ mod tests {
             let err = monthly_quota(bad).unwrap_err().to_string();
             assert!(err.contains("monthly_quota must be"), "{err}");
         }
+    }
+
+    #[test]
+    fn command_line_values_take_a_number_a_list_or_none() {
+        assert_eq!(rate_limit_arg("600"), Ok(Some(600)));
+        assert_eq!(rate_limit_arg(" None "), Ok(None));
+        assert_eq!(monthly_quota_arg("none"), Ok(None));
+        assert_eq!(monthly_quota_arg("5"), Ok(Some(5)));
+        for bad in ["0", "-3", "ten", "1.5", ""] {
+            let err = rate_limit_arg(bad).unwrap_err().to_string();
+            assert!(
+                err.starts_with("rate_limit_per_minute must be"),
+                "{bad}: {err}"
+            );
+            let err = monthly_quota_arg(bad).unwrap_err().to_string();
+            assert!(err.starts_with("monthly_quota must be"), "{bad}: {err}");
+        }
+        assert_eq!(allowed_ips_arg("none"), Ok(None));
+        assert_eq!(
+            allowed_ips_arg("10.0.0.0/8").unwrap().unwrap().to_storage(),
+            "10.0.0.0/8"
+        );
+        assert!(allowed_ips_arg("10.0.0.0/33").is_err());
     }
 
     #[test]

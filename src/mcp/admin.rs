@@ -7,18 +7,19 @@
 
 mod views;
 
-use super::args::{self, ScopeList, Text, Whole};
+use super::args::{self, IpList, ScopeList, Settable, Text, Whole};
 use super::error::ToolError;
 use super::{FleetMind, input_schema};
 use crate::auth::Caller;
 use crate::key_admin::{self, CreateKey, KeyAdminError, MAX_EXPIRES_IN_DAYS, MAX_GRACE_MINUTES};
 use crate::keys;
+use crate::limits::{KeyLimits, LimitsChange};
 use crate::scopes::Scope;
 use crate::store::{RevokeTarget, StoreError};
 use rmcp::model::JsonObject;
 use rmcp::{Json, schemars, tool, tool_router};
 use serde::Deserialize;
-use views::{CreatedKey, KeyList, KeyView, Revoked, RotatedKey, SECRET_WARNING};
+use views::{CreatedKey, KeyList, KeyView, LimitsChanged, Revoked, RotatedKey, SECRET_WARNING};
 
 fn actor(caller: &Caller) -> String {
     format!("key:{}", caller.key_id)
@@ -101,6 +102,58 @@ struct CreateKeyInput {
     /// Days until the key stops working (1 to 3650). Default: never.
     #[schemars(with = "Option<u32>", range(min = 1, max = 3650))]
     expires_in_days: Option<Whole<1, { MAX_EXPIRES_IN_DAYS as i64 }>>,
+    /// At most this many tool calls in any minute (1 to 4294967295).
+    /// Default: none.
+    #[schemars(with = "Option<u32>", range(min = 1))]
+    rate_limit_per_minute: Option<RateLimit>,
+    /// At most this many tool-call units per calendar month, UTC (at least
+    /// 1). Default: none.
+    #[schemars(with = "Option<u64>", range(min = 1))]
+    monthly_quota: Option<MonthlyQuota>,
+    /// Only requests from these addresses or CIDR networks
+    /// (["10.0.0.0/8", "192.0.2.7"]). Default: from anywhere.
+    #[schemars(with = "Option<Vec<String>>")]
+    allowed_ips: Option<IpList>,
+}
+
+/// A rate limit: calls in any minute.
+type RateLimit = Whole<1, { u32::MAX as i64 }>;
+/// A monthly quota: units per calendar month.
+type MonthlyQuota = Whole<1, { i64::MAX }>;
+
+#[derive(Deserialize, schemars::JsonSchema)]
+#[serde(deny_unknown_fields)]
+struct SetKeyLimitsInput {
+    /// The key whose limits change (any state).
+    #[schemars(with = "i64")]
+    key_id: Option<KeyId>,
+    /// Tool calls allowed in any minute (1 to 4294967295); null removes the
+    /// limit; absent leaves it as it is.
+    #[serde(default)]
+    #[schemars(with = "Option<u32>", range(min = 1))]
+    rate_limit_per_minute: Settable<RateLimit>,
+    /// Tool-call units allowed per calendar month, UTC (at least 1); null
+    /// removes the quota; absent leaves it. A quota below this month's use
+    /// is allowed: the key is then exhausted until the month turns.
+    #[serde(default)]
+    #[schemars(with = "Option<u64>", range(min = 1))]
+    monthly_quota: Settable<MonthlyQuota>,
+    /// Addresses or CIDR networks the key may be used from
+    /// (["10.0.0.0/8", "192.0.2.7"]); null allows any; absent leaves it.
+    #[serde(default)]
+    #[schemars(with = "Option<Vec<String>>")]
+    allowed_ips: Settable<IpList>,
+}
+
+/// A range-checked whole number as the limit it is (the ranges above are
+/// the limits' own, so the conversion cannot fail; were it to, the
+/// greatest value is kept rather than none).
+fn rate(value: RateLimit) -> u32 {
+    u32::try_from(value.0).unwrap_or(u32::MAX)
+}
+
+fn quota(value: MonthlyQuota) -> u64 {
+    value.0.unsigned_abs()
 }
 
 #[derive(Deserialize, schemars::JsonSchema)]
@@ -141,7 +194,8 @@ impl FleetMind {
     #[tool(
         description = "Admin: issue a new API key for an email. The key is returned once, in \
                        `api_key`: store it right away, it cannot be shown again. Scopes default \
-                       to the five fleet scopes and can never exceed your own key's.",
+                       to the five fleet scopes and can never exceed your own key's. Optional \
+                       limits: rate_limit_per_minute, monthly_quota, allowed_ips.",
         input_schema = input_schema::<CreateKeyInput>(),
         annotations(
             read_only_hint = false,
@@ -163,6 +217,11 @@ impl FleetMind {
             expires_in_days: a.expires_in_days.and_then(|d| u32::try_from(d.0).ok()),
             created_by: actor(&caller),
             issuer_scopes: Some(caller.scopes),
+            limits: KeyLimits {
+                rate_limit_per_minute: a.rate_limit_per_minute.map(rate),
+                monthly_quota: a.monthly_quota.map(quota),
+                allowed_ips: a.allowed_ips.map(|ips| ips.0),
+            },
         };
         let issued = key_admin::create_key(self.db.as_ref(), request).await;
         let issued = self
@@ -313,5 +372,53 @@ impl FleetMind {
             new_key: KeyView::of(&issued.record, now),
             old_key: KeyView::of(&old, now),
         }))
+    }
+    #[tool(
+        description = "Admin: change an API key's limits: rate_limit_per_minute (tool calls in \
+                       any minute), monthly_quota (tool-call units per calendar month, UTC) and \
+                       allowed_ips (addresses or CIDR networks). Give a value to set one, null \
+                       to remove it; a field left out stays as it is. Takes effect on every \
+                       server within a second; audited as limits_changed. Returns the limits \
+                       before and after.",
+        input_schema = input_schema::<SetKeyLimitsInput>(),
+        annotations(
+            read_only_hint = false,
+            destructive_hint = false,
+            idempotent_hint = true,
+            open_world_hint = false
+        )
+    )]
+    async fn admin_set_key_limits(
+        &self,
+        caller: Caller,
+        args: JsonObject,
+    ) -> Result<Json<LimitsChanged>, ToolError> {
+        let a: SetKeyLimitsInput = args::parse_listing_fields(args)?;
+        let key_id = args::required("key_id", a.key_id)?.0;
+        let change = LimitsChange {
+            rate_limit_per_minute: a.rate_limit_per_minute.change(rate),
+            monthly_quota: a.monthly_quota.change(quota),
+            allowed_ips: a.allowed_ips.change(|ips| ips.0),
+        };
+        let now = self.clock.now();
+        let update =
+            match key_admin::set_limits(self.db.as_ref(), key_id, &change, &actor(&caller), now)
+                .await
+            {
+                Err(KeyAdminError::Store(StoreError::NotFound(_))) => {
+                    return Err(ToolError::Refused(
+                        "key_id: no key has this id; nothing was changed".into(),
+                    ));
+                }
+                other => other?,
+            };
+        tracing::info!(
+            actor.key_id = caller.key_id,
+            key.id = key_id,
+            changed = update.set.changed(),
+            exhausted = update.exhausted(),
+            "admin tool: api key limits set"
+        );
+        Ok(Json(LimitsChanged::of(&update, now)))
     }
 }

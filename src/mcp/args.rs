@@ -10,6 +10,7 @@
 
 use super::error::ToolError;
 use super::{input_schema, truncate};
+use crate::limits::AllowedIps;
 use crate::scopes::Scopes;
 use rmcp::model::JsonObject;
 use serde::de::{self, Deserialize, DeserializeOwned, Deserializer};
@@ -139,6 +140,73 @@ impl<'de> Deserialize<'de> for ScopeList {
     }
 }
 
+/// A field that may be set, removed or left as it is: absent (with
+/// `#[serde(default)]`) keeps, `null` removes, a value sets. `Option` cannot
+/// tell absent from `null`, and for a limit they mean opposite things.
+#[derive(Debug, Default)]
+pub(super) enum Settable<T> {
+    #[default]
+    Keep,
+    Clear,
+    Set(T),
+}
+
+impl<T> Settable<T> {
+    /// The change it asks for: `None` keeps, `Some(None)` removes.
+    pub(super) fn change<U>(self, into: impl FnOnce(T) -> U) -> Option<Option<U>> {
+        match self {
+            Settable::Keep => None,
+            Settable::Clear => Some(None),
+            Settable::Set(value) => Some(Some(into(value))),
+        }
+    }
+}
+
+impl<'de, T: DeserializeOwned> Deserialize<'de> for Settable<T> {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        match Value::deserialize(d)? {
+            Value::Null => Ok(Settable::Clear),
+            value => T::deserialize(value)
+                .map(Settable::Set)
+                .map_err(de::Error::custom),
+        }
+    }
+}
+
+/// Addresses or CIDR networks (`["10.0.0.0/8", "192.0.2.7"]`); a single
+/// string of entries separated by commas is accepted too. The first entry
+/// that does not parse is named.
+#[derive(Debug)]
+pub(super) struct IpList(pub AllowedIps);
+
+impl<'de> Deserialize<'de> for IpList {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let not_a_list = || field_error(" must be a list of addresses or CIDR networks");
+        let entries = match Value::deserialize(d)? {
+            Value::String(s) => s,
+            Value::Array(items) => items
+                .into_iter()
+                .map(|item| match item {
+                    Value::String(s) => Ok(s),
+                    _ => Err(not_a_list()),
+                })
+                .collect::<Result<Vec<_>, _>>()?
+                .join(","),
+            _ => return Err(not_a_list()),
+        };
+        entries
+            .parse()
+            .map(IpList)
+            .map_err(|e: crate::limits::LimitError| {
+                // The limit's message starts with the field's name: the path
+                // puts it there already.
+                let text = e.to_string();
+                let rest = text.strip_prefix("allowed_ips").unwrap_or(&text);
+                field_error(rest)
+            })
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -207,6 +275,48 @@ mod tests {
             required::<Text>("missing", None),
             Err(ToolError::Refused(m)) if m == "missing is required"
         ));
+    }
+
+    #[allow(dead_code)]
+    #[derive(Deserialize, Debug)]
+    struct L {
+        #[serde(default)]
+        rate: Settable<Whole<1, 10>>,
+        #[serde(default)]
+        ips: Settable<IpList>,
+    }
+
+    #[test]
+    fn a_settable_field_tells_absent_from_null() {
+        let parsed = |v: Value| parse::<L>(object(v)).unwrap();
+        assert!(matches!(parsed(json!({})).rate, Settable::Keep));
+        assert!(matches!(
+            parsed(json!({"rate": null})).rate,
+            Settable::Clear
+        ));
+        assert!(matches!(
+            parsed(json!({"rate": 3})).rate,
+            Settable::Set(Whole(3))
+        ));
+        let err = refused::<L>(json!({"rate": 0}));
+        assert!(
+            err.starts_with("rate") && err.contains("between 1 and 10"),
+            "{err}"
+        );
+        let ips = |v: Value| match parsed(json!({ "ips": v })).ips {
+            Settable::Set(IpList(list)) => list.to_string(),
+            other => panic!("{other:?}"),
+        };
+        assert_eq!(
+            ips(json!(["10.0.0.0/8", "192.0.2.7"])),
+            "10.0.0.0/8,192.0.2.7/32"
+        );
+        assert_eq!(ips(json!("10.0.0.0/8, ::1")), "10.0.0.0/8,::1/128");
+        let err = refused::<L>(json!({"ips": ["10.0.0.0/8", "10.0.0.300"]}));
+        assert!(err.starts_with("ips: '10.0.0.300'"), "{err}");
+        let err = refused::<L>(json!({"ips": []}));
+        assert!(err.starts_with("ips lists no address"), "{err}");
+        assert!(refused::<L>(json!({"ips": 5})).starts_with("ips must be a list"));
     }
 
     #[test]

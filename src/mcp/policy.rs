@@ -21,6 +21,7 @@ pub const TOOL_ACCESS: &[(&str, Access)] = &[
     ("admin_list_api_keys", Access::Needs(Scope::Admin)),
     ("admin_revoke_api_key", Access::Needs(Scope::Admin)),
     ("admin_rotate_api_key", Access::Needs(Scope::Admin)),
+    ("admin_set_key_limits", Access::Needs(Scope::Admin)),
     // Usage reports: any key's (admin), the caller's own tenant's (any key).
     ("admin_key_usage", Access::Needs(Scope::Admin)),
     ("my_usage", Access::AnyKey),

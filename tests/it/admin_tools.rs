@@ -563,6 +563,7 @@ backend_test!(an_issuer_cannot_grant_more_than_it_holds, |t| async move {
         expires_in_days: None,
         created_by: "key:1".into(),
         issuer_scopes: Some(holder),
+        limits: Default::default(),
     };
     let db = t.db.as_ref();
     let refused = [
@@ -723,7 +724,8 @@ backend_test!(the_admin_list_never_shows_a_key_or_a_hash, |t| async move {
             "last_used_at",
             "expires_at",
             "revoked_at",
-            "created_by"
+            "created_by",
+            "limits"
         ]
     );
     let _ = ops.cancel().await;
@@ -990,7 +992,15 @@ async fn admin_tools_describe_their_input_and_output() {
         (
             "admin_create_api_key",
             vec!["email"],
-            vec!["email", "name", "scopes", "expires_in_days"],
+            vec![
+                "email",
+                "name",
+                "scopes",
+                "expires_in_days",
+                "rate_limit_per_minute",
+                "monthly_quota",
+                "allowed_ips",
+            ],
         ),
         ("admin_list_api_keys", vec![], vec!["email"]),
         ("admin_revoke_api_key", vec![], vec!["key_id", "email"]),
@@ -998,6 +1008,16 @@ async fn admin_tools_describe_their_input_and_output() {
             "admin_rotate_api_key",
             vec!["key_id", "grace_minutes"],
             vec!["key_id", "grace_minutes"],
+        ),
+        (
+            "admin_set_key_limits",
+            vec!["key_id"],
+            vec![
+                "key_id",
+                "rate_limit_per_minute",
+                "monthly_quota",
+                "allowed_ips",
+            ],
         ),
     ];
     for (name, required, properties) in expect {

@@ -627,6 +627,7 @@ fn key_messages(url: &str) {
             "CREATED",
             "LAST_USED",
             "EXPIRES",
+            "LIMITS",
             "SCOPES"
         ]
     );

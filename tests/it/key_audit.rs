@@ -1,25 +1,12 @@
 //! The audit trail of key events: written by the CLI (actor `cli`) as by the
 //! admin tools, and append-only in the database itself on both backends.
 
+use crate::support::binary::run_fleetmind;
 use crate::support::keys::leaks_secret;
 use crate::support::*;
 use fleetmind::store::{Backend, RevokeTarget};
 use serde_json::Value;
 use sqlx::Connection;
-
-/// Runs the real `fleetmind` binary against the test database; its output.
-async fn run_fleetmind(database_url: &str, args: &[&str]) -> std::process::Output {
-    let mut command = std::process::Command::new(env!("CARGO_BIN_EXE_fleetmind"));
-    command
-        .arg("--database-url")
-        .arg(database_url)
-        .args(args)
-        .env_remove("DATABASE_URL");
-    tokio::task::spawn_blocking(move || command.output())
-        .await
-        .expect("join")
-        .expect("run fleetmind")
-}
 
 /// Runs the real `fleetmind` binary, which must succeed; its stdout.
 async fn fleetmind(database_url: &str, args: &[&str]) -> String {

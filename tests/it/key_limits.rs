@@ -1,13 +1,20 @@
 //! Per-key limits as stored and managed (issue 13): read with the key, set
 //! and cleared in one audited transaction, refused by the database itself
 //! when zero or negative, and a change reaches another server's cached key
-//! within the change watch's bound. (Enforcing them on requests is tested
-//! beside the enforcement.)
+//! within the change watch's bound; the CLI (`keys create` flags, `keys
+//! limits`, `keys list`/`show`), the admin tools (`admin_create_api_key`,
+//! `admin_set_key_limits`) and `serve --default-rate-limit-per-minute`.
+//! (Enforcing them on requests is tested in `limits_enforced.rs`.)
 
+use crate::support::binary::{BinaryServer, run_fleetmind};
+use crate::support::keys::{call_err, call_ok, key_actor};
 use crate::support::*;
+use fleetmind::app::ServeOptions;
 use fleetmind::auth::{UsageRecorder, Verifier};
 use fleetmind::limits::{KeyLimits, LimitsChange};
+use fleetmind::scopes::Scopes;
 use fleetmind::store::{self, Db, PoolOptions, StoreError};
+use serde_json::{Value, json};
 use std::time::Duration;
 use tokio_util::sync::CancellationToken;
 
@@ -228,5 +235,521 @@ backend_test!(
         );
         assert_eq!(other.lookups(), 2, "{:?}: reloaded once", t.backend);
         shutdown.cancel();
+    }
+);
+
+/// The CLI's output; its exit status, stdout and stderr.
+async fn cli(url: &str, args: &[&str]) -> (bool, String, String) {
+    let out = run_fleetmind(url, args).await;
+    (
+        out.status.success(),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+fn json_of(out: &str) -> Value {
+    serde_json::from_str(out.trim()).unwrap_or_else(|e| panic!("not JSON ({e}): {out}"))
+}
+
+/// The `limits_changed` events of a key: (actor, detail).
+async fn limit_events(db: &Db, key_id: i64) -> Vec<(String, String)> {
+    db.key_events(key_id)
+        .await
+        .expect("events")
+        .into_iter()
+        .filter(|e| e.event == "limits_changed")
+        .map(|e| (e.actor, e.detail.unwrap_or_default()))
+        .collect()
+}
+
+backend_test!(
+    the_cli_creates_shows_and_changes_limits_and_refuses_bad_ones,
+    |t| async move {
+        let (ok, out, err) = cli(
+            &t.url,
+            &[
+                "keys",
+                "create",
+                "--email",
+                "cli-limits@example.com",
+                "--rate-limit-per-minute",
+                "600",
+                "--monthly-quota",
+                "100000",
+                "--allowed-ips",
+                "10.0.0.0/8,192.0.2.7",
+                "--json",
+            ],
+        )
+        .await;
+        assert!(ok, "{err}");
+        let created = json_of(&out);
+        let key_id = created["key_id"].as_i64().expect("key_id");
+        let id = key_id.to_string();
+        let want = json!({
+            "rate_limit_per_minute": 600,
+            "monthly_quota": 100000,
+            "allowed_ips": ["10.0.0.0/8", "192.0.2.7/32"],
+        });
+        assert_eq!(created["limits"], want);
+        let events = t.db.key_events(key_id).await.expect("events");
+        assert!(
+            events[0].detail.as_deref().is_some_and(|d| d.ends_with(
+                "; limits rate 600/min, quota 100000/month, ips 10.0.0.0/8,192.0.2.7/32"
+            )),
+            "the created event records the limits: {events:?}"
+        );
+
+        let (ok, out, err) = cli(&t.url, &["keys", "list", "--json"]).await;
+        assert!(ok, "{err}");
+        assert_eq!(json_of(&out)[0]["limits"], want);
+        let (ok, table, err) = cli(&t.url, &["keys", "list"]).await;
+        assert!(ok, "{err}");
+        assert!(
+            table.contains("LIMITS") && table.contains("600/min,100000/month,ips 10.0.0.0/8"),
+            "{table}"
+        );
+        let (ok, out, err) = cli(&t.url, &["keys", "show", "--key-id", &id, "--json"]).await;
+        assert!(ok, "{err}");
+        let shown = json_of(&out);
+        assert_eq!(shown["limits"], want);
+        assert_eq!(shown["units_used_this_month"], 0);
+
+        // Bad values: refused by name, nothing changed, nothing audited.
+        for (flag, value, named) in [
+            (
+                "--rate-limit-per-minute",
+                "0",
+                "rate_limit_per_minute must be",
+            ),
+            (
+                "--rate-limit-per-minute",
+                "-5",
+                "rate_limit_per_minute must be",
+            ),
+            (
+                "--rate-limit-per-minute",
+                "4294967296",
+                "rate_limit_per_minute must be",
+            ),
+            ("--monthly-quota", "0", "monthly_quota must be"),
+            ("--monthly-quota", "lots", "monthly_quota must be"),
+            ("--allowed-ips", "10.0.0.300", "'10.0.0.300'"),
+            ("--allowed-ips", "10.0.0.0/8,bogus", "'bogus'"),
+            ("--allowed-ips", "", "lists no address"),
+        ] {
+            let arg = format!("{flag}={value}");
+            let (ok, _, err) = cli(&t.url, &["keys", "limits", "--key-id", &id, &arg]).await;
+            assert!(!ok, "{arg} was accepted");
+            assert!(err.contains(named), "{arg}: {err}");
+            let (ok, _, err) = cli(
+                &t.url,
+                &["keys", "create", "--email", "bad@example.com", &arg],
+            )
+            .await;
+            assert!(!ok, "create {arg} was accepted");
+            assert!(err.contains(named), "create {arg}: {err}");
+        }
+        let (ok, _, err) = cli(&t.url, &["keys", "limits", "--key-id", &id]).await;
+        assert!(!ok && err.contains("--rate-limit-per-minute"), "{err}");
+        let (ok, _, err) = cli(
+            &t.url,
+            &[
+                "keys",
+                "limits",
+                "--key-id",
+                "99999",
+                "--monthly-quota",
+                "5",
+            ],
+        )
+        .await;
+        assert!(!ok && err.contains("not found"), "{err}");
+        assert_eq!(limit_events(&t.db, key_id).await, []);
+        let row = t.db.key_by_id(key_id).await.expect("read").expect("row");
+        assert_eq!(row.limits.rate_limit_per_minute, Some(600));
+        assert!(
+            t.db.list_keys(Some("bad@example.com"))
+                .await
+                .expect("list")
+                .is_empty(),
+            "no key was created with a bad limit"
+        );
+
+        // A change prints each kind that moved, before → after.
+        let (ok, out, err) = cli(
+            &t.url,
+            &[
+                "keys",
+                "limits",
+                "--key-id",
+                &id,
+                "--rate-limit-per-minute",
+                "60",
+                "--allowed-ips",
+                "none",
+            ],
+        )
+        .await;
+        assert!(ok, "{err}");
+        assert_eq!(
+            out.trim(),
+            format!(
+                "limits of key {id} changed:\n  rate_limit_per_minute: 600 \u{2192} 60\n  \
+                 allowed_ips: 10.0.0.0/8,192.0.2.7/32 \u{2192} none"
+            )
+        );
+        let (ok, out, err) = cli(
+            &t.url,
+            &[
+                "keys",
+                "limits",
+                "--key-id",
+                &id,
+                "--monthly-quota",
+                "100000",
+                "--json",
+            ],
+        )
+        .await;
+        assert!(ok, "{err}");
+        let same = json_of(&out);
+        assert_eq!(same["changed"], false, "{same}");
+        assert_eq!(
+            same["after"],
+            json!({"rate_limit_per_minute": 60, "monthly_quota": 100000, "allowed_ips": null})
+        );
+        assert_eq!(
+            limit_events(&t.db, key_id).await,
+            [(
+                "cli".to_owned(),
+                "rate 600/min, quota 100000/month, ips 10.0.0.0/8,192.0.2.7/32 \u{2192} \
+                 rate 60/min, quota 100000/month, ips none"
+                    .to_owned()
+            )]
+        );
+    }
+);
+
+backend_test!(
+    the_admin_tools_set_and_clear_limits_audited_with_the_admin_as_actor,
+    |t| async move {
+        let admin = issue_key(&t.db, "ops@example.com", Some(Scopes::admin())).await;
+        let server = start_server(t.db.clone()).await;
+        let ops = connect(&server.mcp_url(), admin.api_key.expose())
+            .await
+            .expect("connect admin");
+
+        let created = call_ok(
+            &ops,
+            "admin_create_api_key",
+            json!({
+                "email": "limited@example.com",
+                "rate_limit_per_minute": 120,
+                "allowed_ips": "192.0.2.0/24, ::1",
+            }),
+        )
+        .await;
+        let key_id = created["key_id"].as_i64().expect("key_id");
+        assert_eq!(
+            created["limits"],
+            json!({
+                "rate_limit_per_minute": 120,
+                "monthly_quota": null,
+                "allowed_ips": ["192.0.2.0/24", "::1/128"],
+            })
+        );
+
+        // A value sets, null removes, absent keeps.
+        let changed = call_ok(
+            &ops,
+            "admin_set_key_limits",
+            json!({"key_id": key_id, "monthly_quota": 5000, "allowed_ips": null}),
+        )
+        .await;
+        assert_eq!(changed["changed"], true);
+        assert_eq!(changed["exhausted"], false);
+        assert_eq!(changed["units_used_this_month"], 0);
+        assert_eq!(
+            changed["before"],
+            json!({"rate_limit_per_minute": 120, "monthly_quota": null,
+                   "allowed_ips": ["192.0.2.0/24", "::1/128"]})
+        );
+        let after =
+            json!({"rate_limit_per_minute": 120, "monthly_quota": 5000, "allowed_ips": null});
+        assert_eq!(changed["after"], after);
+        assert_eq!(changed["key"]["limits"], after);
+        let listed = call_ok(
+            &ops,
+            "admin_list_api_keys",
+            json!({"email": "limited@example.com"}),
+        )
+        .await;
+        assert_eq!(listed["keys"][0]["limits"], after);
+
+        // Bad input: a tool error naming the field; nothing changed.
+        for (args, named) in [
+            (
+                json!({"key_id": key_id, "rate_limit_per_minute": 0}),
+                "rate_limit_per_minute must be a whole number between 1",
+            ),
+            (
+                json!({"key_id": key_id, "rate_limit_per_minute": -3}),
+                "rate_limit_per_minute must be",
+            ),
+            (
+                json!({"key_id": key_id, "rate_limit_per_minute": 4294967296_i64}),
+                "rate_limit_per_minute must be",
+            ),
+            (
+                json!({"key_id": key_id, "monthly_quota": 0}),
+                "monthly_quota must be",
+            ),
+            (
+                json!({"key_id": key_id, "monthly_quota": "10"}),
+                "monthly_quota must be",
+            ),
+            (
+                json!({"key_id": key_id, "allowed_ips": ["10.0.0.0/8", "10.0.0.0/99"]}),
+                "allowed_ips: '10.0.0.0/99'",
+            ),
+            (
+                json!({"key_id": key_id, "allowed_ips": []}),
+                "allowed_ips lists no address",
+            ),
+            (
+                json!({"key_id": key_id, "allowed_ips": 7}),
+                "allowed_ips must be a list",
+            ),
+            (json!({"key_id": key_id}), "give at least one of"),
+            (json!({"monthly_quota": 5}), "key_id is required"),
+            (
+                json!({"key_id": key_id, "rate_limit": 5}),
+                "unknown argument 'rate_limit'",
+            ),
+            (
+                json!({"key_id": key_id + 1000, "monthly_quota": 5}),
+                "key_id: no key has this id",
+            ),
+        ] {
+            let text = call_err(&ops, "admin_set_key_limits", args.clone()).await;
+            assert!(text.contains(named), "{args}: {text}");
+        }
+        let text = call_err(
+            &ops,
+            "admin_create_api_key",
+            json!({"email": "bad@example.com", "monthly_quota": -1}),
+        )
+        .await;
+        assert!(text.contains("monthly_quota must be"), "{text}");
+        assert!(
+            t.db.list_keys(Some("bad@example.com"))
+                .await
+                .expect("list")
+                .is_empty()
+        );
+        let row = t.db.key_by_id(key_id).await.expect("read").expect("row");
+        assert_eq!(row.limits, limits(Some(120), Some(5000), None));
+        assert_eq!(
+            limit_events(&t.db, key_id).await,
+            [(
+                key_actor(admin.record.key_id),
+                "rate 120/min, quota none, ips 192.0.2.0/24,::1/128 \u{2192} \
+                 rate 120/min, quota 5000/month, ips none"
+                    .to_owned()
+            )]
+        );
+
+        // Without the admin scope: refused, and a `denied` event of the caller.
+        let user = issue_key(&t.db, "user@example.com", None).await;
+        let plain = connect(&server.mcp_url(), user.api_key.expose())
+            .await
+            .expect("connect");
+        let text = call_err(
+            &plain,
+            "admin_set_key_limits",
+            json!({"key_id": user.record.key_id, "rate_limit_per_minute": null}),
+        )
+        .await;
+        assert!(text.contains("'admin'"), "{text}");
+        let denied = t.db.key_events(user.record.key_id).await.expect("events");
+        assert!(
+            denied.iter().any(|e| e.event == "denied"
+                && e.detail
+                    .as_deref()
+                    .is_some_and(|d| d.contains("admin_set_key_limits"))),
+            "{denied:?}"
+        );
+        let _ = plain.cancel().await;
+        let _ = ops.cancel().await;
+        server.stop().await;
+    }
+);
+
+backend_test!(
+    a_quota_below_this_months_use_is_set_and_said_to_exhaust_the_key,
+    |t| async move {
+        let admin = issue_key(&t.db, "ops@example.com", Some(Scopes::admin())).await;
+        let user = issue_key(&t.db, "busy@example.com", None).await;
+        let key_id = user.record.key_id;
+        t.db.set_key_limits(
+            key_id,
+            &LimitsChange {
+                monthly_quota: Some(Some(1000)),
+                ..Default::default()
+            },
+            "cli",
+        )
+        .await
+        .expect("quota");
+        let server = start_server_with(
+            t.db.clone(),
+            ServeOptions {
+                limits_sync_interval: Duration::from_millis(50),
+                ..ServeOptions::default()
+            },
+        )
+        .await;
+        let url = server.mcp_url();
+        let http = reqwest::Client::new();
+        for _ in 0..3 {
+            assert_eq!(whoami_status(&http, &url, user.api_key.expose()).await, 200);
+        }
+        // The calls reach the shared counters within a sync interval.
+        let month = fleetmind::limits::quota::month_of(chrono::Utc::now());
+        let synced = eventually(Duration::from_secs(10), || async {
+            t.db.limit_count(key_id, month)
+                .await
+                .expect("count")
+                .is_some_and(|c| c.units >= 3)
+        })
+        .await;
+        assert!(synced, "{:?}: the calls were never counted", t.backend);
+
+        let ops = connect(&url, admin.api_key.expose())
+            .await
+            .expect("connect");
+        let changed = call_ok(
+            &ops,
+            "admin_set_key_limits",
+            json!({"key_id": key_id, "monthly_quota": 2}),
+        )
+        .await;
+        assert_eq!(changed["changed"], true, "{changed}");
+        assert_eq!(changed["exhausted"], true, "{changed}");
+        assert_eq!(changed["units_used_this_month"], 3, "{changed}");
+        let message = changed["message"].as_str().expect("message");
+        assert!(
+            message.contains("has already used 3 of its 2 units this month")
+                && message.contains("now exhausted"),
+            "{message}"
+        );
+        // The CLI says the same when it changes it.
+        let (ok, out, err) = cli(
+            &t.url,
+            &[
+                "keys",
+                "limits",
+                "--key-id",
+                &key_id.to_string(),
+                "--monthly-quota",
+                "3",
+            ],
+        )
+        .await;
+        assert!(ok, "{err}");
+        assert!(
+            out.contains("monthly_quota: 2 \u{2192} 3") && out.contains("now exhausted"),
+            "{out}"
+        );
+        // And the key's next call is refused for its quota.
+        let refused = eventually(Duration::from_secs(2), || async {
+            let answer = tools_call_http(
+                &http,
+                &url,
+                user.api_key.expose(),
+                "whoami",
+                json!({}),
+                Duration::from_secs(30),
+            )
+            .await
+            .expect("an answer");
+            answer.status == 429 && answer.body["error"]["data"]["error"] == "quota_exhausted"
+        })
+        .await;
+        assert!(
+            refused,
+            "{:?}: the exhausted key is still served",
+            t.backend
+        );
+        let _ = ops.cancel().await;
+        server.stop().await;
+    }
+);
+
+backend_test!(
+    serve_applies_its_default_rate_limit_to_keys_without_one,
+    |t| async move {
+        let plain = issue_key(&t.db, "plain@example.com", None).await;
+        let own = issue_key(&t.db, "own@example.com", None).await;
+        t.db.set_key_limits(
+            own.record.key_id,
+            &LimitsChange {
+                rate_limit_per_minute: Some(Some(1000)),
+                ..Default::default()
+            },
+            "cli",
+        )
+        .await
+        .expect("own limit");
+        let server = BinaryServer::start_with(
+            &t.url,
+            "warn",
+            &[],
+            &[("FLEETMIND_DEFAULT_RATE_LIMIT_PER_MINUTE", "2")],
+        )
+        .await;
+        let url = server.mcp_url();
+        let http = reqwest::Client::new();
+        let statuses = |key: String| {
+            let (http, url) = (http.clone(), url.clone());
+            async move {
+                let mut all = Vec::new();
+                for _ in 0..3 {
+                    all.push(whoami_status(&http, &url, &key).await);
+                }
+                all
+            }
+        };
+        assert_eq!(
+            statuses(plain.api_key.expose().to_owned()).await,
+            [200, 200, 429],
+            "{:?}: a key without a limit gets the default",
+            t.backend
+        );
+        assert_eq!(
+            statuses(own.api_key.expose().to_owned()).await,
+            [200, 200, 200],
+            "{:?}: a key's own limit wins",
+            t.backend
+        );
+        server.stop().await;
+
+        let (ok, _, err) = cli(
+            &t.url,
+            &[
+                "serve",
+                "--bind",
+                "127.0.0.1:0",
+                "--default-rate-limit-per-minute",
+                "0",
+            ],
+        )
+        .await;
+        assert!(
+            !ok && err.contains("--default-rate-limit-per-minute"),
+            "{err}"
+        );
     }
 );

@@ -2,6 +2,8 @@
 //! [`CreatedKey`] and [`RotatedKey`] hold a plaintext key, the one time it
 //! exists.
 
+use crate::key_admin::LimitsUpdate;
+use crate::limits::KeyLimits;
 use crate::store::{KeyRecord, KeyState};
 use chrono::{DateTime, Utc};
 use rmcp::schemars;
@@ -41,6 +43,63 @@ pub struct KeyView {
     pub revoked_at: Option<String>,
     /// Who issued it: `cli`, `bootstrap`, or `key:<key_id>` of an admin key.
     pub created_by: Option<String>,
+    pub limits: LimitsView,
+}
+
+/// A key's limits; null is no limit of that kind.
+#[derive(Debug, Serialize, schemars::JsonSchema)]
+pub struct LimitsView {
+    /// Tool calls allowed in any minute.
+    pub rate_limit_per_minute: Option<u32>,
+    /// Tool-call units allowed per calendar month (UTC).
+    pub monthly_quota: Option<u64>,
+    /// The networks the key may be used from (`10.0.0.0/8`, `192.0.2.7/32`).
+    pub allowed_ips: Option<Vec<String>>,
+}
+
+impl LimitsView {
+    pub(super) fn of(limits: &KeyLimits) -> Self {
+        Self {
+            rate_limit_per_minute: limits.rate_limit_per_minute,
+            monthly_quota: limits.monthly_quota,
+            allowed_ips: limits
+                .allowed_ips
+                .as_ref()
+                .map(|ips| ips.to_string().split(',').map(String::from).collect()),
+        }
+    }
+}
+
+/// A change of a key's limits.
+#[derive(Debug, Serialize, schemars::JsonSchema)]
+pub struct LimitsChanged {
+    /// Whether anything changed (nothing is written, or audited, otherwise).
+    pub changed: bool,
+    pub before: LimitsView,
+    pub after: LimitsView,
+    /// Quota units the key has used this calendar month (UTC), all
+    /// replicas, as last synced.
+    pub units_used_this_month: u64,
+    /// The new quota is already used up: the key's tool calls are refused
+    /// until the month turns.
+    pub exhausted: bool,
+    /// What changed, before → after, and the warning when exhausted.
+    pub message: String,
+    pub key: KeyView,
+}
+
+impl LimitsChanged {
+    pub(super) fn of(update: &LimitsUpdate, now: DateTime<Utc>) -> Self {
+        Self {
+            changed: update.set.changed(),
+            before: LimitsView::of(&update.set.before.limits),
+            after: LimitsView::of(&update.set.after.limits),
+            units_used_this_month: update.used_this_month,
+            exhausted: update.exhausted(),
+            message: update.summary(),
+            key: KeyView::of(&update.set.after, now),
+        }
+    }
 }
 
 fn time(at: Option<DateTime<Utc>>) -> Option<String> {
@@ -66,6 +125,7 @@ impl KeyView {
             expires_at: time(key.expires_at),
             revoked_at: time(key.revoked_at),
             created_by: key.created_by.clone(),
+            limits: LimitsView::of(&key.limits),
         }
     }
 }

@@ -1,6 +1,7 @@
-//! The real `fleetmind` binary as a server, its stdout and stderr in files
-//! (never a terminal), stopped with SIGTERM so that it writes every buffered
-//! log line before it exits.
+//! The real `fleetmind` binary: one CLI run ([`run_fleetmind`]), or a server
+//! ([`BinaryServer`]) with its stdout and stderr in files (never a terminal),
+//! stopped with SIGTERM so that it writes every buffered log line before it
+//! exits.
 
 use super::eventually;
 use std::path::{Path, PathBuf};
@@ -8,6 +9,20 @@ use std::process::Stdio;
 use std::time::Duration;
 
 pub const BIN: &str = env!("CARGO_BIN_EXE_fleetmind");
+
+/// Runs the real `fleetmind` binary against the test database; its output.
+pub async fn run_fleetmind(database_url: &str, args: &[&str]) -> std::process::Output {
+    let mut command = std::process::Command::new(BIN);
+    command
+        .arg("--database-url")
+        .arg(database_url)
+        .args(args)
+        .env_remove("DATABASE_URL");
+    tokio::task::spawn_blocking(move || command.output())
+        .await
+        .expect("join")
+        .expect("run fleetmind")
+}
 
 /// A port the OS just handed out; the server binds it right after.
 pub fn free_port() -> u16 {

@@ -17,6 +17,7 @@ pub async fn issue_key(db: &Db, email: &str, scopes: Option<Scopes>) -> IssuedKe
             expires_in_days: None,
             created_by: "cli".into(),
             issuer_scopes: None,
+            limits: Default::default(),
         },
     )
     .await
