@@ -120,7 +120,7 @@ pub async fn create(
         expires_in_days: fields.number("expires_in_days", 1..=MAX_EXPIRES_IN_DAYS, None)?,
         created_by: signed.actor(),
         issuer_scopes: Some(signed.caller.scopes),
-        limits: Default::default(),
+        limits: super::limits::of_new_key(&signed, &fields)?,
     };
     let db = console.0.db.as_ref();
     let issued = if signed.is_admin() {
@@ -198,4 +198,37 @@ pub async fn rotate(
     );
     let url = console.mcp_url(&headers);
     Ok(pages::key_issued("Key rotated", Some(&signed), &issued, &url).into_response())
+}
+
+/// `POST /console/keys/{key_id}/limits` (admin only; the limit fields).
+pub async fn set_limits(
+    State(console): State<Console>,
+    Path(key_id): Path<String>,
+    headers: HeaderMap,
+    body: Body,
+) -> Result<Response, ConsoleError> {
+    let (signed, fields) = console.signed_post(&headers, body).await?;
+    if !signed.is_admin() {
+        return Err(ConsoleError::Forbidden(
+            "only a key with the admin scope changes limits; nothing was changed".into(),
+        ));
+    }
+    let key = console.managed_key(&signed, &key_id).await?;
+    let change = super::limits::change_of(&fields)?;
+    let update = key_admin::set_limits(
+        console.0.db.as_ref(),
+        key.key_id,
+        &change,
+        &signed.actor(),
+        console.0.clock.now(),
+    )
+    .await?;
+    tracing::info!(
+        actor.key_id = signed.caller.key_id,
+        key.id = key.key_id,
+        changed = update.set.changed(),
+        exhausted = update.exhausted(),
+        "console: key limits set"
+    );
+    Ok((StatusCode::SEE_OTHER, [(LOCATION, "/console/keys")]).into_response())
 }

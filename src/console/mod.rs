@@ -12,6 +12,7 @@ mod assets;
 mod form;
 mod invites;
 mod keys;
+mod limits;
 mod login;
 mod pages;
 mod session;
@@ -94,6 +95,7 @@ pub fn router(console: Console, hosts: &[String]) -> Router {
         .route("/console/keys", get(keys::list).post(keys::create))
         .route("/console/keys/{key_id}/revoke", post(keys::revoke))
         .route("/console/keys/{key_id}/rotate", post(keys::rotate))
+        .route("/console/keys/{key_id}/limits", post(keys::set_limits))
         .route("/console/invites", post(invites::create))
         .route(
             "/console/invite/{token}",

@@ -77,6 +77,22 @@ fn scope_boxes(form: &str, held: Scopes) -> Markup {
     }
 }
 
+/// The three limit fields (issue 13), labelled; ids start with `prefix`.
+fn limit_inputs(prefix: &str, hint: &str) -> Markup {
+    let labels = [
+        "Rate limit per minute",
+        "Monthly quota (units)",
+        "Allowed IPs (10.0.0.0/8,192.0.2.7)",
+    ];
+    html! {
+        @for (name, label) in super::limits::FIELDS.into_iter().zip(labels) {
+            @let id = format!("{prefix}-{}", name.replace('_', "-"));
+            label for=(id) { (label) " (" (hint) ")" }
+            input type="text" id=(id) name=(name);
+        }
+    }
+}
+
 pub fn sign_in(error: Option<&str>) -> Page {
     layout(
         "Sign in",
@@ -123,7 +139,7 @@ pub fn keys(signed: &Signed, keys: &[KeyRecord], filter: Option<&str>, now: Date
             table {
                 thead { tr {
                     th { "Prefix" } th { "Name" } th { "Email" } th { "Scopes" } th { "State" }
-                    th { "Created" } th { "Last used" } th { "Expires" } th { "Actions" }
+                    th { "Created" } th { "Last used" } th { "Expires" } th { "Limits" } th { "Actions" }
                 } }
                 tbody {
                     @for key in keys {
@@ -137,6 +153,7 @@ pub fn keys(signed: &Signed, keys: &[KeyRecord], filter: Option<&str>, now: Date
                             td data-label="Created" { (when(key.created_at, "")) }
                             td data-label="Last used" { (when(key.last_used_at, "never")) }
                             td data-label="Expires" { (when(key.expires_at, "never")) }
+                            td data-label="Limits" { (key.limits) }
                             td data-label="Actions" {
                                 @if state == crate::store::KeyState::Active {
                                     form method="post" action=(format!("/console/keys/{}/rotate", key.key_id)) {
@@ -145,6 +162,13 @@ pub fn keys(signed: &Signed, keys: &[KeyRecord], filter: Option<&str>, now: Date
                                         label for=(id) { "Grace minutes" }
                                         input type="number" id=(id) name="grace_minutes" min="0" value="60";
                                         button type="submit" { "Rotate" }
+                                    }
+                                    @if admin {
+                                        form method="post" action=(format!("/console/keys/{}/limits", key.key_id)) {
+                                            (csrf(signed))
+                                            (limit_inputs(&format!("limits-{}", key.key_id), "blank: unchanged, none: remove"))
+                                            button type="submit" { "Set limits" }
+                                        }
                                     }
                                     form method="post" action=(format!("/console/keys/{}/revoke", key.key_id)) {
                                         (csrf(signed))
@@ -167,10 +191,14 @@ pub fn keys(signed: &Signed, keys: &[KeyRecord], filter: Option<&str>, now: Date
                 @if admin {
                     label for="key-email" { "Email (blank: your own)" }
                     input type="email" id="key-email" name="email";
+                    (limit_inputs("key-limits", "blank: none"))
                     label.check for="key-admin" {
                         input type="checkbox" id="key-admin" name="admin" value="true";
                         " admin (every scope and the admin tools)"
                     }
+                }
+                @if !admin {
+                    p.note { "A key you create gets your key's limits: " (signed.caller.limits) "." }
                 }
                 div { button type="submit" { "Create key" } }
             }

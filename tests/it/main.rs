@@ -18,6 +18,7 @@ mod cli;
 mod console;
 mod console_browser;
 mod console_invites;
+mod console_limits;
 mod console_sessions;
 mod console_tenant;
 mod console_throttle;
