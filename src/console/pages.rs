@@ -82,7 +82,7 @@ fn limit_inputs(prefix: &str, hint: &str) -> Markup {
     let labels = [
         "Rate limit per minute",
         "Monthly quota (units)",
-        "Allowed IPs (10.0.0.0/8,192.0.2.7)",
+        "Allowed IPs, e.g. 10.0.0.0/8,192.0.2.7",
     ];
     html! {
         @for (name, label) in super::limits::FIELDS.into_iter().zip(labels) {
