@@ -81,6 +81,44 @@ fn only_the_command_line_imports_cli() {
     );
 }
 
+/// A key's limits are columns of its row, so the store reads their values
+/// (`limits/mod.rs`); that file must stay as low as the store, importing
+/// nothing of this crate but `net`, while the enforcement beside it
+/// (`limits::gate`, which needs `auth`) stays out of the store's reach.
+#[test]
+fn the_store_reaches_only_the_limit_values() {
+    let mut broken = Vec::new();
+    let values = src().join("limits").join("mod.rs");
+    for (line, module) in crate_modules_used(&values) {
+        if module != "net" {
+            broken.push(format!("{}:{line}: crate::{module}", shown(&values)));
+        }
+    }
+    for file in sources("src/store") {
+        for (i, line) in code(&file).lines().enumerate() {
+            // `crate::limits::X` and `crate::limits::{X, Y}` with X, Y
+            // types of mod.rs; a path into a submodule starts lower-case.
+            let Some((_, rest)) = line.split_once("limits::") else {
+                continue;
+            };
+            let names = rest.trim_start_matches('{');
+            if names.starts_with(|c: char| c.is_ascii_lowercase())
+                || names.contains("::")
+                || names
+                    .split(',')
+                    .any(|name| name.trim().starts_with(|c: char| c.is_ascii_lowercase()))
+            {
+                broken.push(format!("{}:{}: {}", shown(&file), i + 1, line.trim()));
+            }
+        }
+    }
+    assert!(
+        broken.is_empty(),
+        "the store reaches past the limit values:\n{}",
+        broken.join("\n")
+    );
+}
+
 /// The checker itself: each way of naming a top-level module is seen.
 #[test]
 fn the_checker_sees_every_form_of_import() {
