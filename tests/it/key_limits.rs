@@ -753,3 +753,46 @@ backend_test!(
         );
     }
 );
+
+backend_test!(
+    limits_set_through_one_server_reach_another_within_a_second,
+    |t| async move {
+        let admin = issue_key(&t.db, "ops@example.com", Some(Scopes::admin())).await;
+        let user = issue_key(&t.db, "two@example.com", None).await;
+        let key = user.api_key.expose();
+        // Two servers, each on its own pool of the same database: replicas.
+        let other_db: Db = store::open(&t.url, &PoolOptions::default())
+            .await
+            .expect("open the other server's pool");
+        let one = start_server(t.db.clone()).await;
+        let two = start_server(other_db).await;
+        let http = reqwest::Client::new();
+        let limits_on_two = || async {
+            tools_call_http(&http, &two.mcp_url(), key, "whoami", json!({}), BOUND * 30)
+                .await
+                .expect("an answer")
+                .body["result"]["structuredContent"]["limits"]["rate_limit_per_minute"]
+                .clone()
+        };
+        assert_eq!(limits_on_two().await, Value::Null, "cached with no limit");
+
+        let ops = connect(&one.mcp_url(), admin.api_key.expose())
+            .await
+            .expect("connect");
+        call_ok(
+            &ops,
+            "admin_set_key_limits",
+            json!({"key_id": user.record.key_id, "rate_limit_per_minute": 500}),
+        )
+        .await;
+        let seen = eventually(BOUND, || async { limits_on_two().await == json!(500) }).await;
+        assert!(
+            seen,
+            "{:?}: the other server still shows the old limits after {BOUND:?}",
+            t.backend
+        );
+        let _ = ops.cancel().await;
+        one.stop().await;
+        two.stop().await;
+    }
+);
