@@ -217,6 +217,11 @@ impl AllowedIps {
         Some(Self(networks.collect()))
     }
 
+    /// Each network, normalised: `["10.0.0.0/8", "192.0.2.7/32"]`.
+    pub fn entries(&self) -> Vec<String> {
+        self.0.iter().map(ToString::to_string).collect()
+    }
+
     /// What the column holds: `10.0.0.0/8,192.0.2.7/32`.
     pub fn to_storage(&self) -> String {
         self.0.to_string()
@@ -247,7 +252,7 @@ impl fmt::Display for AllowedIps {
 /// A list of strings: `["10.0.0.0/8", "192.0.2.7/32"]`.
 impl Serialize for AllowedIps {
     fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
-        serializer.collect_seq(self.0.iter().map(ToString::to_string))
+        serializer.collect_seq(self.entries())
     }
 }
 

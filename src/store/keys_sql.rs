@@ -70,13 +70,11 @@ static ROTATE: LazyLock<String> = LazyLock::new(|| {
 });
 
 /// Locks a key's row until the transaction ends and reads it: an update
-/// that writes nothing new (so no change is notified on Postgres, whose
-/// trigger compares whole rows), the one row lock both backends spell alike.
+/// that writes nothing new, the one row lock both backends spell alike. No
+/// change is reported for it: Postgres' trigger compares whole rows, and
+/// SQLite's counter triggers watch other columns than `key_id`.
 static LOCK_ID: LazyLock<String> = LazyLock::new(|| {
-    format!(
-        "UPDATE api_keys SET allowed_ips = allowed_ips WHERE key_id = $1 \
-         RETURNING {KEY_COLUMNS}"
-    )
+    format!("UPDATE api_keys SET key_id = key_id WHERE key_id = $1 RETURNING {KEY_COLUMNS}")
 });
 
 static SET_LIMITS: LazyLock<String> = LazyLock::new(|| {

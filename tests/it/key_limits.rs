@@ -82,7 +82,9 @@ backend_test!(
             limits(Some(600), None, Some("10.0.0.0/8,192.0.2.7/32"))
         );
 
-        // A change that changes nothing writes nothing.
+        // A change that changes nothing writes nothing (and on SQLite does
+        // not move the change counter, which would empty every cache).
+        let generation = sqlite_generation(&t.url).await;
         let same =
             t.db.set_key_limits(
                 key_id,
@@ -95,6 +97,7 @@ backend_test!(
             .await
             .expect("same limits");
         assert!(!same.changed());
+        assert_eq!(sqlite_generation(&t.url).await, generation);
 
         let events = t.db.key_events(key_id).await.expect("events");
         let changes: Vec<_> = events
@@ -163,6 +166,20 @@ backend_test!(
         assert_eq!(row.limits, KeyLimits::default(), "nothing was written");
     }
 );
+
+/// SQLite's key change counter (`None` on Postgres, which notifies instead).
+async fn sqlite_generation(url: &str) -> Option<i64> {
+    use sqlx::Connection;
+    if !url.starts_with("sqlite:") {
+        return None;
+    }
+    let mut conn = sqlx::SqliteConnection::connect(url).await.expect("connect");
+    let generation = sqlx::query_scalar("SELECT generation FROM api_key_changes WHERE id = 1")
+        .fetch_one(&mut conn)
+        .await
+        .expect("generation");
+    Some(generation)
+}
 
 /// Runs one statement on its own connection, as another process would.
 async fn raw_execute(url: &str, sql: &str) -> Result<(), sqlx::Error> {

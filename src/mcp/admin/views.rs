@@ -3,7 +3,7 @@
 //! exists.
 
 use crate::key_admin::LimitsUpdate;
-use crate::limits::KeyLimits;
+use crate::limits::{AllowedIps, KeyLimits};
 use crate::store::{KeyRecord, KeyState};
 use chrono::{DateTime, Utc};
 use rmcp::schemars;
@@ -62,10 +62,7 @@ impl LimitsView {
         Self {
             rate_limit_per_minute: limits.rate_limit_per_minute,
             monthly_quota: limits.monthly_quota,
-            allowed_ips: limits
-                .allowed_ips
-                .as_ref()
-                .map(|ips| ips.to_string().split(',').map(String::from).collect()),
+            allowed_ips: limits.allowed_ips.as_ref().map(AllowedIps::entries),
         }
     }
 }
