@@ -146,16 +146,18 @@ pub(super) fn grace(value: i64) -> Result<i64, FleetError> {
 /// A time a caller gives: within [`TIME_YEARS`] (in UTC), at the precision
 /// both databases keep (microseconds).
 pub fn time(field: &str, value: DateTime<Utc>) -> Result<DateTime<Utc>, FleetError> {
+    in_years(value).map_err(|problem| invalid(field, problem))
+}
+
+/// [`time`] without the field's name: the time, or what is wrong with it.
+pub(super) fn in_years(value: DateTime<Utc>) -> Result<DateTime<Utc>, String> {
     if TIME_YEARS.contains(&value.year()) {
         Ok(value.trunc_subsecs(6))
     } else {
-        Err(invalid(
-            field,
-            format!(
-                "must be a time in the years {} to {} (UTC), e.g. 2026-11-26T15:00:00Z",
-                TIME_YEARS.start(),
-                TIME_YEARS.end()
-            ),
+        Err(format!(
+            "must be a time in the years {} to {} (UTC), e.g. 2026-11-26T15:00:00Z",
+            TIME_YEARS.start(),
+            TIME_YEARS.end()
         ))
     }
 }

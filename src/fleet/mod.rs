@@ -8,6 +8,7 @@ pub mod choose;
 mod create;
 mod error;
 mod fields;
+mod parse;
 pub mod rules;
 pub mod types;
 

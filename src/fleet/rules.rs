@@ -10,6 +10,7 @@ use chrono::{DateTime, SubsecRound, TimeDelta, Utc};
 pub use super::create::*;
 pub use super::fields::*;
 use super::fields::{grace, invalid, window};
+pub use super::parse::{DEFAULT_GRACE_MINUTES, time_text};
 
 /// The current time at the precision both databases keep (microseconds), so
 /// that what a call returns equals what a later read returns.

@@ -55,7 +55,9 @@ text_enum!(
 
 text_enum!(
     /// How urgent an order is.
+    #[derive(Default)]
     Priority {
+        #[default]
         Standard = "standard",
         Express = "express",
         Urgent = "urgent",
@@ -64,7 +66,9 @@ text_enum!(
 
 text_enum!(
     /// Whether the order is paid.
+    #[derive(Default)]
     PaymentStatus {
+        #[default]
         Pending = "pending",
         Paid = "paid",
         Cod = "cod",
@@ -244,27 +248,71 @@ pub struct Assignment {
     pub failure_reason: Option<FailureReason>,
 }
 
-/// A new order, as the caller describes it.
-#[derive(Debug, Clone, PartialEq)]
+/// A new order, as the caller describes it: also the `create_order` tool's
+/// arguments (each field's doc is its description there). A field left out
+/// or `null` takes its default.
+#[derive(Debug, Clone, PartialEq, Deserialize, schemars::JsonSchema)]
+#[serde(deny_unknown_fields)]
+#[schemars(transform = super::parse::schema_as_arguments)]
 pub struct NewOrder {
+    /// The customer's name (at most 200 characters).
     pub customer_name: String,
-    pub customer_phone: Option<String>,
-    pub customer_email: Option<String>,
+    /// Where to deliver (at most 500 characters).
     pub delivery_address: String,
+    /// Latitude of the delivery point, -90 to 90.
+    #[schemars(range(min = -90, max = 90))]
     pub delivery_lat: f64,
+    /// Longitude of the delivery point, -180 to 180.
+    #[schemars(range(min = -180, max = 180))]
     pub delivery_lng: f64,
+    /// When the customer expects the delivery, ISO 8601 (e.g. 2026-11-26T15:00:00Z; no offset means UTC).
+    #[serde(deserialize_with = "super::parse::time")]
+    #[schemars(with = "String")]
     pub expected_delivery_time: DateTime<Utc>,
-    pub time_window_start: Option<DateTime<Utc>>,
-    pub time_window_end: Option<DateTime<Utc>>,
+    /// The customer's phone (digits, spaces and + - ( ) .).
+    pub customer_phone: Option<String>,
+    /// The customer's email.
+    pub customer_email: Option<String>,
+    /// standard (default), express or urgent.
+    #[serde(default, deserialize_with = "super::parse::or_default")]
+    #[schemars(with = "Option<Priority>")]
     pub priority: Priority,
+    /// Weight in kg (0 to 100000).
     pub weight_kg: Option<f64>,
+    /// Volume in m³ (0 to 1000).
     pub volume_m3: Option<f64>,
+    /// Notes for the driver (at most 2000 characters).
     pub special_instructions: Option<String>,
+    /// Earliest delivery time, ISO 8601.
+    #[serde(default, deserialize_with = "super::parse::opt_time")]
+    #[schemars(with = "Option<String>")]
+    pub time_window_start: Option<DateTime<Utc>>,
+    /// Latest delivery time, ISO 8601.
+    #[serde(default, deserialize_with = "super::parse::opt_time")]
+    #[schemars(with = "Option<String>")]
+    pub time_window_end: Option<DateTime<Utc>>,
+    /// The goods' value.
     pub order_value: Option<f64>,
+    /// pending (default), paid or cod.
+    #[serde(default, deserialize_with = "super::parse::or_default")]
+    #[schemars(with = "Option<PaymentStatus>")]
     pub payment_status: PaymentStatus,
+    #[serde(default, deserialize_with = "super::parse::or_default")]
+    #[schemars(with = "Option<bool>")]
     pub requires_signature: bool,
+    #[serde(default, deserialize_with = "super::parse::or_default")]
+    #[schemars(with = "Option<bool>")]
     pub is_fragile: bool,
+    /// Only drivers with the 'refrigerated' skill can take it.
+    #[serde(default, deserialize_with = "super::parse::or_default")]
+    #[schemars(with = "Option<bool>")]
     pub requires_cold_storage: bool,
+    /// Minutes after expected_delivery_time that still count as on time (default 15).
+    #[serde(
+        default = "super::parse::default_grace",
+        deserialize_with = "super::parse::grace"
+    )]
+    #[schemars(with = "Option<i64>")]
     pub sla_grace_period_minutes: i64,
 }
 

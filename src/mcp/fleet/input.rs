@@ -4,7 +4,7 @@
 
 use crate::fleet::rules;
 use crate::mcp::error::ToolError;
-use chrono::{DateTime, NaiveDate, NaiveDateTime, Utc};
+use chrono::{DateTime, Utc};
 use rmcp::schemars;
 use serde::Deserialize;
 
@@ -39,37 +39,9 @@ pub(super) fn search_term(value: &str) -> Result<String, ToolError> {
     rules::required_text("search_term", value, rules::SEARCH_MAX).map_err(ToolError::from)
 }
 
-/// A point in time: RFC 3339 (`2026-11-26T15:00:00Z`), or a date and time
-/// without offset (taken as UTC), or a plain date (midnight UTC); its year
-/// (in UTC) within [`rules::TIME_YEARS`].
+/// A point in time (see [`rules::time_text`]).
 pub(super) fn time(field: &str, value: &str) -> Result<DateTime<Utc>, ToolError> {
-    let parsed = parse_time(value).ok_or_else(|| {
-        ToolError::Refused(format!(
-            "{field}: '{}' is not an ISO 8601 time (e.g. 2026-11-26T15:00:00Z)",
-            value.trim().chars().take(40).collect::<String>()
-        ))
-    })?;
-    rules::time(field, parsed).map_err(ToolError::from)
-}
-
-fn parse_time(value: &str) -> Option<DateTime<Utc>> {
-    let value = value.trim();
-    if let Ok(t) = DateTime::parse_from_rfc3339(value) {
-        return Some(t.with_timezone(&Utc));
-    }
-    for format in [
-        "%Y-%m-%dT%H:%M:%S%.f",
-        "%Y-%m-%d %H:%M:%S%.f",
-        "%Y-%m-%dT%H:%M",
-    ] {
-        if let Ok(t) = NaiveDateTime::parse_from_str(value, format) {
-            return Some(t.and_utc());
-        }
-    }
-    NaiveDate::parse_from_str(value, "%Y-%m-%d")
-        .ok()?
-        .and_hms_opt(0, 0, 0)
-        .map(|t| t.and_utc())
+    rules::time_text(field, value).map_err(ToolError::from)
 }
 
 pub(super) fn opt_time(

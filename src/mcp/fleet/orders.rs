@@ -39,49 +39,6 @@ impl OrderList {
 
 #[derive(Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
-struct CreateOrderArgs {
-    /// The customer's name (at most 200 characters).
-    customer_name: String,
-    /// Where to deliver (at most 500 characters).
-    delivery_address: String,
-    /// Latitude of the delivery point, -90 to 90.
-    #[schemars(range(min = -90, max = 90))]
-    delivery_lat: f64,
-    /// Longitude of the delivery point, -180 to 180.
-    #[schemars(range(min = -180, max = 180))]
-    delivery_lng: f64,
-    /// When the customer expects the delivery, ISO 8601 (e.g. 2026-11-26T15:00:00Z; no offset means UTC).
-    expected_delivery_time: String,
-    /// The customer's phone (digits, spaces and + - ( ) .).
-    customer_phone: Option<String>,
-    /// The customer's email.
-    customer_email: Option<String>,
-    /// standard (default), express or urgent.
-    priority: Option<Priority>,
-    /// Weight in kg (0 to 100000).
-    weight_kg: Option<f64>,
-    /// Volume in m³ (0 to 1000).
-    volume_m3: Option<f64>,
-    /// Notes for the driver (at most 2000 characters).
-    special_instructions: Option<String>,
-    /// Earliest delivery time, ISO 8601.
-    time_window_start: Option<String>,
-    /// Latest delivery time, ISO 8601.
-    time_window_end: Option<String>,
-    /// The goods' value.
-    order_value: Option<f64>,
-    /// pending (default), paid or cod.
-    payment_status: Option<PaymentStatus>,
-    requires_signature: Option<bool>,
-    is_fragile: Option<bool>,
-    /// Only drivers with the 'refrigerated' skill can take it.
-    requires_cold_storage: Option<bool>,
-    /// Minutes after expected_delivery_time that still count as on time (default 15).
-    sla_grace_period_minutes: Option<i64>,
-}
-
-#[derive(Deserialize, schemars::JsonSchema)]
-#[serde(deny_unknown_fields)]
 struct CountOrdersArgs {
     status: Option<OrderStatus>,
     priority: Option<Priority>,
@@ -192,7 +149,7 @@ struct DeleteAllOrdersArgs {
 impl FleetMind {
     #[tool(
         description = "Create a delivery order. It starts as 'pending' and gets an id like ORD-1A2B3C4D5E6F.",
-        input_schema = input_schema::<CreateOrderArgs>(),
+        input_schema = input_schema::<NewOrder>(),
         annotations(read_only_hint = false, destructive_hint = false, idempotent_hint = false, open_world_hint = false)
     )]
     async fn create_order(
@@ -200,34 +157,7 @@ impl FleetMind {
         caller: Caller,
         args: JsonObject,
     ) -> Result<Json<OrderResult>, ToolError> {
-        let a: CreateOrderArgs = parse(args)?;
-        let new = NewOrder {
-            expected_delivery_time: input::time(
-                "expected_delivery_time",
-                &a.expected_delivery_time,
-            )?,
-            time_window_start: input::opt_time(
-                "time_window_start",
-                a.time_window_start.as_deref(),
-            )?,
-            time_window_end: input::opt_time("time_window_end", a.time_window_end.as_deref())?,
-            customer_name: a.customer_name,
-            customer_phone: a.customer_phone,
-            customer_email: a.customer_email,
-            delivery_address: a.delivery_address,
-            delivery_lat: a.delivery_lat,
-            delivery_lng: a.delivery_lng,
-            priority: a.priority.unwrap_or(Priority::Standard),
-            weight_kg: a.weight_kg,
-            volume_m3: a.volume_m3,
-            special_instructions: a.special_instructions,
-            order_value: a.order_value,
-            payment_status: a.payment_status.unwrap_or(PaymentStatus::Pending),
-            requires_signature: a.requires_signature.unwrap_or(false),
-            is_fragile: a.is_fragile.unwrap_or(false),
-            requires_cold_storage: a.requires_cold_storage.unwrap_or(false),
-            sla_grace_period_minutes: a.sla_grace_period_minutes.unwrap_or(15),
-        };
+        let new: NewOrder = parse(args)?;
         let order = self.db.create_order(&caller.user_id, new).await?;
         Ok(Json(OrderResult {
             success: true,
