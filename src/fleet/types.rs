@@ -316,17 +316,32 @@ pub struct NewOrder {
     pub sla_grace_period_minutes: i64,
 }
 
-/// Changes to an order; `None` leaves a field as it is.
-#[derive(Debug, Clone, Default, PartialEq)]
+/// Changes to an order; `None` (or `null`) leaves a field as it is. Also
+/// the `update_order` tool's arguments besides `order_id` (each field's doc
+/// is its description there).
+#[derive(Debug, Clone, Default, PartialEq, Deserialize, schemars::JsonSchema)]
+#[serde(deny_unknown_fields)]
+#[schemars(transform = super::parse::schema_as_arguments)]
 pub struct OrderPatch {
     pub customer_name: Option<String>,
     pub customer_phone: Option<String>,
     pub customer_email: Option<String>,
     pub delivery_address: Option<String>,
+    #[schemars(range(min = -90, max = 90))]
     pub delivery_lat: Option<f64>,
+    #[schemars(range(min = -180, max = 180))]
     pub delivery_lng: Option<f64>,
+    /// ISO 8601.
+    #[serde(default, deserialize_with = "super::parse::opt_time")]
+    #[schemars(with = "Option<String>")]
     pub expected_delivery_time: Option<DateTime<Utc>>,
+    /// ISO 8601.
+    #[serde(default, deserialize_with = "super::parse::opt_time")]
+    #[schemars(with = "Option<String>")]
     pub time_window_start: Option<DateTime<Utc>>,
+    /// ISO 8601.
+    #[serde(default, deserialize_with = "super::parse::opt_time")]
+    #[schemars(with = "Option<String>")]
     pub time_window_end: Option<DateTime<Utc>>,
     pub priority: Option<Priority>,
     pub weight_kg: Option<f64>,
@@ -338,6 +353,7 @@ pub struct OrderPatch {
     pub is_fragile: Option<bool>,
     pub requires_cold_storage: Option<bool>,
     pub sla_grace_period_minutes: Option<i64>,
+    /// pending or cancelled (the other statuses follow the assignment tools).
     pub status: Option<OrderStatus>,
 }
 

@@ -8,6 +8,7 @@ mod drivers;
 mod input;
 mod orders;
 pub(super) mod resources;
+mod update_args;
 
 /// How many rows there are, per status.
 #[derive(Debug, serde::Serialize, rmcp::schemars::JsonSchema)]

@@ -1,6 +1,7 @@
 //! The order tools.
 
 use super::input::{self, SortOrder};
+use super::update_args::UpdateOrderArgs;
 use super::{Counted, Deleted};
 use crate::auth::Caller;
 use crate::fleet::*;
@@ -92,39 +93,6 @@ struct SearchArgs {
 struct LimitArgs {
     /// At most this many (1 to 100, default 20).
     limit: Option<i64>,
-}
-
-#[derive(Deserialize, schemars::JsonSchema)]
-#[serde(deny_unknown_fields)]
-struct UpdateOrderArgs {
-    /// The order to change (ORD-…).
-    order_id: String,
-    customer_name: Option<String>,
-    customer_phone: Option<String>,
-    customer_email: Option<String>,
-    delivery_address: Option<String>,
-    #[schemars(range(min = -90, max = 90))]
-    delivery_lat: Option<f64>,
-    #[schemars(range(min = -180, max = 180))]
-    delivery_lng: Option<f64>,
-    /// ISO 8601.
-    expected_delivery_time: Option<String>,
-    /// ISO 8601.
-    time_window_start: Option<String>,
-    /// ISO 8601.
-    time_window_end: Option<String>,
-    priority: Option<Priority>,
-    weight_kg: Option<f64>,
-    volume_m3: Option<f64>,
-    special_instructions: Option<String>,
-    order_value: Option<f64>,
-    payment_status: Option<PaymentStatus>,
-    requires_signature: Option<bool>,
-    is_fragile: Option<bool>,
-    requires_cold_storage: Option<bool>,
-    sla_grace_period_minutes: Option<i64>,
-    /// pending or cancelled (the other statuses follow the assignment tools).
-    status: Option<OrderStatus>,
 }
 
 #[derive(Deserialize, schemars::JsonSchema)]
@@ -291,37 +259,9 @@ impl FleetMind {
     ) -> Result<Json<OrderResult>, ToolError> {
         let a: UpdateOrderArgs = parse(args)?;
         let id = input::id("order_id", &a.order_id)?;
-        let patch = OrderPatch {
-            expected_delivery_time: input::opt_time(
-                "expected_delivery_time",
-                a.expected_delivery_time.as_deref(),
-            )?,
-            time_window_start: input::opt_time(
-                "time_window_start",
-                a.time_window_start.as_deref(),
-            )?,
-            time_window_end: input::opt_time("time_window_end", a.time_window_end.as_deref())?,
-            customer_name: a.customer_name,
-            customer_phone: a.customer_phone,
-            customer_email: a.customer_email,
-            delivery_address: a.delivery_address,
-            delivery_lat: a.delivery_lat,
-            delivery_lng: a.delivery_lng,
-            priority: a.priority,
-            weight_kg: a.weight_kg,
-            volume_m3: a.volume_m3,
-            special_instructions: a.special_instructions,
-            order_value: a.order_value,
-            payment_status: a.payment_status,
-            requires_signature: a.requires_signature,
-            is_fragile: a.is_fragile,
-            requires_cold_storage: a.requires_cold_storage,
-            sla_grace_period_minutes: a.sla_grace_period_minutes,
-            status: a.status,
-        };
         let order = self
             .db
-            .update_order(&caller.user_id, &id, patch)
+            .update_order(&caller.user_id, &id, a.patch)
             .await
             .map_err(|e| ToolError::store(e, &[("order", &id)]))?;
         Ok(Json(OrderResult {
