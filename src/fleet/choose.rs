@@ -385,35 +385,25 @@ mod tests {
         }
     }
 
+    /// An order as `create_order` makes one (what is left out takes its
+    /// default, so a new optional field needs no change here), at `t`.
     fn order(fragile: bool, kg: f64) -> Order {
         let t = Utc.with_ymd_and_hms(2026, 1, 1, 12, 0, 0).unwrap();
+        let new: NewOrder = serde_json::from_value(serde_json::json!({
+            "customer_name": "c",
+            "delivery_address": "a",
+            "delivery_lat": 0.0,
+            "delivery_lng": 0.0,
+            "expected_delivery_time": (t + chrono::Duration::hours(3)).to_rfc3339(),
+            "weight_kg": kg,
+            "is_fragile": fragile,
+        }))
+        .unwrap();
         Order {
             order_id: "ORD-1".into(),
-            customer_name: "c".into(),
-            customer_phone: None,
-            customer_email: None,
-            delivery_address: "a".into(),
-            delivery_lat: 0.0,
-            delivery_lng: 0.0,
-            time_window_start: None,
-            time_window_end: None,
-            expected_delivery_time: t + chrono::Duration::hours(3),
-            priority: Priority::Standard,
-            weight_kg: Some(kg),
-            volume_m3: None,
-            special_instructions: None,
-            order_value: None,
-            payment_status: PaymentStatus::Pending,
-            requires_signature: false,
-            is_fragile: fragile,
-            requires_cold_storage: false,
-            status: OrderStatus::Pending,
-            assigned_driver_id: None,
-            delivery_status: None,
-            sla_grace_period_minutes: 15,
             created_at: t,
             updated_at: t,
-            delivered_at: None,
+            ..rules::new_order(new).unwrap()
         }
     }
 
