@@ -46,6 +46,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         key_prefix: "fm_benchmark".into(),
         scopes: Scopes::admin(),
         expires_at: None,
+        limits: Default::default(),
     });
     let listener = tokio::net::TcpListener::bind(&bind).await?;
     let shutdown = CancellationToken::new();
