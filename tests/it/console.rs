@@ -466,3 +466,59 @@ pub(crate) fn hex_sha256(text: &str) -> String {
     use sha2::Digest;
     hex::encode(sha2::Sha256::digest(text.as_bytes()))
 }
+
+/// The `Set-Cookie` of a sign-in: the attributes issue 12 names, `Secure`
+/// exactly when the public URL is https, and a sign-out that clears it.
+backend_test!(
+    the_session_cookie_has_the_promised_attributes,
+    |t| async move {
+        let admin = issue_key(&t.db, "admin@example.com", Some(Scopes::admin())).await;
+        for (public_url, secure) in [(None, false), (Some("https://fleet.example.com/mcp"), true)] {
+            let options = fleetmind::app::ServeOptions {
+                public_url: public_url.map(String::from),
+                ..Default::default()
+            };
+            let server = start_server_with(t.db.clone(), options).await;
+            let mut browser = Browser::new(&server);
+            let origin = match public_url {
+                Some(_) => "https://fleet.example.com".to_owned(),
+                None => browser.base.clone(),
+            };
+            let page = browser
+                .post_from(
+                    "/console/login",
+                    &[("api_key", admin.api_key.expose())],
+                    Some(&origin),
+                )
+                .await;
+            assert_eq!(page.status, 303, "{public_url:?}: {}", page.body);
+            let cookie = page.header("set-cookie").to_owned();
+            let attributes: Vec<&str> = cookie.split(';').map(str::trim).collect();
+            for wanted in ["HttpOnly", "SameSite=Strict", "Path=/console"] {
+                assert!(attributes.contains(&wanted), "{public_url:?}: {cookie}");
+            }
+            assert_eq!(
+                attributes.contains(&"Secure"),
+                secure,
+                "{public_url:?}: {cookie}"
+            );
+            // The session token is random and long; never the key.
+            let value = attributes[0].split_once('=').map(|(_, v)| v).unwrap_or("");
+            assert!(value.len() >= 32, "{cookie}");
+            assert!(!cookie.contains(admin.api_key.expose()));
+            // Signing out sends the cookie back empty and already expired.
+            let keys = browser.get("/console/keys").await;
+            assert_eq!(keys.status, 200, "{public_url:?}");
+            let page = browser
+                .post_from("/console/logout", &[("csrf", &keys.csrf())], Some(&origin))
+                .await;
+            assert_eq!(page.status, 303, "{public_url:?}: {}", page.body);
+            let cleared = page.header("set-cookie");
+            assert!(
+                cleared.contains("Max-Age=0") && cleared.contains("Path=/console"),
+                "{cleared}"
+            );
+            server.stop().await;
+        }
+    }
+);
