@@ -467,8 +467,8 @@ pub(crate) fn hex_sha256(text: &str) -> String {
     hex::encode(sha2::Sha256::digest(text.as_bytes()))
 }
 
-/// The `Set-Cookie` of a sign-in: the attributes issue 12 names, `Secure`
-/// exactly when the public URL is https, and a sign-out that clears it.
+// The `Set-Cookie` of a sign-in: the attributes issue 12 names, `Secure`
+// exactly when the public URL is https, and a sign-out that clears it.
 backend_test!(
     the_session_cookie_has_the_promised_attributes,
     |t| async move {
