@@ -103,3 +103,83 @@ backend_test!(
         drop(t);
     }
 );
+
+// A session lives no longer than the key it was opened with: past the key's
+// expiry, or past the grace of a rotation that retired it, the next page is
+// the sign-in page however recently the session was used.
+backend_test!(
+    a_session_ends_when_its_key_expires_or_is_rotated_out,
+    |t| async move {
+        let db = t.db.clone();
+        let clock = Clock::manual(chrono::Utc::now());
+        let expiring = fleetmind::keys::ApiKey::generate().expect("key");
+        db.insert_key(&fleetmind::store::NewKey {
+            user_id: fleetmind::keys::user_id_for_email("expiring@example.com"),
+            email: "expiring@example.com".into(),
+            name: None,
+            hash: expiring.hash(),
+            prefix: expiring.display_prefix(),
+            scopes: fleetmind::scopes::Scopes::PREDECESSOR_DEFAULT,
+            expires_at: Some(clock.now() + chrono::Duration::minutes(20)),
+            created_by: "cli".into(),
+            limits: Default::default(),
+        })
+        .await
+        .expect("insert");
+        let rotated = issue_key(&db, "rotated@example.com", None).await;
+        let options = ServeOptions {
+            clock: clock.clone(),
+            ..Default::default()
+        };
+        let server = start_server_with(db.clone(), options).await;
+        let mut by_expiry = Browser::new(&server);
+        let mut by_rotation = Browser::new(&server);
+        assert_eq!(by_expiry.sign_in(expiring.expose()).await.status, 200);
+        assert_eq!(
+            by_rotation.sign_in(rotated.api_key.expose()).await.status,
+            200
+        );
+        let successor = fleetmind::keys::ApiKey::generate().expect("key");
+        db.rotate_key(
+            rotated.record.key_id,
+            clock.now() + chrono::Duration::minutes(20),
+            &fleetmind::store::NewKey {
+                user_id: rotated.record.user_id.to_string(),
+                email: rotated.record.email.clone(),
+                name: None,
+                hash: successor.hash(),
+                prefix: successor.display_prefix(),
+                scopes: rotated.record.scopes,
+                expires_at: None,
+                created_by: "cli".into(),
+                limits: Default::default(),
+            },
+        )
+        .await
+        .expect("rotate");
+
+        // Busy sessions, well inside the idle limit, up to the keys' end ...
+        for at in [10 * MINUTE, 9 * MINUTE + Duration::from_secs(59)] {
+            clock.advance(at);
+            for browser in [&mut by_expiry, &mut by_rotation] {
+                assert_eq!(browser.get("/console/keys").await.status, 200);
+            }
+        }
+        // ... and over at that instant, 20 minutes after both were set up.
+        clock.advance(Duration::from_secs(1));
+        for (browser, what) in [
+            (&mut by_expiry, "expired"),
+            (&mut by_rotation, "rotated out"),
+        ] {
+            let page = browser.get("/console/keys").await;
+            assert_eq!(page.status, 401, "{what}: {}", page.body);
+            assert!(
+                page.body.contains("name=\"api_key\""),
+                "{what}: {}",
+                page.body
+            );
+        }
+        server.stop().await;
+        drop(t);
+    }
+);
