@@ -1,5 +1,5 @@
 //! Randomized: interleaved tool calls of three tenants on one server; after
-//! every step each tenant's view (orders, drivers, the assignment touched;
+//! every step each tenant's view (orders, drivers, saved places, the assignment touched;
 //! counts and all assignments at the end of each case) must equal a small in-memory model of that tenant alone. Ids
 //! are picked from every tenant's pool, so many calls aim at another
 //! tenant's rows and must be "not found". Both backends.
@@ -38,7 +38,13 @@ enum Op {
     DeleteDriver(usize, usize),
     DeleteAllOrders(usize),
     DeleteAllDrivers(usize),
+    /// Saves place `PLACES[n]` at point `p` (replacing one of that name).
+    SavePlace(usize, usize, usize),
+    DeletePlace(usize, usize),
 }
+
+/// Place names every tenant uses: each tenant's "Depot" is its own.
+const PLACES: [&str; 3] = ["Depot", "Dock", "Corner shop"];
 
 fn op() -> impl Strategy<Value = Op> {
     let t = 0..TENANTS;
@@ -62,7 +68,9 @@ fn op() -> impl Strategy<Value = Op> {
         2 => (t.clone(), i).prop_map(|(t, o)| Op::DeleteOrder(t, o)),
         2 => (t.clone(), i).prop_map(|(t, d)| Op::DeleteDriver(t, d)),
         1 => t.clone().prop_map(Op::DeleteAllOrders),
-        1 => t.prop_map(Op::DeleteAllDrivers),
+        1 => t.clone().prop_map(Op::DeleteAllDrivers),
+        2 => (t.clone(), 0..PLACES.len(), 0..3usize).prop_map(|(t, n, p)| Op::SavePlace(t, n, p)),
+        1 => (t, 0..PLACES.len()).prop_map(|(t, n)| Op::DeletePlace(t, n)),
     ]
 }
 
@@ -93,6 +101,8 @@ struct Model {
     orders: BTreeMap<String, MOrder>,
     drivers: BTreeMap<String, MDriver>,
     asns: BTreeMap<String, MAsn>,
+    /// Saved places by name: (lat, lng).
+    places: BTreeMap<String, (f64, f64)>,
 }
 
 impl Model {
@@ -456,6 +466,22 @@ async fn step(
             }
             None
         }
+        Op::SavePlace(t, n, p) => {
+            let (lat, lng) = (30.0 + p as f64, 40.0 + p as f64);
+            let args = json!({"name": PLACES[n], "lat": lat, "lng": lng});
+            yes(tally, &tenants[t].client, "save_place", args).await;
+            models[t].places.insert(PLACES[n].to_owned(), (lat, lng));
+            None
+        }
+        Op::DeletePlace(t, n) => {
+            let args = json!({"name": PLACES[n]});
+            if models[t].places.remove(PLACES[n]).is_some() {
+                yes(tally, &tenants[t].client, "delete_place", args).await;
+            } else {
+                no(tally, &tenants[t].client, "delete_place", args).await;
+            }
+            None
+        }
     }
 }
 
@@ -500,6 +526,13 @@ fn coverage() -> Vec<Op> {
         CreateDriver(2, 2),
         Auto(2, 1),
         Complete(2, 1),
+        // Places: the same name in two tenants, a replacement, a refused
+        // delete of a name only another tenant holds, a delete.
+        SavePlace(0, 0, 0),
+        SavePlace(1, 0, 1),
+        SavePlace(0, 0, 2),
+        DeletePlace(2, 0),
+        DeletePlace(0, 0),
     ]
 }
 
@@ -549,6 +582,19 @@ async fn check(tenants: &[Tenant], models: &[Model], touched: Option<(usize, Str
             .map(|(id, d)| (id.clone(), (d.status.to_owned(), d.lat)))
             .collect();
         assert_eq!(seen, want, "tenant {t}: drivers");
+        let places = ok(c, "list_places", json!({})).await;
+        let seen: BTreeMap<String, (f64, f64)> = places["places"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|p| {
+                (
+                    p["name"].as_str().unwrap().to_owned(),
+                    (p["lat"].as_f64().unwrap(), p["lng"].as_f64().unwrap()),
+                )
+            })
+            .collect();
+        assert_eq!(seen, model.places, "tenant {t}: places");
     }
     if let Some((t, asn)) = touched {
         let c = &tenants[t].client;
@@ -714,6 +760,8 @@ fn run_model(backend: &str) {
         "complete_delivery",
         "update_order",
         "update_driver",
+        "save_place",
+        "delete_place",
     ] {
         assert!(
             good(tool) > 0,
@@ -722,7 +770,9 @@ fn run_model(backend: &str) {
     }
     let refused: usize = tally.values().map(|[_, bad]| bad).sum();
     assert!(
-        refused >= 20 && bad("create_assignment") + bad("auto_assign_order") > 0,
+        refused >= 20
+            && bad("create_assignment") + bad("auto_assign_order") > 0
+            && bad("delete_place") > 0,
         "{backend}: only {refused} refusals; the run proves too little"
     );
     let finished: usize = [
