@@ -173,12 +173,7 @@ async fn make_template() -> String {
     let mut conn = admin_connection().await;
     // One process builds it while the others wait: the lock is the
     // server-wide advisory lock of this name's hash.
-    let lock = "SELECT pg_advisory_lock(hashtext($1))";
-    sqlx::query(lock)
-        .bind(&name)
-        .execute(&mut conn)
-        .await
-        .expect("template lock");
+    build_lock(&mut conn, &name, true).await;
     if !exists(&mut conn, &name).await {
         // Migrated under another name and renamed when complete, so a run
         // killed half-way never leaves a half-migrated template behind. It
@@ -194,28 +189,45 @@ async fn make_template() -> String {
             .await
             .expect("migrate template");
         drop(db);
-        // The server's pool may still be closing its connections; FORCE in
-        // the rename's wait is not available, so end them.
-        sqlx::query(
-            "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = $1 \
-             AND pid <> pg_backend_pid()",
-        )
-        .bind(&partial)
-        .execute(&mut conn)
-        .await
-        .expect("close template connections");
-        sqlx::query(&format!("ALTER DATABASE {partial} RENAME TO {name}"))
-            .execute(&mut conn)
-            .await
-            .expect("rename template");
+        rename_when_built(&mut conn, &partial, &name).await;
     }
-    sqlx::query("SELECT pg_advisory_unlock(hashtext($1))")
-        .bind(&name)
-        .execute(&mut conn)
-        .await
-        .expect("template unlock");
+    build_lock(&mut conn, &name, false).await;
     drop_stale_templates(&mut conn, &name).await;
     name
+}
+
+/// Takes (`true`) or releases (`false`) the server-wide advisory lock of
+/// `name`: one process builds a shared database while the others wait.
+pub async fn build_lock(conn: &mut sqlx::PgConnection, name: &str, take: bool) {
+    let query = if take {
+        "SELECT pg_advisory_lock(hashtext($1))"
+    } else {
+        "SELECT pg_advisory_unlock(hashtext($1))"
+    };
+    sqlx::query(query)
+        .bind(name)
+        .execute(conn)
+        .await
+        .unwrap_or_else(|e| panic!("advisory lock of {name}: {e}"));
+}
+
+/// Gives the database built as `partial` its real `name`, so a run killed
+/// half-way never leaves a half-built one under that name. The builder's
+/// connections may still be closing (the rename cannot wait with FORCE), so
+/// they are ended first.
+pub async fn rename_when_built(conn: &mut sqlx::PgConnection, partial: &str, name: &str) {
+    sqlx::query(
+        "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = $1 \
+         AND pid <> pg_backend_pid()",
+    )
+    .bind(partial)
+    .execute(&mut *conn)
+    .await
+    .expect("close the builder's connections");
+    sqlx::query(&format!("ALTER DATABASE {partial} RENAME TO {name}"))
+        .execute(conn)
+        .await
+        .unwrap_or_else(|e| panic!("rename {partial} to {name}: {e}"));
 }
 
 pub async fn exists(conn: &mut sqlx::PgConnection, name: &str) -> bool {

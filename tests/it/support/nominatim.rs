@@ -10,7 +10,7 @@
 //! are compiled as ignored, except under CI, where they always run.
 
 use super::binary::free_port;
-use super::db::{admin_connection, exists, pg_admin_url};
+use super::db::{admin_connection, build_lock, exists, pg_admin_url, rename_when_built};
 use super::valhalla::network_xml;
 use std::path::Path;
 use std::process::{Child, Command, Stdio};
@@ -168,11 +168,7 @@ async fn import(command: &str) -> String {
     let name = format!("fm_nominatim_{}", &hex::encode(hash.finalize())[..16]);
     let mut conn = admin_connection().await;
     // One process imports while the others wait.
-    sqlx::query("SELECT pg_advisory_lock(hashtext($1))")
-        .bind(&name)
-        .execute(&mut conn)
-        .await
-        .expect("import lock");
+    build_lock(&mut conn, &name, true).await;
     if !exists(&mut conn, &name).await {
         // Imported under another name and renamed when complete, so a run
         // killed half-way never leaves a half-imported database behind.
@@ -189,24 +185,9 @@ async fn import(command: &str) -> String {
             "nominatim import of the test network: {:.1} s",
             started.elapsed().as_secs_f64()
         );
-        sqlx::query(
-            "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = $1 \
-             AND pid <> pg_backend_pid()",
-        )
-        .bind(&partial)
-        .execute(&mut conn)
-        .await
-        .expect("close import connections");
-        sqlx::query(&format!("ALTER DATABASE {partial} RENAME TO {name}"))
-            .execute(&mut conn)
-            .await
-            .expect("rename the imported network");
+        rename_when_built(&mut conn, &partial, &name).await;
     }
-    sqlx::query("SELECT pg_advisory_unlock(hashtext($1))")
-        .bind(&name)
-        .execute(&mut conn)
-        .await
-        .expect("import unlock");
+    build_lock(&mut conn, &name, false).await;
     name
 }
 
