@@ -64,7 +64,7 @@ pub struct GlobalArgs {
     pub db_timeout_secs: u64,
     /// Log filter (tracing syntax), e.g. `info` or `fleetmind=debug`. Whatever
     /// it says, rmcp never logs below warn (it would print whole messages, keys
-    /// included); see `src/logging.rs`.
+    /// included); see `src/logging/mod.rs`.
     #[arg(
         long,
         env = "FLEETMIND_LOG",

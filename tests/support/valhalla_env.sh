@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # A Python environment with the real Valhalla (pyvalhalla's wheel ships
 # valhalla_build_tiles and valhalla_service) and pyosmium (to write the test
-# network as .osm.pbf), for tests/routing.rs. pyvalhalla's current wheel is
+# network as .osm.pbf), for tests/it/routing.rs. pyvalhalla's current wheel is
 # abi3 for CPython >= 3.12; the machine's python3 is 3.11, so a 3.12+
 # interpreter is looked for (PATH, then pyenv's versions).
 # Idempotent. `--print` prints the interpreter's path and does nothing else.
