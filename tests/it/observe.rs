@@ -399,22 +399,6 @@ async fn without_metrics_bind_the_server_listens_on_its_one_port() {
     assert!(!written.stderr.contains("metrics"), "{}", written.stderr);
 }
 
-/// A `tools/call` of whoami with `key`, as relayed by a proxy for 203.0.113.9.
-async fn whoami_via_proxy(http: &reqwest::Client, url: &str, key: &str) -> u16 {
-    http.post(url)
-        .header("Authorization", format!("Bearer {key}"))
-        .header("X-Forwarded-For", "203.0.113.9")
-        .header("Content-Type", "application/json")
-        .header("Accept", "application/json, text/event-stream")
-        .header("MCP-Protocol-Version", "2025-11-25")
-        .body(r#"{"jsonrpc":"2.0","id":1,"method":"tools/call","params":{"name":"whoami","arguments":{}}}"#)
-        .timeout(Duration::from_secs(30))
-        .send()
-        .await
-        .map(|r| r.status().as_u16())
-        .unwrap_or(0)
-}
-
 #[tokio::test]
 async fn behind_a_trusted_proxy_the_lines_name_the_forwarded_client() {
     // Where the address comes from does not depend on the database.
@@ -425,11 +409,14 @@ async fn behind_a_trusted_proxy_the_lines_name_the_forwarded_client() {
     let url = server.mcp_url();
     let http = reqwest::Client::new();
     assert_eq!(
-        whoami_via_proxy(&http, &url, key.api_key.expose()).await,
+        forwarded_whoami_status(&http, &url, key.api_key.expose(), "203.0.113.9").await,
         200
     );
     let unknown = fleetmind::keys::ApiKey::generate().expect("key");
-    assert_eq!(whoami_via_proxy(&http, &url, unknown.expose()).await, 401);
+    assert_eq!(
+        forwarded_whoami_status(&http, &url, unknown.expose(), "203.0.113.9").await,
+        401
+    );
     // No keep-alive connection left for the graceful stop to wait on: a
     // stop past its deadline is a kill, which loses the buffered lines.
     drop(http);

@@ -21,20 +21,6 @@ const CLIENT_B: &str = "203.0.113.2";
 /// Failed lookups a client may make before it is throttled.
 const BURST: u32 = 3;
 
-/// A `tools/call` of `whoami` with `key`, as forwarded by a proxy that
-/// appended `forwarded_for`; the status code.
-async fn forwarded_whoami_status(
-    http: &reqwest::Client,
-    url: &str,
-    key: &str,
-    forwarded_for: &str,
-) -> u16 {
-    status_of(
-        mcp_post(http, url, key, WHOAMI_CALL.to_owned()).header("X-Forwarded-For", forwarded_for),
-    )
-    .await
-}
-
 /// `POST /register` with `key`, as forwarded for `forwarded_for`.
 async fn register_status(http: &reqwest::Client, url: &str, key: &str, forwarded_for: &str) -> u16 {
     status_of(

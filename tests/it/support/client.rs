@@ -117,6 +117,20 @@ pub async fn whoami_status(http: &reqwest::Client, url: &str, key: &str) -> u16 
     status_of(mcp_post(http, url, key, WHOAMI_CALL.to_owned())).await
 }
 
+/// [`whoami_status`], as forwarded by a proxy that appended `forwarded_for`
+/// (`X-Forwarded-For`).
+pub async fn forwarded_whoami_status(
+    http: &reqwest::Client,
+    url: &str,
+    key: &str,
+    forwarded_for: &str,
+) -> u16 {
+    status_of(
+        mcp_post(http, url, key, WHOAMI_CALL.to_owned()).header("X-Forwarded-For", forwarded_for),
+    )
+    .await
+}
+
 /// The status of a request (0 when no answer came within 30 s).
 pub async fn status_of(request: reqwest::RequestBuilder) -> u16 {
     request
