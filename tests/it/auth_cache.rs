@@ -9,33 +9,17 @@
 use crate::support::*;
 use chrono::Utc;
 use fleetmind::app::ServeOptions;
-use fleetmind::auth::{
-    AuthFailure, BLIND_MAX_AGE, LimiterOptions, UsageRecorder, Verifier, VerifierOptions,
-};
+use fleetmind::auth::{AuthFailure, BLIND_MAX_AGE, LimiterOptions, VerifierOptions};
 use fleetmind::key_admin;
 use fleetmind::keys::ApiKey;
 use fleetmind::scopes::Scopes;
-use fleetmind::store::{Backend, Db, NewKey, RevokeTarget};
+use fleetmind::store::{Backend, NewKey, RevokeTarget};
 use std::future::Future;
 use std::time::Duration;
 use tokio_util::sync::CancellationToken;
 
 /// The revocation bound the cache guarantees on both backends.
 const BOUND: Duration = Duration::from_secs(1);
-
-/// A verifier with its change watch running and reporting.
-async fn watched_verifier(db: &Db, shutdown: &CancellationToken) -> Verifier {
-    let verifier = Verifier::new(db.clone(), UsageRecorder::new());
-    let _watch = verifier.spawn_watch(shutdown.clone());
-    assert!(
-        eventually(Duration::from_secs(10), || async {
-            verifier.cache().is_watching()
-        })
-        .await,
-        "the change watch never reported in"
-    );
-    verifier
-}
 
 fn new_key(api_key: &ApiKey, expires_at: Option<chrono::DateTime<Utc>>) -> NewKey {
     NewKey {

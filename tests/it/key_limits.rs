@@ -10,7 +10,7 @@ use crate::support::binary::{BinaryServer, run_fleetmind};
 use crate::support::keys::{call_err, call_ok, key_actor};
 use crate::support::*;
 use fleetmind::app::ServeOptions;
-use fleetmind::auth::{UsageRecorder, Verifier};
+use fleetmind::auth::Verifier;
 use fleetmind::limits::{KeyLimits, LimitsChange};
 use fleetmind::scopes::Scopes;
 use fleetmind::store::{self, Db, PoolOptions, StoreError};
@@ -200,16 +200,7 @@ async fn replica(url: &str, shutdown: &CancellationToken) -> Verifier {
     let db: Db = store::open(url, &PoolOptions::default())
         .await
         .expect("open the replica's pool");
-    let verifier = Verifier::new(db, UsageRecorder::new());
-    let _watch = verifier.spawn_watch(shutdown.clone());
-    assert!(
-        eventually(Duration::from_secs(10), || async {
-            verifier.cache().is_watching()
-        })
-        .await,
-        "the change watch never reported in"
-    );
-    verifier
+    watched_verifier(&db, shutdown).await
 }
 
 backend_test!(

@@ -1,9 +1,13 @@
-//! The real server on 127.0.0.1:0, and keys issued the way the CLI does.
+//! The real server on 127.0.0.1:0, keys issued the way the CLI does, and
+//! a verifier with its change watch (one replica's view of the keys).
 
+use crate::support::eventually;
 use fleetmind::app::{self, RunningServer, ServeOptions};
+use fleetmind::auth::{UsageRecorder, Verifier};
 use fleetmind::key_admin::{self, CreateKey, IssuedKey};
 use fleetmind::scopes::Scopes;
 use fleetmind::store::Db;
+use std::time::Duration;
 use tokio_util::sync::CancellationToken;
 
 /// Issues a key through the same path as the CLI.
@@ -34,4 +38,18 @@ pub async fn start_server_with(db: Db, options: ServeOptions) -> RunningServer {
         .await
         .expect("bind");
     app::start(listener, db, &options, CancellationToken::new()).expect("start server")
+}
+
+/// A verifier with its change watch running and reporting.
+pub async fn watched_verifier(db: &Db, shutdown: &CancellationToken) -> Verifier {
+    let verifier = Verifier::new(db.clone(), UsageRecorder::new());
+    let _watch = verifier.spawn_watch(shutdown.clone());
+    assert!(
+        eventually(Duration::from_secs(10), || async {
+            verifier.cache().is_watching()
+        })
+        .await,
+        "the change watch never reported in"
+    );
+    verifier
 }
