@@ -2,6 +2,7 @@
 //! header, query, missing, malformed, unknown, revoked, expired, and the key
 //! store down (503, never 401).
 
+use crate::support::keys::DEFAULT_SCOPES;
 use crate::support::*;
 use chrono::{Duration, Utc};
 use fleetmind::keys::ApiKey;
@@ -74,17 +75,7 @@ backend_test!(
         let by_header = connect(&server.mcp_url(), key).await.expect("header key");
         let (who, _) = call(&by_header, "whoami", json!({})).await;
         assert_eq!(who["user_id"], issued.record.user_id.as_str());
-        assert_eq!(
-            who["scopes"],
-            json!([
-                "orders:read",
-                "orders:write",
-                "drivers:read",
-                "drivers:write",
-                "assignments:manage",
-                "routing:use"
-            ])
-        );
+        assert_eq!(who["scopes"], json!(DEFAULT_SCOPES));
 
         let by_query = connect_url(&format!("{}?api_key={key}", server.mcp_url()))
             .await

@@ -1,6 +1,7 @@
 //! The real `fleetmind` binary, as an operator runs it: migrations, keys,
 //! the first start, and what reaches its logs.
 
+use crate::support::keys::DEFAULT_SCOPES;
 use crate::support::*;
 use serde_json::{Value, json};
 use std::io::{BufRead, BufReader};
@@ -80,17 +81,7 @@ fn key_lifecycle(url: &str) {
     assert_eq!(created["email"], "grace@example.com");
     // md5("grace@example.com"), computed with Python's hashlib.
     assert_eq!(created["user_id"], "user_9f528ceb4101");
-    assert_eq!(
-        created["scopes"],
-        json!([
-            "orders:read",
-            "orders:write",
-            "drivers:read",
-            "drivers:write",
-            "assignments:manage",
-            "routing:use"
-        ])
-    );
+    assert_eq!(created["scopes"], json!(DEFAULT_SCOPES));
     let key = created["api_key"].as_str().unwrap().to_owned();
     assert!(fleetmind::keys::has_key_shape(&key));
 

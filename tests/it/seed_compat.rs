@@ -8,6 +8,7 @@
 //! `FLEETMIND_TEST_PG` and `FLEETMIND_TEST_PYTHON` are set (`.ci/run` sets
 //! them, the latter through tests/support/python_env.sh).
 
+use crate::support::keys::DEFAULT_SCOPES;
 use crate::support::*;
 use fleetmind::store::{self, PoolOptions, RevokeTarget};
 use serde_json::{Value, json};
@@ -83,17 +84,7 @@ async fn a_database_of_the_python_server_is_adopted_in_place() {
         .expect("legacy key connects");
     let (who, _) = call(&client, "whoami", json!({})).await;
     assert_eq!(who["user_id"], legacy_user);
-    assert_eq!(
-        who["scopes"],
-        json!([
-            "orders:read",
-            "orders:write",
-            "drivers:read",
-            "drivers:write",
-            "assignments:manage",
-            "routing:use"
-        ])
-    );
+    assert_eq!(who["scopes"], json!(DEFAULT_SCOPES));
     let _ = client.cancel().await;
 
     // A second key for the same person (any spelling of the email) keeps the

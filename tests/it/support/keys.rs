@@ -5,6 +5,18 @@
 use crate::support::{Client, call_result, text_of};
 use serde_json::Value;
 
+/// The scopes of a key issued without any, as `whoami` and `keys create`
+/// show them. Written out here, not read from `Scopes::PREDECESSOR_DEFAULT`,
+/// so that a change of the default fails the tests that pin it.
+pub const DEFAULT_SCOPES: [&str; 6] = [
+    "orders:read",
+    "orders:write",
+    "drivers:read",
+    "drivers:write",
+    "assignments:manage",
+    "routing:use",
+];
+
 /// A tool call that must succeed; returns its structured content after
 /// checking that the text content carries the same JSON.
 pub async fn call_ok(client: &Client, tool: &str, args: Value) -> Value {
