@@ -3,6 +3,7 @@
 //! from the database.
 #![allow(dead_code)]
 
+use crate::support::keys::{call_err, call_ok};
 use crate::support::*;
 use fleetmind::store::Backend;
 use serde_json::{Value, json};
@@ -25,35 +26,17 @@ pub async fn tenant(t: &TestDb, mcp_url: &str, email: &str) -> Tenant {
     }
 }
 
-/// Calls a tool that must succeed: its structured content, which must also
-/// be the text content, parsed.
+/// Calls a fleet tool that must succeed ([`call_ok`]) and say so
+/// (`"success": true`): its structured content.
 pub async fn ok(client: &Client, tool: &str, args: Value) -> Value {
-    let result = call_result(client, tool, args.clone()).await;
-    let text = text_of(&result);
-    assert_ne!(result.is_error, Some(true), "{tool} {args} failed: {text}");
-    let structured = result
-        .structured_content
-        .unwrap_or_else(|| panic!("{tool}: no structuredContent"));
-    let parsed: Value = serde_json::from_str(&text)
-        .unwrap_or_else(|_| panic!("{tool}: text content is not JSON: {text}"));
-    assert_eq!(
-        parsed, structured,
-        "{tool}: text and structuredContent differ"
-    );
+    let structured = call_ok(client, tool, args).await;
     assert_eq!(structured["success"], json!(true), "{tool}: {structured}");
     structured
 }
 
-/// Calls a tool that must fail with a tool error: its message.
+/// Calls a tool that must fail with a tool error ([`call_err`]): its message.
 pub async fn err(client: &Client, tool: &str, args: Value) -> String {
-    let result = call_result(client, tool, args.clone()).await;
-    let text = text_of(&result);
-    assert_eq!(
-        result.is_error,
-        Some(true),
-        "{tool} {args} should have failed, got: {text}"
-    );
-    text
+    call_err(client, tool, args).await
 }
 
 pub fn order_args(name: &str, lat: f64, lng: f64) -> Value {

@@ -20,14 +20,14 @@ pub const DEFAULT_SCOPES: [&str; 6] = [
 /// A tool call that must succeed; returns its structured content after
 /// checking that the text content carries the same JSON.
 pub async fn call_ok(client: &Client, tool: &str, args: Value) -> Value {
-    let result = call_result(client, tool, args).await;
-    assert_ne!(result.is_error, Some(true), "{tool}: {}", text_of(&result));
+    let result = call_result(client, tool, args.clone()).await;
+    let text = text_of(&result);
+    assert_ne!(result.is_error, Some(true), "{tool} {args} failed: {text}");
     let structured = result
         .structured_content
-        .clone()
         .unwrap_or_else(|| panic!("{tool}: no structuredContent"));
-    let text: Value = serde_json::from_str(&text_of(&result))
-        .unwrap_or_else(|e| panic!("{tool}: text content is not JSON: {e}"));
+    let text: Value = serde_json::from_str(&text)
+        .unwrap_or_else(|e| panic!("{tool}: text content is not JSON ({e}): {text}"));
     assert_eq!(
         text, structured,
         "{tool}: text and structured content differ"
