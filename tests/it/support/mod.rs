@@ -29,14 +29,20 @@ pub use snapshot::*;
 /// see `build.rs`), so a half that did not run shows in cargo's summary as
 /// ignored, never as passed.
 ///
+/// Attributes before the name go on both tests: a test that needs more than
+/// a database says so there, in the same way (see console_browser.rs).
+///
 /// ```ignore
 /// backend_test!(whoami_answers, |t| async move {
 ///     let server = start_server(t.db.clone()).await;
 ///     // ...
 /// });
+/// backend_test!(#[cfg_attr(not(fm_browser), ignore = "...")] in_a_browser, |t| async move {
+///     // ...
+/// });
 /// ```
 macro_rules! backend_test {
-    ($name:ident, |$t:ident| async move $body:block) => {
+    ($(#[$attr:meta])* $name:ident, |$t:ident| async move $body:block) => {
         mod $name {
             #[allow(unused_imports)]
             use super::*;
@@ -44,12 +50,17 @@ macro_rules! backend_test {
             async fn body($t: $crate::support::TestDb) $body
 
             #[tokio::test]
+            $(#[$attr])*
             async fn sqlite() {
                 body($crate::support::sqlite_db().await).await
             }
 
             #[tokio::test]
+            $(#[$attr])*
             #[cfg_attr(not(fm_pg), ignore = "Postgres: set FLEETMIND_TEST_PG")]
+            // A caller's `ignore` and this one may both apply; the first
+            // is the one cargo shows, the second is then unused.
+            #[allow(unused_attributes)]
             async fn postgres() {
                 body($crate::support::pg_db().await).await
             }
