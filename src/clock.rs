@@ -3,10 +3,14 @@
 //! monthly quotas. Production reads the system clock; a test holds a
 //! [`Clock::manual`] and moves it forward instead of sleeping.
 //!
+//! It is the one reader of the wall clock in `src/` (`tests/it/architecture.rs`
+//! checks it): whatever stamps or judges a time takes it from a `Clock`, or
+//! as an argument from a caller holding one, so a test's clock reaches it.
+//!
 //! Deadlines on I/O (timeouts, pool waits) stay on tokio's monotonic clock:
 //! they guard against a slow peer, not against the calendar.
 
-use chrono::{DateTime, TimeZone, Utc};
+use chrono::{DateTime, SubsecRound, TimeZone, Utc};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicI64, Ordering};
 use std::time::Duration;
@@ -37,10 +41,11 @@ impl Clock {
         ))))
     }
 
-    /// The current time, to the microsecond (what both databases store).
+    /// The current time, to the microsecond (what both databases store, so
+    /// that a time written equals the time read back).
     pub fn now(&self) -> DateTime<Utc> {
         match &self.0 {
-            Source::System => Utc::now(),
+            Source::System => Utc::now().trunc_subsecs(6),
             Source::Manual(micros) => from_micros(micros.load(Ordering::SeqCst)),
         }
     }
@@ -95,7 +100,7 @@ mod tests {
     #[test]
     fn the_system_clock_ignores_advance() {
         let clock = Clock::system();
-        let before = Utc::now();
+        let before = Utc::now().trunc_subsecs(6);
         clock.advance(Duration::from_secs(86_400));
         let now = clock.now();
         assert!(now >= before && now < before + chrono::Duration::hours(1));
