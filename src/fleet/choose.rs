@@ -401,9 +401,7 @@ mod tests {
         .unwrap();
         Order {
             order_id: "ORD-1".into(),
-            created_at: t,
-            updated_at: t,
-            ..rules::new_order(new).unwrap()
+            ..rules::new_order(new, t).unwrap()
         }
     }
 

@@ -3,14 +3,13 @@
 
 use super::FleetError;
 use super::choose::Leg;
-use super::rules::{later_by_seconds, new_id, now};
+use super::rules::{later_by_seconds, new_id};
 use super::types::*;
 
 /// A caller's new order, checked: `pending`, unassigned, with a fresh
-/// `ORD-…` id.
-pub fn new_order(new: NewOrder) -> Result<Order, FleetError> {
+/// `ORD-…` id, made `now`.
+pub fn new_order(new: NewOrder, now: chrono::DateTime<chrono::Utc>) -> Result<Order, FleetError> {
     let new = new.checked()?;
-    let now = now();
     Ok(Order {
         order_id: new_id("ORD"),
         customer_name: new.customer_name,
@@ -42,10 +41,12 @@ pub fn new_order(new: NewOrder) -> Result<Order, FleetError> {
 }
 
 /// A caller's new driver, checked, with a fresh `DRV-…` id; the location
-/// is as of now.
-pub fn new_driver(new: NewDriver) -> Result<Driver, FleetError> {
+/// is as of `now`.
+pub fn new_driver(
+    new: NewDriver,
+    now: chrono::DateTime<chrono::Utc>,
+) -> Result<Driver, FleetError> {
     let new = new.checked()?;
-    let now = now();
     Ok(Driver {
         driver_id: new_id("DRV"),
         name: new.name,

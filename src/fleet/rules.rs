@@ -5,18 +5,12 @@
 
 use super::FleetError;
 use super::types::*;
-use chrono::{DateTime, SubsecRound, TimeDelta, Utc};
+use chrono::{DateTime, TimeDelta, Utc};
 
 pub use super::create::*;
 pub use super::fields::*;
 use super::fields::{grace, invalid, window};
 pub use super::parse::{DEFAULT_GRACE_MINUTES, time_text};
-
-/// The current time at the precision both databases keep (microseconds), so
-/// that what a call returns equals what a later read returns.
-pub fn now() -> DateTime<Utc> {
-    Utc::now().trunc_subsecs(6)
-}
 
 /// A fresh id for a tenant's row: random, so two tenants (or two calls in
 /// the same second) never race for one; uniqueness is per tenant anyway.
@@ -485,7 +479,7 @@ mod tests {
         assert_eq!(later_by_minutes(min, -15), min);
         assert_eq!(later_by_seconds(max, i64::MAX), max);
         assert_eq!(later_by_seconds(min, i64::MIN), min);
-        let t = now();
+        let t = chrono::TimeZone::with_ymd_and_hms(&Utc, 2026, 5, 6, 7, 8, 9).unwrap();
         assert_eq!(later_by_minutes(t, -60), t - TimeDelta::hours(1));
         assert_eq!(later_by_seconds(t, 90), t + TimeDelta::seconds(90));
     }

@@ -371,6 +371,7 @@ impl FleetMind {
                     lat: point.lat,
                     lng: point.lng,
                 },
+                self.clock.now(),
             )
             .await?;
         let message = format!("place '{}' saved at {point}", place.name);

@@ -192,21 +192,33 @@ bounded! {
 
 bounded! {
     FleetStore {
-        fn create_order(&self, user: &UserId, new: NewOrder) -> Order;
+        fn create_order(&self, user: &UserId, new: NewOrder, now: DateTime<Utc>) -> Order;
         fn order(&self, user: &UserId, order_id: &str) -> Order;
         fn orders(&self, user: &UserId, query: &OrderQuery) -> Vec<Order>;
         fn count_orders(&self, user: &UserId, filter: &OrderFilter) -> StatusCounts;
         fn search_orders(&self, user: &UserId, term: &str, limit: i64) -> Vec<Order>;
         fn open_orders(&self, user: &UserId, limit: i64) -> Vec<Order>;
-        fn update_order(&self, user: &UserId, order_id: &str, patch: OrderPatch) -> Order;
+        fn update_order(
+            &self,
+            user: &UserId,
+            order_id: &str,
+            patch: OrderPatch,
+            now: DateTime<Utc>
+        ) -> Order;
         fn delete_order(&self, user: &UserId, order_id: &str) -> ();
         fn delete_all_orders(&self, user: &UserId, status: Option<OrderStatus>) -> u64;
-        fn create_driver(&self, user: &UserId, new: NewDriver) -> Driver;
+        fn create_driver(&self, user: &UserId, new: NewDriver, now: DateTime<Utc>) -> Driver;
         fn driver(&self, user: &UserId, driver_id: &str) -> Driver;
         fn drivers(&self, user: &UserId, query: &DriverQuery) -> Vec<Driver>;
         fn count_drivers(&self, user: &UserId, filter: &DriverFilter) -> StatusCounts;
         fn search_drivers(&self, user: &UserId, term: &str, limit: i64) -> Vec<Driver>;
-        fn update_driver(&self, user: &UserId, driver_id: &str, patch: DriverPatch) -> Driver;
+        fn update_driver(
+            &self,
+            user: &UserId,
+            driver_id: &str,
+            patch: DriverPatch,
+            now: DateTime<Utc>
+        ) -> Driver;
         fn delete_driver(&self, user: &UserId, driver_id: &str) -> ();
         fn delete_all_drivers(&self, user: &UserId, status: Option<DriverStatus>) -> u64;
         fn assign(
@@ -214,7 +226,8 @@ bounded! {
             user: &UserId,
             order_id: &str,
             driver_id: &str,
-            leg: Option<&Leg>
+            leg: Option<&Leg>,
+            now: DateTime<Utc>
         ) -> Assignment;
         fn assignment(&self, user: &UserId, assignment_id: &str) -> Assignment;
         fn assignments_of_order(&self, user: &UserId, order_id: &str) -> Vec<Assignment>;
@@ -224,7 +237,8 @@ bounded! {
             &self,
             user: &UserId,
             assignment_id: &str,
-            change: AssignmentChange
+            change: AssignmentChange,
+            now: DateTime<Utc>
         ) -> Assignment;
     }
 }
@@ -243,7 +257,7 @@ bounded! {
 
 bounded! {
     PlaceStore {
-        fn save_place(&self, user: &UserId, place: NewPlace) -> Place;
+        fn save_place(&self, user: &UserId, place: NewPlace, now: DateTime<Utc>) -> Place;
         fn places(&self, user: &UserId) -> Vec<Place>;
         fn place(&self, user: &UserId, name: &str) -> Option<Place>;
         fn delete_place(&self, user: &UserId, name: &str) -> bool;

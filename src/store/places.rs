@@ -40,8 +40,14 @@ pub fn name_key(name: &str) -> String {
 
 #[async_trait]
 pub trait PlaceStore: Send + Sync {
-    /// Saves the place, replacing the tenant's place of the same name.
-    async fn save_place(&self, user: &UserId, place: NewPlace) -> Result<Place, StoreError>;
+    /// Saves the place, replacing the tenant's place of the same name;
+    /// dated `now`.
+    async fn save_place(
+        &self,
+        user: &UserId,
+        place: NewPlace,
+        now: DateTime<Utc>,
+    ) -> Result<Place, StoreError>;
     /// The tenant's places, by name.
     async fn places(&self, user: &UserId) -> Result<Vec<Place>, StoreError>;
     async fn place(&self, user: &UserId, name: &str) -> Result<Option<Place>, StoreError>;

@@ -8,7 +8,7 @@ use crate::store::StoreError;
 use crate::store::places::{MAX_PLACES, NewPlace, Place, PlaceStore, name_key};
 use crate::store::sql_backend::SqlBackend;
 use crate::tenant::UserId;
-use chrono::Utc;
+use chrono::{DateTime, Utc};
 
 /// The tenant's other places: a save that would go past [`MAX_PLACES`] is
 /// refused.
@@ -39,7 +39,12 @@ fn full() -> StoreError {
 
 #[async_trait::async_trait]
 impl PlaceStore for This {
-    async fn save_place(&self, user: &UserId, place: NewPlace) -> Result<Place, StoreError> {
+    async fn save_place(
+        &self,
+        user: &UserId,
+        place: NewPlace,
+        now: DateTime<Utc>,
+    ) -> Result<Place, StoreError> {
         let key = name_key(&place.name);
         let mut tx = self.write_tx().await?;
         let others: i64 = sqlx::query_scalar(COUNT_OTHERS)
@@ -57,7 +62,7 @@ impl PlaceStore for This {
             .bind(&place.address)
             .bind(place.lat)
             .bind(place.lng)
-            .bind(Utc::now())
+            .bind(now)
             .fetch_one(&mut *tx)
             .await?;
         tx.commit().await?;

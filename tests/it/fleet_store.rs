@@ -38,6 +38,12 @@ fn new_driver(name: &str, lat: f64, lng: f64) -> NewDriver {
     }
 }
 
+/// The time a server would pass: the system clock's, to the microsecond the
+/// databases keep.
+fn now() -> chrono::DateTime<Utc> {
+    fleetmind::clock::Clock::system().now()
+}
+
 /// The message of a conflict, whether the fleet's rules refused the change
 /// or the store found the rows changed meanwhile.
 fn conflict(err: StoreError) -> String {
@@ -53,11 +59,11 @@ backend_test!(
         let db = t.db.clone();
         let user = UserId::new("user_a");
         let order = db
-            .create_order(&user, new_order("Ann", 48.86, 2.35))
+            .create_order(&user, new_order("Ann", 48.86, 2.35), now())
             .await
             .unwrap();
         let driver = db
-            .create_driver(&user, new_driver("Dan", 48.80, 2.30))
+            .create_driver(&user, new_driver("Dan", 48.80, 2.30), now())
             .await
             .unwrap();
         assert_eq!(order.status, OrderStatus::Pending);
@@ -68,7 +74,7 @@ backend_test!(
         );
 
         let a = db
-            .assign(&user, &order.order_id, &driver.driver_id, None)
+            .assign(&user, &order.order_id, &driver.driver_id, None, now())
             .await
             .unwrap();
         assert_eq!(a.status, AssignmentStatus::Active);
@@ -86,21 +92,21 @@ backend_test!(
 
         // A busy driver and an assigned order cannot be assigned again.
         let other = db
-            .create_order(&user, new_order("Bob", 48.0, 2.0))
+            .create_order(&user, new_order("Bob", 48.0, 2.0), now())
             .await
             .unwrap();
         let msg = conflict(
-            db.assign(&user, &other.order_id, &driver.driver_id, None)
+            db.assign(&user, &other.order_id, &driver.driver_id, None, now())
                 .await
                 .unwrap_err(),
         );
         assert!(msg.contains("busy"), "{msg}");
         let free = db
-            .create_driver(&user, new_driver("Free", 48.0, 2.0))
+            .create_driver(&user, new_driver("Free", 48.0, 2.0), now())
             .await
             .unwrap();
         let msg = conflict(
-            db.assign(&user, &order.order_id, &free.driver_id, None)
+            db.assign(&user, &order.order_id, &free.driver_id, None, now())
                 .await
                 .unwrap_err(),
         );
@@ -124,7 +130,7 @@ backend_test!(
             ..Default::default()
         };
         conflict(
-            db.update_driver(&user, &driver.driver_id, patch)
+            db.update_driver(&user, &driver.driver_id, patch, now())
                 .await
                 .unwrap_err(),
         );
@@ -135,7 +141,7 @@ backend_test!(
             ..Default::default()
         };
         let a2 = db
-            .change_assignment(&user, &a.assignment_id, cancel.clone())
+            .change_assignment(&user, &a.assignment_id, cancel.clone(), now())
             .await
             .unwrap();
         assert_eq!(a2.status, AssignmentStatus::Cancelled);
@@ -149,7 +155,7 @@ backend_test!(
             DriverStatus::Active
         );
         let msg = conflict(
-            db.change_assignment(&user, &a.assignment_id, cancel)
+            db.change_assignment(&user, &a.assignment_id, cancel, now())
                 .await
                 .unwrap_err(),
         );
@@ -160,14 +166,14 @@ backend_test!(
 
         // Start, then unassigning is refused; completing moves the driver.
         let b = db
-            .assign(&user, &order.order_id, &driver.driver_id, None)
+            .assign(&user, &order.order_id, &driver.driver_id, None, now())
             .await
             .unwrap();
         let start = AssignmentChange {
             step: Some(AssignmentStep::Start),
             ..Default::default()
         };
-        db.change_assignment(&user, &b.assignment_id, start)
+        db.change_assignment(&user, &b.assignment_id, start, now())
             .await
             .unwrap();
         assert_eq!(
@@ -179,7 +185,7 @@ backend_test!(
             ..Default::default()
         };
         let msg = conflict(
-            db.change_assignment(&user, &b.assignment_id, cancel)
+            db.change_assignment(&user, &b.assignment_id, cancel, now())
                 .await
                 .unwrap_err(),
         );
@@ -190,7 +196,7 @@ backend_test!(
             ..Default::default()
         };
         let b2 = db
-            .change_assignment(&user, &b.assignment_id, done)
+            .change_assignment(&user, &b.assignment_id, done, now())
             .await
             .unwrap();
         assert_eq!(b2.status, AssignmentStatus::Completed);
@@ -205,7 +211,7 @@ backend_test!(
 
         // Fail: order failed, driver active where they said.
         let c = db
-            .assign(&user, &other.order_id, &driver.driver_id, None)
+            .assign(&user, &other.order_id, &driver.driver_id, None, now())
             .await
             .unwrap();
         let fail = AssignmentChange {
@@ -218,7 +224,7 @@ backend_test!(
             ..Default::default()
         };
         let c2 = db
-            .change_assignment(&user, &c.assignment_id, fail)
+            .change_assignment(&user, &c.assignment_id, fail, now())
             .await
             .unwrap();
         assert_eq!(c2.failure_reason, Some(FailureReason::WrongAddress));
@@ -239,12 +245,12 @@ backend_test!(
             ..Default::default()
         };
         conflict(
-            db.update_order(&user, &order.order_id, reopen.clone())
+            db.update_order(&user, &order.order_id, reopen.clone(), now())
                 .await
                 .unwrap_err(),
         );
         let o = db
-            .update_order(&user, &other.order_id, reopen)
+            .update_order(&user, &other.order_id, reopen, now())
             .await
             .unwrap();
         assert_eq!(
@@ -256,7 +262,7 @@ backend_test!(
             ..Default::default()
         };
         let err = db
-            .update_order(&user, &other.order_id, by_hand)
+            .update_order(&user, &other.order_id, by_hand, now())
             .await
             .unwrap_err();
         assert!(
@@ -278,22 +284,22 @@ backend_test!(capacity_and_cold_storage_are_hard_limits, |t| async move {
     let user = UserId::new("user_a");
     let mut heavy = new_order("Heavy", 1.0, 1.0);
     heavy.weight_kg = Some(5000.0);
-    let heavy = db.create_order(&user, heavy).await.unwrap();
+    let heavy = db.create_order(&user, heavy, now()).await.unwrap();
     let mut cold = new_order("Cold", 1.0, 1.0);
     cold.requires_cold_storage = true;
-    let cold = db.create_order(&user, cold).await.unwrap();
+    let cold = db.create_order(&user, cold, now()).await.unwrap();
     let driver = db
-        .create_driver(&user, new_driver("Dan", 1.0, 1.0))
+        .create_driver(&user, new_driver("Dan", 1.0, 1.0), now())
         .await
         .unwrap();
     let msg = conflict(
-        db.assign(&user, &heavy.order_id, &driver.driver_id, None)
+        db.assign(&user, &heavy.order_id, &driver.driver_id, None, now())
             .await
             .unwrap_err(),
     );
     assert!(msg.contains("capacity"), "{msg}");
     let msg = conflict(
-        db.assign(&user, &cold.order_id, &driver.driver_id, None)
+        db.assign(&user, &cold.order_id, &driver.driver_id, None, now())
             .await
             .unwrap_err(),
     );
@@ -314,15 +320,15 @@ backend_test!(
         let db = t.db.clone();
         let (a, b) = (UserId::new("user_a"), UserId::new("user_b"));
         let order = db
-            .create_order(&a, new_order("Ann", 1.0, 1.0))
+            .create_order(&a, new_order("Ann", 1.0, 1.0), now())
             .await
             .unwrap();
         let driver = db
-            .create_driver(&a, new_driver("Dan", 1.0, 1.0))
+            .create_driver(&a, new_driver("Dan", 1.0, 1.0), now())
             .await
             .unwrap();
         let b_driver = db
-            .create_driver(&b, new_driver("Bea", 1.0, 1.0))
+            .create_driver(&b, new_driver("Bea", 1.0, 1.0), now())
             .await
             .unwrap();
         assert!(matches!(
@@ -335,12 +341,12 @@ backend_test!(
         ));
         // B cannot join A's order to B's driver, nor the reverse.
         assert!(matches!(
-            db.assign(&b, &order.order_id, &b_driver.driver_id, None)
+            db.assign(&b, &order.order_id, &b_driver.driver_id, None, now())
                 .await,
             Err(StoreError::NotFound("order"))
         ));
         assert!(matches!(
-            db.assign(&a, &order.order_id, &b_driver.driver_id, None)
+            db.assign(&a, &order.order_id, &b_driver.driver_id, None, now())
                 .await,
             Err(StoreError::NotFound("driver"))
         ));
@@ -372,11 +378,11 @@ backend_test!(
         let db = t.db.clone();
         let (a, b) = (UserId::new("user_a"), UserId::new("user_b"));
         let order = db
-            .create_order(&a, new_order("Ann", 1.0, 1.0))
+            .create_order(&a, new_order("Ann", 1.0, 1.0), now())
             .await
             .unwrap();
         let driver = db
-            .create_driver(&b, new_driver("Bea", 1.0, 1.0))
+            .create_driver(&b, new_driver("Bea", 1.0, 1.0), now())
             .await
             .unwrap();
         let insert = |owner: &str| {
@@ -418,13 +424,13 @@ backend_test!(
 backend_test!(racing_calls_cannot_break_a_state_machine, |t| async move {
     let user = UserId::new("user_a");
     let driver =
-        t.db.create_driver(&user, new_driver("Dan", 1.0, 1.0))
+        t.db.create_driver(&user, new_driver("Dan", 1.0, 1.0), now())
             .await
             .unwrap();
     let mut orders = Vec::new();
     for i in 0..8 {
         orders.push(
-            t.db.create_order(&user, new_order(&format!("C{i}"), 1.0, 1.0))
+            t.db.create_order(&user, new_order(&format!("C{i}"), 1.0, 1.0), now())
                 .await
                 .unwrap(),
         );
@@ -438,7 +444,7 @@ backend_test!(racing_calls_cannot_break_a_state_machine, |t| async move {
                 o.order_id.clone(),
                 driver.driver_id.clone(),
             );
-            tokio::spawn(async move { db.assign(&user, &o, &d, None).await })
+            tokio::spawn(async move { db.assign(&user, &o, &d, None, now()).await })
         })
         .collect();
     let mut won = Vec::new();
@@ -489,6 +495,7 @@ backend_test!(racing_calls_cannot_break_a_state_machine, |t| async move {
                         step: Some(step),
                         ..Default::default()
                     },
+                    now(),
                 )
                 .await
             })
@@ -562,14 +569,14 @@ async fn the_predecessors_fleet_tables_are_kept_aside_on_postgres() {
         0
     );
     let order = db
-        .create_order(&user, new_order("New", 1.0, 1.0))
+        .create_order(&user, new_order("New", 1.0, 1.0), now())
         .await
         .unwrap();
     let driver = db
-        .create_driver(&user, new_driver("New", 1.0, 1.0))
+        .create_driver(&user, new_driver("New", 1.0, 1.0), now())
         .await
         .unwrap();
-    db.assign(&user, &order.order_id, &driver.driver_id, None)
+    db.assign(&user, &order.order_id, &driver.driver_id, None, now())
         .await
         .unwrap();
     pool.close().await;

@@ -237,7 +237,7 @@ impl FleetMind {
     ) -> Result<Json<AssignmentResult>, ToolError> {
         let assignment = self
             .db
-            .change_assignment(user, id, change)
+            .change_assignment(user, id, change, self.clock.now())
             .await
             .map_err(|e| ToolError::store(e, &[("assignment", id)]))?;
         self.with_parties(user, assignment, message).await
@@ -287,7 +287,7 @@ impl FleetMind {
         let (leg, way) = self.way_for(user, &order_id, &driver_id).await.unzip();
         let assignment = self
             .db
-            .assign(user, &order_id, &driver_id, leg.as_ref())
+            .assign(user, &order_id, &driver_id, leg.as_ref(), self.clock.now())
             .await
             .map_err(|e| ToolError::store(e, &[("order", &order_id), ("driver", &driver_id)]))?;
         let message = format!("order {order_id} assigned to driver {driver_id}");
@@ -335,7 +335,13 @@ impl FleetMind {
         let way = measured.way(&driver.driver_id, &leg);
         let assignment = self
             .db
-            .assign(user, &order_id, &driver.driver_id, Some(&leg))
+            .assign(
+                user,
+                &order_id,
+                &driver.driver_id,
+                Some(&leg),
+                self.clock.now(),
+            )
             .await
             .map_err(|e| ToolError::store(e, &[("order", &order_id)]))?;
         let km = leg.distance_meters / 1000.0;
@@ -381,7 +387,7 @@ impl FleetMind {
         let order_id = input::id("order_id", &a.order_id)?;
         let user = &caller.user_id;
         let (order, drivers) = self.order_and_candidates(user, &order_id).await?;
-        let now = rules::now();
+        let now = self.clock.now();
         let recent: HashMap<String, i64> = self
             .db
             .assignments_since(user, rules::later_by_minutes(now, -24 * 60))
@@ -412,7 +418,7 @@ impl FleetMind {
         let way = leg.map(|leg| measured.way(&best.driver_id, leg));
         let assignment = self
             .db
-            .assign(user, &order_id, &best.driver_id, leg)
+            .assign(user, &order_id, &best.driver_id, leg, self.clock.now())
             .await
             .map_err(|e| ToolError::store(e, &[("order", &order_id)]))?;
         ranking.truncate(5);

@@ -187,7 +187,10 @@ impl FleetMind {
             current_lat: a.current_lat,
             current_lng: a.current_lng,
         };
-        let driver = self.db.create_driver(&caller.user_id, new).await?;
+        let driver = self
+            .db
+            .create_driver(&caller.user_id, new, self.clock.now())
+            .await?;
         Ok(Json(DriverResult {
             success: true,
             driver,
@@ -343,7 +346,7 @@ impl FleetMind {
         };
         let driver = self
             .db
-            .update_driver(&caller.user_id, &id, patch)
+            .update_driver(&caller.user_id, &id, patch, self.clock.now())
             .await
             .map_err(|e| ToolError::store(e, &[("driver", &id)]))?;
         Ok(Json(DriverResult {

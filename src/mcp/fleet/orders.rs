@@ -126,7 +126,10 @@ impl FleetMind {
         args: JsonObject,
     ) -> Result<Json<OrderResult>, ToolError> {
         let new: NewOrder = parse(args)?;
-        let order = self.db.create_order(&caller.user_id, new).await?;
+        let order = self
+            .db
+            .create_order(&caller.user_id, new, self.clock.now())
+            .await?;
         Ok(Json(OrderResult {
             success: true,
             order,
@@ -261,7 +264,7 @@ impl FleetMind {
         let id = input::id("order_id", &a.order_id)?;
         let order = self
             .db
-            .update_order(&caller.user_id, &id, a.patch)
+            .update_order(&caller.user_id, &id, a.patch, self.clock.now())
             .await
             .map_err(|e| ToolError::store(e, &[("order", &id)]))?;
         Ok(Json(OrderResult {

@@ -1,7 +1,9 @@
 //! The fleet's data: orders, drivers and the assignments joining them.
 //!
 //! Every function takes the tenant (`user`) as a required argument; another
-//! tenant's row is simply not found. Status changes and their cascades
+//! tenant's row is simply not found. A write that dates a row takes the time
+//! (`now`) from the caller, who holds the server's clock (`Clock::now`, to
+//! the microsecond both databases keep): the store reads no clock. Status changes and their cascades
 //! (order and driver follow the assignment) happen in one transaction.
 //!
 //! The SQL is in `sql/` (one file per table), written once for both
@@ -22,8 +24,13 @@ use chrono::{DateTime, Utc};
 /// The fleet tables of one database.
 #[async_trait]
 pub trait FleetStore: Send + Sync {
-    /// Stores a new `pending` order with a fresh `ORD-…` id.
-    async fn create_order(&self, user: &UserId, new: NewOrder) -> Result<Order, StoreError>;
+    /// Stores a new `pending` order with a fresh `ORD-…` id, made `now`.
+    async fn create_order(
+        &self,
+        user: &UserId,
+        new: NewOrder,
+        now: DateTime<Utc>,
+    ) -> Result<Order, StoreError>;
     async fn order(&self, user: &UserId, order_id: &str) -> Result<Order, StoreError>;
     async fn orders(&self, user: &UserId, query: &OrderQuery) -> Result<Vec<Order>, StoreError>;
     async fn count_orders(
@@ -41,11 +48,13 @@ pub trait FleetStore: Send + Sync {
     ) -> Result<Vec<Order>, StoreError>;
     /// Pending, assigned and in-transit orders, most urgent first.
     async fn open_orders(&self, user: &UserId, limit: i64) -> Result<Vec<Order>, StoreError>;
+    /// Applies `patch`; a change is dated `now`.
     async fn update_order(
         &self,
         user: &UserId,
         order_id: &str,
         patch: OrderPatch,
+        now: DateTime<Utc>,
     ) -> Result<Order, StoreError>;
     /// Deletes the order and its finished assignments; refused while an
     /// assignment is open.
@@ -58,8 +67,13 @@ pub trait FleetStore: Send + Sync {
         status: Option<OrderStatus>,
     ) -> Result<u64, StoreError>;
 
-    /// Stores a new driver with a fresh `DRV-…` id.
-    async fn create_driver(&self, user: &UserId, new: NewDriver) -> Result<Driver, StoreError>;
+    /// Stores a new driver with a fresh `DRV-…` id, made `now`.
+    async fn create_driver(
+        &self,
+        user: &UserId,
+        new: NewDriver,
+        now: DateTime<Utc>,
+    ) -> Result<Driver, StoreError>;
     async fn driver(&self, user: &UserId, driver_id: &str) -> Result<Driver, StoreError>;
     async fn drivers(&self, user: &UserId, query: &DriverQuery) -> Result<Vec<Driver>, StoreError>;
     async fn count_drivers(
@@ -74,11 +88,13 @@ pub trait FleetStore: Send + Sync {
         term: &str,
         limit: i64,
     ) -> Result<Vec<Driver>, StoreError>;
+    /// Applies `patch`; a change is dated `now`.
     async fn update_driver(
         &self,
         user: &UserId,
         driver_id: &str,
         patch: DriverPatch,
+        now: DateTime<Utc>,
     ) -> Result<Driver, StoreError>;
     async fn delete_driver(&self, user: &UserId, driver_id: &str) -> Result<(), StoreError>;
     async fn delete_all_drivers(
@@ -88,8 +104,8 @@ pub trait FleetStore: Send + Sync {
     ) -> Result<u64, StoreError>;
 
     /// Gives a pending order to an active driver: order `assigned`, driver
-    /// `busy`, in one transaction. The assignment's route is `leg` (the
-    /// caller's measure, by road or estimated) if it starts where the
+    /// `busy`, in one transaction, `now`. The assignment's route is `leg`
+    /// (the caller's measure, by road or estimated) if it starts where the
     /// driver is, else the straight-line estimate.
     async fn assign(
         &self,
@@ -97,6 +113,7 @@ pub trait FleetStore: Send + Sync {
         order_id: &str,
         driver_id: &str,
         leg: Option<&Leg>,
+        now: DateTime<Utc>,
     ) -> Result<Assignment, StoreError>;
     async fn assignment(
         &self,
@@ -121,12 +138,14 @@ pub trait FleetStore: Send + Sync {
         user: &UserId,
         since: DateTime<Utc>,
     ) -> Result<Vec<(String, i64)>, StoreError>;
-    /// Changes an assignment; a status step cascades to its order and
-    /// driver in the same transaction.
+    /// Changes an assignment `now` (a delivery without an arrival time
+    /// arrived then); a status step cascades to its order and driver in the
+    /// same transaction.
     async fn change_assignment(
         &self,
         user: &UserId,
         assignment_id: &str,
         change: AssignmentChange,
+        now: DateTime<Utc>,
     ) -> Result<Assignment, StoreError>;
 }

@@ -73,12 +73,12 @@ pub(super) async fn assign(
     order_id: &str,
     driver_id: &str,
     leg: Option<&Leg>,
+    now: DateTime<Utc>,
 ) -> Result<Assignment, StoreError> {
     let mut tx = store.write_tx().await?;
     let order: Order = read(&mut tx, user, order_id).await?;
     let driver: Driver = read(&mut tx, user, driver_id).await?;
     rules::check_assignment(&order, &driver)?;
-    let now = rules::now();
     let assignment = rules::new_assignment(&order, &driver, leg, now);
     // The open-assignment indexes refuse a second open assignment a
     // concurrent call committed meanwhile.
@@ -201,6 +201,7 @@ pub(super) async fn change(
     user: &UserId,
     assignment_id: &str,
     change: AssignmentChange,
+    now: DateTime<Utc>,
 ) -> Result<Assignment, StoreError> {
     let Checked {
         notes,
@@ -210,7 +211,6 @@ pub(super) async fn change(
     } = checked(change)?;
     let mut tx = store.write_tx().await?;
     let assignment: Assignment = read(&mut tx, user, assignment_id).await?;
-    let now = rules::now();
     let mut next = assignment.clone();
     if notes.is_some() {
         next.notes = notes;

@@ -8,6 +8,7 @@ use crate::store::StoreError;
 use crate::store::fleet::rows::*;
 use crate::store::sql_backend::SqlBackend;
 use crate::tenant::UserId;
+use chrono::{DateTime, Utc};
 use std::sync::LazyLock;
 
 static COUNT: LazyLock<String> = LazyLock::new(|| {
@@ -53,8 +54,9 @@ pub(super) async fn create(
     store: &This,
     user: &UserId,
     new: NewDriver,
+    now: DateTime<Utc>,
 ) -> Result<Driver, StoreError> {
-    let driver = rules::new_driver(new)?;
+    let driver = rules::new_driver(new, now)?;
     let mut conn = store.pool().acquire().await?;
     insert(&mut conn, user, &driver).await?;
     Ok(driver)
@@ -102,6 +104,7 @@ pub(super) async fn update(
     user: &UserId,
     driver_id: &str,
     patch: DriverPatch,
+    now: DateTime<Utc>,
 ) -> Result<Driver, StoreError> {
     let mut tx = store.write_tx().await?;
     let driver: Driver = read(&mut tx, user, driver_id).await?;
@@ -109,7 +112,6 @@ pub(super) async fn update(
     if next == driver {
         return Ok(driver);
     }
-    let now = rules::now();
     if (next.current_lat, next.current_lng, &next.current_address)
         != (
             driver.current_lat,

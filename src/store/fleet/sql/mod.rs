@@ -32,8 +32,13 @@ type Q<'q> = sqlx::query::Query<'q, Db, <Db as sqlx::Database>::Arguments<'q>>;
 
 #[async_trait::async_trait]
 impl FleetStore for This {
-    async fn create_order(&self, user: &UserId, new: NewOrder) -> Result<Order, StoreError> {
-        orders::create(self, user, new).await
+    async fn create_order(
+        &self,
+        user: &UserId,
+        new: NewOrder,
+        now: DateTime<Utc>,
+    ) -> Result<Order, StoreError> {
+        orders::create(self, user, new, now).await
     }
 
     async fn order(&self, user: &UserId, order_id: &str) -> Result<Order, StoreError> {
@@ -71,8 +76,9 @@ impl FleetStore for This {
         user: &UserId,
         order_id: &str,
         patch: OrderPatch,
+        now: DateTime<Utc>,
     ) -> Result<Order, StoreError> {
-        orders::update(self, user, order_id, patch).await
+        orders::update(self, user, order_id, patch, now).await
     }
 
     async fn delete_order(&self, user: &UserId, order_id: &str) -> Result<(), StoreError> {
@@ -87,8 +93,13 @@ impl FleetStore for This {
         orders::delete_all(self, user, status).await
     }
 
-    async fn create_driver(&self, user: &UserId, new: NewDriver) -> Result<Driver, StoreError> {
-        drivers::create(self, user, new).await
+    async fn create_driver(
+        &self,
+        user: &UserId,
+        new: NewDriver,
+        now: DateTime<Utc>,
+    ) -> Result<Driver, StoreError> {
+        drivers::create(self, user, new, now).await
     }
 
     async fn driver(&self, user: &UserId, driver_id: &str) -> Result<Driver, StoreError> {
@@ -122,8 +133,9 @@ impl FleetStore for This {
         user: &UserId,
         driver_id: &str,
         patch: DriverPatch,
+        now: DateTime<Utc>,
     ) -> Result<Driver, StoreError> {
-        drivers::update(self, user, driver_id, patch).await
+        drivers::update(self, user, driver_id, patch, now).await
     }
 
     async fn delete_driver(&self, user: &UserId, driver_id: &str) -> Result<(), StoreError> {
@@ -144,8 +156,9 @@ impl FleetStore for This {
         order_id: &str,
         driver_id: &str,
         leg: Option<&Leg>,
+        now: DateTime<Utc>,
     ) -> Result<Assignment, StoreError> {
-        assignments::assign(self, user, order_id, driver_id, leg).await
+        assignments::assign(self, user, order_id, driver_id, leg, now).await
     }
 
     async fn assignment(
@@ -186,7 +199,8 @@ impl FleetStore for This {
         user: &UserId,
         assignment_id: &str,
         change: AssignmentChange,
+        now: DateTime<Utc>,
     ) -> Result<Assignment, StoreError> {
-        assignments::change(self, user, assignment_id, change).await
+        assignments::change(self, user, assignment_id, change, now).await
     }
 }

@@ -8,6 +8,7 @@ use crate::store::StoreError;
 use crate::store::fleet::rows::*;
 use crate::store::sql_backend::SqlBackend;
 use crate::tenant::UserId;
+use chrono::{DateTime, Utc};
 use std::sync::LazyLock;
 
 /// The tenant's pending, assigned and in-transit orders, most urgent first.
@@ -72,8 +73,9 @@ pub(super) async fn create(
     store: &This,
     user: &UserId,
     new: NewOrder,
+    now: DateTime<Utc>,
 ) -> Result<Order, StoreError> {
-    let order = rules::new_order(new)?;
+    let order = rules::new_order(new, now)?;
     let mut conn = store.pool().acquire().await?;
     insert(&mut conn, user, &order).await?;
     Ok(order)
@@ -141,6 +143,7 @@ pub(super) async fn update(
     user: &UserId,
     order_id: &str,
     patch: OrderPatch,
+    now: DateTime<Utc>,
 ) -> Result<Order, StoreError> {
     let mut tx = store.write_tx().await?;
     let order: Order = read(&mut tx, user, order_id).await?;
@@ -148,7 +151,7 @@ pub(super) async fn update(
     if next == order {
         return Ok(order);
     }
-    next.updated_at = rules::now();
+    next.updated_at = now;
     if !write(&mut tx, user, &next, order.status).await? {
         return Err(changed_meanwhile("order", order_id));
     }
