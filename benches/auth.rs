@@ -87,6 +87,8 @@ fn verify_cache_hit(c: &mut Criterion) {
                 issuer_scopes: None,
                 limits: Default::default(),
             },
+            // The verifier's clock.
+            fleetmind::clock::Clock::system().now(),
         )
         .await
         .expect("issue key");

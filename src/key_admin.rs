@@ -1,5 +1,9 @@
 //! Issuing, rotating and revoking keys: the rules shared by the CLI and the
 //! admin tools, so that both write the same rows and audit events.
+//!
+//! Each operation takes `now` from its caller's clock (the server's for the
+//! admin tools and the console, the system's for the CLI): expiry and
+//! grace are computed from the clock the verifier judges them by.
 
 use crate::keys::{self, ApiKey};
 use crate::limits::quota::{month_of, next_month_start};
@@ -140,11 +144,11 @@ pub fn ungranted(issuer: Scopes, wanted: Scopes) -> Result<(), KeyAdminError> {
     Err(KeyAdminError::Escalation(missing.join(", ")))
 }
 
-fn expiry(days: Option<u32>) -> Result<Option<chrono::DateTime<Utc>>, KeyAdminError> {
+fn expiry(days: Option<u32>, now: DateTime<Utc>) -> Result<Option<DateTime<Utc>>, KeyAdminError> {
     match days {
         None => Ok(None),
         Some(d) if (1..=MAX_EXPIRES_IN_DAYS).contains(&d) => {
-            Ok(Some(Utc::now() + Duration::days(i64::from(d))))
+            Ok(Some(now + Duration::days(i64::from(d))))
         }
         Some(_) => Err(KeyAdminError::Invalid(format!(
             "expires_in_days must be between 1 and {MAX_EXPIRES_IN_DAYS}"
@@ -152,20 +156,21 @@ fn expiry(days: Option<u32>) -> Result<Option<chrono::DateTime<Utc>>, KeyAdminEr
     }
 }
 
-/// Builds the row for a new key of `email`, reusing the user id the email
-/// already has.
-async fn new_key_for(
+/// Checks `req` and builds the key and its row, issued `now`, storing
+/// nothing: for a caller that stores the row with more in the same
+/// transaction (the console's claim of an invitation). The row reuses the
+/// user id the email already has.
+pub async fn prepare_key(
     db: &dyn Store,
-    email: &str,
-    name: Option<String>,
-    scopes: Scopes,
-    expires_at: Option<chrono::DateTime<Utc>>,
-    created_by: String,
-    limits: KeyLimits,
+    req: CreateKey,
+    now: DateTime<Utc>,
 ) -> Result<(ApiKey, NewKey), KeyAdminError> {
-    keys::validate_email(email).map_err(|m| KeyAdminError::Invalid(m.into()))?;
-    refuse_reordering("email", email)?;
-    let email = keys::normalize_email(email);
+    let name = check_name(req.name.as_deref())?;
+    let scopes = check_scopes(&req)?;
+    let expires_at = expiry(req.expires_in_days, now)?;
+    keys::validate_email(&req.email).map_err(|m| KeyAdminError::Invalid(m.into()))?;
+    refuse_reordering("email", &req.email)?;
+    let email = keys::normalize_email(&req.email);
     let user_id = match db.user_id_for_email(&email).await? {
         Some(existing) => existing,
         None => keys::user_id_for_email(&email),
@@ -179,37 +184,20 @@ async fn new_key_for(
         prefix: api_key.display_prefix(),
         scopes,
         expires_at,
-        created_by,
-        limits,
+        created_by: req.created_by,
+        limits: req.limits,
+        created_at: now,
     };
     Ok((api_key, new))
 }
 
-/// Checks `req` and builds the key and its row, storing nothing: for a
-/// caller that stores the row with more in the same transaction (the
-/// console's claim of an invitation).
-pub async fn prepare_key(
+/// Issues a key `now`.
+pub async fn create_key(
     db: &dyn Store,
     req: CreateKey,
-) -> Result<(ApiKey, NewKey), KeyAdminError> {
-    let name = check_name(req.name.as_deref())?;
-    let scopes = check_scopes(&req)?;
-    let expires_at = expiry(req.expires_in_days)?;
-    new_key_for(
-        db,
-        &req.email,
-        name,
-        scopes,
-        expires_at,
-        req.created_by,
-        req.limits,
-    )
-    .await
-}
-
-/// Issues a key.
-pub async fn create_key(db: &dyn Store, req: CreateKey) -> Result<IssuedKey, KeyAdminError> {
-    let (api_key, new) = prepare_key(db, req).await?;
+    now: DateTime<Utc>,
+) -> Result<IssuedKey, KeyAdminError> {
+    let (api_key, new) = prepare_key(db, req, now).await?;
     let record = db.insert_key(&new).await?;
     Ok(IssuedKey { api_key, record })
 }
@@ -222,8 +210,9 @@ pub async fn create_key_in_tenant(
     db: &dyn Store,
     req: CreateKey,
     user: &UserId,
+    now: DateTime<Utc>,
 ) -> Result<IssuedKey, KeyAdminError> {
-    let (api_key, mut new) = prepare_key(db, req).await?;
+    let (api_key, mut new) = prepare_key(db, req, now).await?;
     new.user_id = user.as_str().to_owned();
     let record = db.insert_key(&new).await?;
     Ok(IssuedKey { api_key, record })
@@ -231,34 +220,39 @@ pub async fn create_key_in_tenant(
 
 /// On a database with no key at all, issues one admin key (once, even with
 /// several replicas starting together).
-pub async fn bootstrap_admin_key(db: &dyn Store) -> Result<Option<IssuedKey>, KeyAdminError> {
+pub async fn bootstrap_admin_key(
+    db: &dyn Store,
+    now: DateTime<Utc>,
+) -> Result<Option<IssuedKey>, KeyAdminError> {
     if db.count_keys().await? > 0 {
         return Ok(None);
     }
-    let (api_key, new) = new_key_for(
-        db,
-        "admin@localhost",
-        Some("first admin key".into()),
-        Scopes::admin(),
-        None,
-        "bootstrap".into(),
-        KeyLimits::default(),
-    )
-    .await?;
+    let request = CreateKey {
+        email: "admin@localhost".into(),
+        name: Some("first admin key".into()),
+        scopes: Some(Scopes::admin()),
+        expires_in_days: None,
+        created_by: "bootstrap".into(),
+        issuer_scopes: None,
+        limits: KeyLimits::default(),
+    };
+    let (api_key, new) = prepare_key(db, request, now).await?;
     Ok(db
         .insert_first_key(&new)
         .await?
         .map(|record| IssuedKey { api_key, record }))
 }
 
-/// Issues a successor to `key_id` with the same owner, name and scopes; the
-/// old key keeps working for `grace_minutes`, then expires.
+/// Issues a successor to `key_id` with the same owner, name and scopes,
+/// `now`; the old key keeps working for `grace_minutes` from `now`, then
+/// expires.
 pub async fn rotate_key(
     db: &dyn Store,
     key_id: i64,
     grace_minutes: u32,
     actor: String,
     issuer_scopes: Option<Scopes>,
+    now: DateTime<Utc>,
 ) -> Result<IssuedKey, KeyAdminError> {
     if grace_minutes > MAX_GRACE_MINUTES {
         return Err(KeyAdminError::Invalid(format!(
@@ -268,7 +262,7 @@ pub async fn rotate_key(
     let old = db
         .key_by_id(key_id)
         .await?
-        .filter(|k| k.state(Utc::now()) == crate::store::KeyState::Active)
+        .filter(|k| k.state(now) == crate::store::KeyState::Active)
         .ok_or(StoreError::NotFound("active key"))?;
     if let Some(issuer) = issuer_scopes {
         ungranted(issuer, old.scopes)?;
@@ -285,22 +279,24 @@ pub async fn rotate_key(
         created_by: actor,
         // The successor is held to what held its predecessor.
         limits: old.limits.clone(),
+        created_at: now,
     };
-    let grace_end = Utc::now() + Duration::minutes(i64::from(grace_minutes));
+    let grace_end = now + Duration::minutes(i64::from(grace_minutes));
     let record = db.rotate_key(key_id, grace_end, &new).await?;
     Ok(IssuedKey { api_key, record })
 }
 
-/// Revokes one key or every key of an email.
+/// Revokes one key or every key of an email, `now`.
 pub async fn revoke(
     db: &dyn Store,
     target: RevokeTarget,
     actor: &str,
+    now: DateTime<Utc>,
 ) -> Result<Vec<KeyRecord>, KeyAdminError> {
     if let RevokeTarget::Email(email) = &target {
         keys::validate_email(email).map_err(|m| KeyAdminError::Invalid(m.into()))?;
     }
-    Ok(db.revoke_keys(&target, actor).await?)
+    Ok(db.revoke_keys(&target, actor, now).await?)
 }
 
 /// A change of a key's limits as done: the row before and after, and the
@@ -380,7 +376,7 @@ impl LimitsUpdate {
 }
 
 /// Changes some of a key's limits (any state), audited as `limits_changed`
-/// by `actor`. `now` names the month whose use is reported.
+/// by `actor` at `now`, which also names the month whose use is reported.
 pub async fn set_limits(
     db: &dyn Store,
     key_id: i64,
@@ -395,7 +391,7 @@ pub async fn set_limits(
                 .into(),
         ));
     }
-    let set = db.set_key_limits(key_id, change, actor).await?;
+    let set = db.set_key_limits(key_id, change, actor, now).await?;
     let used = db
         .limit_count(key_id, month_of(now))
         .await?

@@ -6,19 +6,21 @@
 use super::{CliError, database};
 use crate::key_admin::{self, IssuedKey};
 use crate::store::Store;
+use chrono::{DateTime, Utc};
 use std::io::Write;
 use std::path::Path;
 
-/// Issues the first admin key if the database has none, and hands it to the
-/// operator: into `file` when given, else on stdout.
+/// Issues the first admin key (`now`) if the database has none, and hands it
+/// to the operator: into `file` when given, else on stdout.
 pub(super) async fn bootstrap(
     db: &dyn Store,
     file: Option<&Path>,
     url: &str,
     database_url: &str,
+    now: DateTime<Utc>,
 ) -> Result<(), CliError> {
     let Some(path) = file else {
-        if let Some(issued) = key_admin::bootstrap_admin_key(db).await? {
+        if let Some(issued) = key_admin::bootstrap_admin_key(db, now).await? {
             print_first_key(&issued, url, database_url, None);
         }
         return Ok(());
@@ -28,7 +30,7 @@ pub(super) async fn bootstrap(
     }
     // The file first: if it cannot be made, no key exists that nobody holds.
     let mut out = create_private(path)?;
-    let Some(issued) = key_admin::bootstrap_admin_key(db).await? else {
+    let Some(issued) = key_admin::bootstrap_admin_key(db, now).await? else {
         // Another replica issued it between the count and the insert.
         drop(out);
         let _ = std::fs::remove_file(path);

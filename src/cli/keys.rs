@@ -2,10 +2,12 @@
 
 use super::database::{self, Missing};
 use super::{CliError, GlobalArgs};
+use crate::clock::Clock;
 use crate::key_admin::{self, CreateKey, IssuedKey};
 use crate::limits::{self, AllowedIps, KeyLimits, LimitsChange};
 use crate::scopes::Scopes;
 use crate::store::{Db, KeyRecord, KeyState, PoolOptions, RevokeTarget};
+use chrono::{DateTime, Utc};
 use clap::Subcommand;
 
 #[derive(Debug, Subcommand)]
@@ -164,8 +166,10 @@ pub(super) async fn run(
 }
 
 async fn keys(db: &Db, cmd: KeysCommand) -> Result<(), CliError> {
+    // One reading of the system clock for the whole command.
+    let now = Clock::system().now();
     match cmd {
-        KeysCommand::Usage(args) => super::usage::run(db, args).await?,
+        KeysCommand::Usage(args) => super::usage::run(db, args, now).await?,
         KeysCommand::Create {
             email,
             name,
@@ -195,6 +199,7 @@ async fn keys(db: &Db, cmd: KeysCommand) -> Result<(), CliError> {
                     issuer_scopes: None,
                     limits: limits.limits(),
                 },
+                now,
             )
             .await?;
             print_issued(&issued, json, "created");
@@ -203,17 +208,16 @@ async fn keys(db: &Db, cmd: KeysCommand) -> Result<(), CliError> {
             let Some(key) = db.key_by_id(key_id).await? else {
                 return Err(CliError::Usage(format!("no key has id {key_id}")));
             };
-            let now = chrono::Utc::now();
             let used = db
                 .limit_count(key_id, limits::quota::month_of(now))
                 .await?
                 .map_or(0, |count| count.units.max(0));
             if json {
-                let mut row = key_json(&key);
+                let mut row = key_json(&key, now);
                 row["units_used_this_month"] = used.into();
                 println!("{row}");
             } else {
-                print_key_table(std::slice::from_ref(&key));
+                print_key_table(std::slice::from_ref(&key), now);
                 let quota = key
                     .limits
                     .monthly_quota
@@ -237,9 +241,7 @@ async fn keys(db: &Db, cmd: KeysCommand) -> Result<(), CliError> {
                 monthly_quota: monthly_quota.map(|v| v.0),
                 allowed_ips: allowed_ips.map(|v| v.0),
             };
-            let update =
-                key_admin::set_limits(db.as_ref(), key_id, &change, "cli", chrono::Utc::now())
-                    .await?;
+            let update = key_admin::set_limits(db.as_ref(), key_id, &change, "cli", now).await?;
             if json {
                 println!(
                     "{}",
@@ -260,10 +262,10 @@ async fn keys(db: &Db, cmd: KeysCommand) -> Result<(), CliError> {
         KeysCommand::List { email, json } => {
             let keys = db.list_keys(email.as_deref()).await?;
             if json {
-                let rows: Vec<_> = keys.iter().map(key_json).collect();
+                let rows: Vec<_> = keys.iter().map(|key| key_json(key, now)).collect();
                 println!("{}", serde_json::Value::Array(rows));
             } else {
-                print_key_table(&keys);
+                print_key_table(&keys, now);
             }
         }
         KeysCommand::Revoke {
@@ -280,9 +282,9 @@ async fn keys(db: &Db, cmd: KeysCommand) -> Result<(), CliError> {
                     ));
                 }
             };
-            let revoked = key_admin::revoke(db.as_ref(), target, "cli").await?;
+            let revoked = key_admin::revoke(db.as_ref(), target, "cli", now).await?;
             if json {
-                let rows: Vec<_> = revoked.iter().map(key_json).collect();
+                let rows: Vec<_> = revoked.iter().map(|key| key_json(key, now)).collect();
                 println!("{}", serde_json::json!({ "revoked": rows }));
             } else {
                 for key in &revoked {
@@ -305,7 +307,7 @@ async fn keys(db: &Db, cmd: KeysCommand) -> Result<(), CliError> {
             json,
         } => {
             let issued =
-                key_admin::rotate_key(db.as_ref(), key_id, grace_minutes, "cli".into(), None)
+                key_admin::rotate_key(db.as_ref(), key_id, grace_minutes, "cli".into(), None, now)
                     .await?;
             if json {
                 print_issued(&issued, true, "");
@@ -350,7 +352,8 @@ fn print_issued(issued: &IssuedKey, json: bool, verb: &str) {
     );
 }
 
-fn key_json(key: &KeyRecord) -> serde_json::Value {
+/// A key as `--json` shows it; `now` says whether it is active.
+fn key_json(key: &KeyRecord, now: DateTime<Utc>) -> serde_json::Value {
     serde_json::json!({
         "key_id": key.key_id,
         "user_id": key.user_id,
@@ -358,7 +361,7 @@ fn key_json(key: &KeyRecord) -> serde_json::Value {
         "name": key.name,
         "key_prefix": key.key_prefix,
         "scopes": key.scopes,
-        "state": key.state(chrono::Utc::now()),
+        "state": key.state(now),
         "created_at": key.created_at,
         "last_used_at": key.last_used_at,
         "expires_at": key.expires_at,
@@ -368,13 +371,12 @@ fn key_json(key: &KeyRecord) -> serde_json::Value {
 }
 
 /// The table of `keys list`: one row per key, columns as wide as their
-/// widest cell, times in UTC.
-fn print_key_table(keys: &[KeyRecord]) {
+/// widest cell, times in UTC; `now` says which keys are active.
+fn print_key_table(keys: &[KeyRecord], now: DateTime<Utc>) {
     if keys.is_empty() {
         println!("no keys");
         return;
     }
-    let now = chrono::Utc::now();
     let when = |t: Option<chrono::DateTime<chrono::Utc>>| {
         t.map(|t| t.format("%Y-%m-%d %H:%M").to_string())
             .unwrap_or_else(|| "-".into())

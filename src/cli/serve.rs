@@ -6,6 +6,7 @@ use super::first_key;
 use super::{CliError, GlobalArgs};
 use crate::app::{self, ServeOptions};
 use crate::auth::TrustedProxies;
+use crate::clock::Clock;
 use crate::edge::EdgeOptions;
 use crate::routing::{Routing, RoutingOptions};
 use crate::store::{Db, PoolOptions};
@@ -141,11 +142,14 @@ pub(super) async fn run(
         .public_url
         .clone()
         .unwrap_or_else(|| format!("http://{}/mcp", client_addr(addr)));
+    // The one clock of the process: the first key's issue and the server's.
+    let clock = Clock::system();
     first_key::bootstrap(
         db.as_ref(),
         args.bootstrap_key_file.as_deref(),
         &url,
         &global.database_url,
+        clock.now(),
     )
     .await?;
     let options = ServeOptions {
@@ -168,6 +172,7 @@ pub(super) async fn run(
             db_connections: global.db_max_connections,
         },
         routing: Arc::new(routing),
+        clock,
         ..ServeOptions::default()
     };
     if !options.trusted_proxies.is_empty() {

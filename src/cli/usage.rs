@@ -3,11 +3,11 @@
 //! `hour`, `calls`, `errors`, `denied`, `mean_ms`, `p95_ms`).
 
 use super::CliError;
-use crate::clock::Clock;
 use crate::keys;
 use crate::store::Db;
 use crate::store::usage::UsageFilter;
 use crate::usage::report::{self, DEFAULT_SINCE, MAX_ROWS, UsageView};
+use chrono::{DateTime, Utc};
 use clap::Args;
 
 #[derive(Debug, Args)]
@@ -27,7 +27,7 @@ pub struct UsageArgs {
     json: bool,
 }
 
-pub(super) async fn run(db: &Db, args: UsageArgs) -> Result<(), CliError> {
+pub(super) async fn run(db: &Db, args: UsageArgs, now: DateTime<Utc>) -> Result<(), CliError> {
     if let Some(id) = args.key_id
         && id < 1
     {
@@ -42,8 +42,8 @@ pub(super) async fn run(db: &Db, args: UsageArgs) -> Result<(), CliError> {
         }
         None => None,
     };
-    let since_hour = report::since_hour(&args.since, Clock::system().now())
-        .map_err(|e| CliError::Usage(format!("--{e}")))?;
+    let since_hour =
+        report::since_hour(&args.since, now).map_err(|e| CliError::Usage(format!("--{e}")))?;
     let filter = UsageFilter {
         key_id: args.key_id,
         email,

@@ -50,7 +50,8 @@ pub async fn create(
         )?
         .unwrap_or(DEFAULT_EXPIRES_IN_HOURS);
     let token = random_token()?;
-    let at = console.now();
+    let now = console.0.clock.now();
+    let at = now.timestamp();
     let invite = NewInvite {
         token_hash: token_hash(&token),
         email,
@@ -60,7 +61,11 @@ pub async fn create(
         created_at: at,
         expires_at: at + i64::from(hours) * 3600,
     };
-    let invite_id = console.0.db.insert_invite(&invite, &signed.actor()).await?;
+    let invite_id = console
+        .0
+        .db
+        .insert_invite(&invite, &signed.actor(), now)
+        .await?;
     tracing::info!(
         actor.key_id = signed.caller.key_id,
         invite.id = invite_id,
@@ -129,11 +134,12 @@ pub async fn claim(
         issuer_scopes: None,
         limits: Default::default(),
     };
-    let (api_key, new) = key_admin::prepare_key(db, request).await?;
+    let now = console.0.clock.now();
+    let (api_key, new) = key_admin::prepare_key(db, request, now).await?;
     // The claim and the key are one transaction: a key that cannot be
     // stored leaves the invitation claimable.
     let Some(record) = db
-        .claim_invite(invite.invite_id, console.now(), &new, &actor)
+        .claim_invite(invite.invite_id, now.timestamp(), &new, &actor)
         .await?
     else {
         return Err(ConsoleError::Gone(

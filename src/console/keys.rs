@@ -123,11 +123,12 @@ pub async fn create(
         limits: super::limits::of_new_key(&signed, &fields)?,
     };
     let db = console.0.db.as_ref();
+    let now = console.0.clock.now();
     let issued = if signed.is_admin() {
-        key_admin::create_key(db, request).await?
+        key_admin::create_key(db, request, now).await?
     } else {
         // Into the caller's own tenant, never the one its email may name.
-        key_admin::create_key_in_tenant(db, request, &signed.caller.user_id).await?
+        key_admin::create_key_in_tenant(db, request, &signed.caller.user_id, now).await?
     };
     tracing::info!(
         actor.key_id = signed.caller.key_id,
@@ -152,6 +153,7 @@ pub async fn revoke(
         console.0.db.as_ref(),
         RevokeTarget::KeyId(key.key_id),
         &signed.actor(),
+        console.0.clock.now(),
     )
     .await?;
     if revoked.is_empty() {
@@ -187,6 +189,7 @@ pub async fn rotate(
         grace,
         signed.actor(),
         Some(signed.caller.scopes),
+        console.0.clock.now(),
     )
     .await?;
     tracing::info!(

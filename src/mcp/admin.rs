@@ -54,6 +54,7 @@ impl FleetMind {
                 caller.user_id.as_str(),
                 &actor(caller),
                 &detail,
+                self.clock.now(),
             )
             .await
         {
@@ -223,7 +224,7 @@ impl FleetMind {
                 allowed_ips: a.allowed_ips.map(|ips| ips.0),
             },
         };
-        let issued = key_admin::create_key(self.db.as_ref(), request).await;
+        let issued = key_admin::create_key(self.db.as_ref(), request, self.clock.now()).await;
         let issued = self
             .denied_if_escalation(&caller, "admin_create_api_key", issued)
             .await?;
@@ -294,7 +295,9 @@ impl FleetMind {
                 ));
             }
         };
-        let revoked = match key_admin::revoke(self.db.as_ref(), target, &actor(&caller)).await {
+        let revoked =
+            key_admin::revoke(self.db.as_ref(), target, &actor(&caller), self.clock.now()).await;
+        let revoked = match revoked {
             Err(KeyAdminError::Store(StoreError::NotFound(_))) => Vec::new(),
             other => other?,
         };
@@ -341,6 +344,7 @@ impl FleetMind {
             grace_minutes,
             actor(&caller),
             Some(caller.scopes),
+            self.clock.now(),
         )
         .await;
         let issued = match self

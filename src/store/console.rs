@@ -71,14 +71,21 @@ pub trait ConsoleStore: Send + Sync + 'static {
     async fn delete_session(&self, token_hash: &str) -> Result<(), StoreError>;
 
     /// Stores an invitation and its `invited` event (on the inviting key,
-    /// actor `actor`) in one transaction; returns its id.
-    async fn insert_invite(&self, invite: &NewInvite, actor: &str) -> Result<i64, StoreError>;
+    /// actor `actor`, dated `at`: the instant of `invite.created_at`) in
+    /// one transaction; returns its id.
+    async fn insert_invite(
+        &self,
+        invite: &NewInvite,
+        actor: &str,
+        at: DateTime<Utc>,
+    ) -> Result<i64, StoreError>;
 
     async fn invite(&self, token_hash: &str) -> Result<Option<InviteRow>, StoreError>;
 
-    /// Claims the invitation and stores the key it issues (with the key's
-    /// `created` event, detail `invitation <id>`, and its `invite_claimed`
-    /// event) in one transaction. `None`, with nothing written, when it was
+    /// Claims the invitation `at` and stores the key it issues (with the
+    /// key's `created` event, detail `invitation <id>`, and its
+    /// `invite_claimed` event, both dated `key.created_at`) in one
+    /// transaction. `None`, with nothing written, when it was
     /// claimed before; if storing the key fails, the claim is undone with it
     /// and the invitation stays claimable.
     async fn claim_invite(

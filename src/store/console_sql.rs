@@ -69,7 +69,12 @@ impl ConsoleStore for This {
         Ok(())
     }
 
-    async fn insert_invite(&self, invite: &NewInvite, actor: &str) -> Result<i64, StoreError> {
+    async fn insert_invite(
+        &self,
+        invite: &NewInvite,
+        actor: &str,
+        at: chrono::DateTime<chrono::Utc>,
+    ) -> Result<i64, StoreError> {
         let mut tx = self.pool().begin().await?;
         let invite_id: i64 = sqlx::query_scalar(INSERT_INVITE)
             .bind(&invite.token_hash)
@@ -86,7 +91,7 @@ impl ConsoleStore for This {
             .bind("invited")
             .bind(actor)
             .bind(invited_detail(invite_id, invite))
-            .bind(chrono::Utc::now())
+            .bind(at)
             .execute(&mut *tx)
             .await?;
         tx.commit().await?;
@@ -137,7 +142,7 @@ impl ConsoleStore for This {
             .bind("invite_claimed")
             .bind(actor)
             .bind(&context)
-            .bind(chrono::Utc::now())
+            .bind(key.created_at)
             .execute(&mut *tx)
             .await?;
         tx.commit().await?;

@@ -152,15 +152,33 @@ bounded! {
         fn user_id_for_email(&self, normalized_email: &str) -> Option<String>;
         fn insert_key(&self, key: &NewKey) -> KeyRecord;
         fn insert_first_key(&self, key: &NewKey) -> Option<KeyRecord>;
-        fn set_key_limits(&self, key_id: i64, change: &LimitsChange, actor: &str) -> LimitsSet;
+        fn set_key_limits(
+            &self,
+            key_id: i64,
+            change: &LimitsChange,
+            actor: &str,
+            now: DateTime<Utc>
+        ) -> LimitsSet;
         fn rotate_key(
             &self,
             old_key_id: i64,
             old_expires_at: DateTime<Utc>,
             new: &NewKey
         ) -> KeyRecord;
-        fn revoke_keys(&self, target: &RevokeTarget, actor: &str) -> Vec<KeyRecord>;
-        fn record_denied(&self, key_id: i64, user_id: &str, actor: &str, detail: &str) -> ();
+        fn revoke_keys(
+            &self,
+            target: &RevokeTarget,
+            actor: &str,
+            now: DateTime<Utc>
+        ) -> Vec<KeyRecord>;
+        fn record_denied(
+            &self,
+            key_id: i64,
+            user_id: &str,
+            actor: &str,
+            detail: &str,
+            at: DateTime<Utc>
+        ) -> ();
         fn list_keys(&self, email: Option<&str>) -> Vec<KeyRecord>;
         fn tenant_keys(&self, user: &UserId) -> Vec<KeyRecord>;
         fn key_hashes_after(&self, after: i64, limit: i64) -> Vec<KeyHashRow>;
@@ -249,7 +267,7 @@ bounded! {
         fn session(&self, token_hash: &str) -> Option<SessionRow>;
         fn touch_session(&self, token_hash: &str, at: i64) -> ();
         fn delete_session(&self, token_hash: &str) -> ();
-        fn insert_invite(&self, invite: &NewInvite, actor: &str) -> i64;
+        fn insert_invite(&self, invite: &NewInvite, actor: &str, at: DateTime<Utc>) -> i64;
         fn invite(&self, token_hash: &str) -> Option<InviteRow>;
         fn claim_invite(&self, invite_id: i64, at: i64, key: &NewKey, actor: &str) -> Option<KeyRecord>;
     }

@@ -113,6 +113,9 @@ pub struct NewKey {
     /// Who issued it: `cli`, `bootstrap`, or `key:<id>` for an admin key.
     pub created_by: String,
     pub limits: KeyLimits,
+    /// When it is issued (the issuer's clock): the row's `created_at` and
+    /// its `created` event's time; for a successor, the rotation's.
+    pub created_at: DateTime<Utc>,
 }
 
 impl NewKey {
@@ -209,7 +212,7 @@ pub trait KeyStore: Send + Sync + 'static {
     async fn insert_first_key(&self, key: &NewKey) -> Result<Option<KeyRecord>, StoreError>;
 
     /// Stores `new` and limits the old key's life to `old_expires_at`, with
-    /// a `rotated` event, in one transaction.
+    /// a `rotated` event, in one transaction, at `new.created_at`.
     async fn rotate_key(
         &self,
         old_key_id: i64,
@@ -217,22 +220,25 @@ pub trait KeyStore: Send + Sync + 'static {
         new: &NewKey,
     ) -> Result<KeyRecord, StoreError>;
 
-    /// Marks matching active keys revoked, with a `revoked` event each, in one
-    /// transaction; returns the keys it revoked.
+    /// Marks matching active keys revoked `now`, with a `revoked` event
+    /// each, in one transaction; returns the keys it revoked.
     async fn revoke_keys(
         &self,
         target: &RevokeTarget,
         actor: &str,
+        now: DateTime<Utc>,
     ) -> Result<Vec<KeyRecord>, StoreError>;
 
     /// Writes a `denied` event on the key `key_id` of tenant `user_id`, whose
-    /// call `detail` describes was refused; `actor` is that key (`key:<id>`).
+    /// call `detail` describes was refused `at`; `actor` is that key
+    /// (`key:<id>`).
     async fn record_denied(
         &self,
         key_id: i64,
         user_id: &str,
         actor: &str,
         detail: &str,
+        at: DateTime<Utc>,
     ) -> Result<(), StoreError>;
 
     /// Applies `change` to the limits of key `key_id` (any state), with a
@@ -240,13 +246,14 @@ pub trait KeyStore: Send + Sync + 'static {
     /// → after, in one transaction; the row is locked from the read of the
     /// limits before to the write, so concurrent changes of different
     /// fields both hold. Returns the key before and after; nothing is
-    /// written (no event either) when the change changes nothing.
-    /// `NotFound` when there is no such key.
+    /// written (no event either) when the change changes nothing. The event
+    /// is dated `now`. `NotFound` when there is no such key.
     async fn set_key_limits(
         &self,
         key_id: i64,
         change: &LimitsChange,
         actor: &str,
+        now: DateTime<Utc>,
     ) -> Result<LimitsSet, StoreError>;
 
     /// Every key, newest first, optionally for one email.
@@ -308,6 +315,7 @@ mod tests {
             expires_at: at,
             created_by: "cli".into(),
             limits: KeyLimits::default(),
+            created_at: DateTime::UNIX_EPOCH,
         };
         assert_eq!(
             key.grant(),
@@ -331,7 +339,7 @@ mod tests {
 
     #[test]
     fn expired_from_the_instant_itself_and_revoked_whatever_the_time() {
-        let now = Utc::now();
+        let now = DateTime::UNIX_EPOCH + TimeDelta::days(20_000);
         let second = TimeDelta::seconds(1);
         assert_eq!(KeyState::of(false, None, now), KeyState::Active);
         assert_eq!(

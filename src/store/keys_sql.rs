@@ -164,7 +164,7 @@ pub(super) async fn insert_key_tx(
         .bind(&key.name)
         .bind(key.hash.as_hex())
         .bind(&key.prefix)
-        .bind(Utc::now())
+        .bind(key.created_at)
         .bind(key.scopes.to_storage())
         .bind(key.expires_at)
         .bind(&key.created_by)
@@ -185,11 +185,13 @@ pub(super) async fn insert_key_tx(
         event,
         &key.created_by,
         Some(&detail),
+        key.created_at,
     )
     .await?;
     Ok(record)
 }
 
+/// Appends an event to the audit trail, dated `at` (the caller's clock).
 async fn insert_event_tx(
     tx: &mut Tx<'_>,
     key_id: i64,
@@ -197,6 +199,7 @@ async fn insert_event_tx(
     event: &str,
     actor: &str,
     detail: Option<&str>,
+    at: DateTime<Utc>,
 ) -> Result<(), StoreError> {
     sqlx::query(
         "INSERT INTO api_key_events (key_id, user_id, event, actor, detail, at) \
@@ -207,7 +210,7 @@ async fn insert_event_tx(
     .bind(event)
     .bind(actor)
     .bind(detail)
-    .bind(Utc::now())
+    .bind(at)
     .execute(&mut **tx)
     .await?;
     Ok(())
@@ -293,8 +296,9 @@ impl KeyStore for This {
             .bind(This::key_id_param(old_key_id)?)
             .bind(old_expires_at)
             // An expired key has no successor, even if it expired after the
-            // caller looked at it.
-            .bind(Utc::now())
+            // caller looked at it (the successor's issue is the rotation's
+            // instant).
+            .bind(new.created_at)
             .fetch_optional(&mut *tx)
             .await?;
         let Some(old) = old.as_ref().map(key_from_row).transpose()? else {
@@ -320,6 +324,7 @@ impl KeyStore for This {
             "rotated",
             &new.created_by,
             Some(&detail),
+            new.created_at,
         )
         .await?;
         tx.commit().await?;
@@ -331,9 +336,9 @@ impl KeyStore for This {
         &self,
         target: &RevokeTarget,
         actor: &str,
+        now: DateTime<Utc>,
     ) -> Result<Vec<KeyRecord>, StoreError> {
         let mut tx = self.write_tx().await?;
-        let now = Utc::now();
         let query = match target {
             RevokeTarget::KeyId(id) => sqlx::query(REVOKE_ID.as_str())
                 .bind(now)
@@ -355,6 +360,7 @@ impl KeyStore for This {
                 "revoked",
                 actor,
                 None,
+                now,
             )
             .await?;
         }
@@ -369,9 +375,10 @@ impl KeyStore for This {
         user_id: &str,
         actor: &str,
         detail: &str,
+        at: DateTime<Utc>,
     ) -> Result<(), StoreError> {
         let mut tx = self.pool().begin().await?;
-        insert_event_tx(&mut tx, key_id, user_id, "denied", actor, Some(detail)).await?;
+        insert_event_tx(&mut tx, key_id, user_id, "denied", actor, Some(detail), at).await?;
         tx.commit().await?;
         Ok(())
     }
@@ -381,6 +388,7 @@ impl KeyStore for This {
         key_id: i64,
         change: &LimitsChange,
         actor: &str,
+        now: DateTime<Utc>,
     ) -> Result<LimitsSet, StoreError> {
         let id = This::key_id_param(key_id)?;
         let mut tx = self.write_tx().await?;
@@ -416,6 +424,7 @@ impl KeyStore for This {
             "limits_changed",
             actor,
             Some(&detail),
+            now,
         )
         .await?;
         tx.commit().await?;

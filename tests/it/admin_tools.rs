@@ -420,6 +420,7 @@ backend_test!(
                 expires_at: None,
                 created_by: "cli".into(),
                 limits: Default::default(),
+                created_at: clock.now(),
             },
         )
         .await
@@ -460,6 +461,7 @@ backend_test!(
             expires_at: Some(expires_at),
             created_by: "cli".into(),
             limits: Default::default(),
+            created_at: clock.now(),
         })
         .await
         .expect("insert");
@@ -576,7 +578,7 @@ backend_test!(an_issuer_cannot_grant_more_than_it_holds, |t| async move {
         (None, "drivers:read"),
     ];
     for (scopes, missing) in refused {
-        match key_admin::create_key(db, create(scopes)).await {
+        match key_admin::create_key(db, create(scopes), chrono::Utc::now()).await {
             Err(KeyAdminError::Escalation(names)) => {
                 assert!(names.contains(missing), "{names}");
                 assert!(!names.contains("orders:read"), "{names}");
@@ -591,7 +593,7 @@ backend_test!(an_issuer_cannot_grant_more_than_it_holds, |t| async move {
         Scopes::from_iter([Scope::AssignmentsRead]),
         Scopes::from_iter([Scope::OrdersRead, Scope::AssignmentsManage]),
     ] {
-        let issued = key_admin::create_key(db, create(Some(scopes)))
+        let issued = key_admin::create_key(db, create(Some(scopes)), chrono::Utc::now())
             .await
             .expect("within the issuer's scopes");
         assert_eq!(issued.record.scopes, scopes);
@@ -600,7 +602,16 @@ backend_test!(an_issuer_cannot_grant_more_than_it_holds, |t| async move {
     // Rotating a key whose scopes exceed the issuer's is refused too.
     let wide = issue_key(&t.db, "wide@example.com", None).await;
     let before = db.count_keys().await.expect("count");
-    match key_admin::rotate_key(db, wide.record.key_id, 0, "key:1".into(), Some(holder)).await {
+    match key_admin::rotate_key(
+        db,
+        wide.record.key_id,
+        0,
+        "key:1".into(),
+        Some(holder),
+        chrono::Utc::now(),
+    )
+    .await
+    {
         Err(KeyAdminError::Escalation(names)) => {
             // routing:use is in the default set since the routing tools landed.
             assert_eq!(
@@ -625,6 +636,7 @@ backend_test!(an_issuer_cannot_grant_more_than_it_holds, |t| async move {
             issuer_scopes: Some(Scopes::admin()),
             ..create(Some(Scopes::admin()))
         },
+        chrono::Utc::now(),
     )
     .await
     .expect("admin grants admin");
@@ -638,6 +650,7 @@ backend_test!(the_admin_list_never_shows_a_key_or_a_hash, |t| async move {
         t.db.as_ref(),
         fleetmind::store::RevokeTarget::KeyId(revoked.record.key_id),
         "cli",
+        chrono::Utc::now(),
     )
     .await
     .expect("revoke");

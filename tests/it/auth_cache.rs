@@ -32,6 +32,7 @@ fn new_key(api_key: &ApiKey, expires_at: Option<chrono::DateTime<Utc>>) -> NewKe
         expires_at,
         created_by: "cli".into(),
         limits: Default::default(),
+        created_at: chrono::Utc::now(),
     }
 }
 
@@ -61,6 +62,7 @@ backend_test!(
             t.db.as_ref(),
             RevokeTarget::KeyId(issued.record.key_id),
             "cli",
+            chrono::Utc::now(),
         )
         .await
         .expect("revoke");

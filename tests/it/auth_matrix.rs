@@ -142,9 +142,13 @@ backend_test!(
         let revoked = issue_key(&t.db, "dave@example.com", None).await;
         let ok = post(&url, Some(&format!("Bearer {}", revoked.api_key.expose()))).await;
         assert_eq!(ok.status, 200, "before revocation: {}", ok.body);
-        t.db.revoke_keys(&RevokeTarget::KeyId(revoked.record.key_id), "cli")
-            .await
-            .unwrap();
+        t.db.revoke_keys(
+            &RevokeTarget::KeyId(revoked.record.key_id),
+            "cli",
+            chrono::Utc::now(),
+        )
+        .await
+        .unwrap();
         // Revocation must show within the cache's bound (1 s; see BENCHMARKS.md).
         let auth = format!("Bearer {}", revoked.api_key.expose());
         let refused = eventually(std::time::Duration::from_secs(3), || async {
@@ -165,6 +169,7 @@ backend_test!(
             expires_at: Some(Utc::now() - Duration::seconds(1)),
             created_by: "cli".into(),
             limits: Default::default(),
+            created_at: chrono::Utc::now(),
         })
         .await
         .unwrap();

@@ -411,6 +411,7 @@ backend_test!(invitations_revocation_and_sessions, |t| async move {
             expires_at: now - 1,
         },
         "test",
+        chrono::Utc::now(),
     )
     .await
     .unwrap();

@@ -27,7 +27,7 @@ backend_test!(
             rate_limit_per_minute: Some(Some(5)),
             ..LimitsChange::default()
         };
-        db.set_key_limits(user.record.key_id, &user_limits, "cli")
+        db.set_key_limits(user.record.key_id, &user_limits, "cli", chrono::Utc::now())
             .await
             .unwrap();
         let server = start_server(db.clone()).await;

@@ -123,6 +123,7 @@ backend_test!(
             expires_at: Some(clock.now() + chrono::Duration::minutes(20)),
             created_by: "cli".into(),
             limits: Default::default(),
+            created_at: clock.now(),
         })
         .await
         .expect("insert");
@@ -153,6 +154,7 @@ backend_test!(
                 expires_at: None,
                 created_by: "cli".into(),
                 limits: Default::default(),
+                created_at: clock.now(),
             },
         )
         .await

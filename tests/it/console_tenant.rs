@@ -27,6 +27,7 @@ async fn predecessor_row(db: &Db, user_id: &str, email: &str) -> (ApiKey, KeyRec
             expires_at: None,
             created_by: "cli".into(),
             limits: Default::default(),
+            created_at: chrono::Utc::now(),
         })
         .await
         .expect("insert a predecessor row");

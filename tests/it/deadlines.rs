@@ -166,7 +166,10 @@ async fn a_sqlite_watch_that_cannot_read_the_counter_stops_trusting_the_cache() 
     let lock = hold_write_lock(&t).await;
     let waiting = {
         let db = db.clone();
-        tokio::spawn(async move { db.revoke_keys(&RevokeTarget::KeyId(999_999), "cli").await })
+        tokio::spawn(async move {
+            db.revoke_keys(&RevokeTarget::KeyId(999_999), "cli", chrono::Utc::now())
+                .await
+        })
     };
     let blind = eventually(Duration::from_secs(2), || async {
         !verifier.cache().is_watching()

@@ -209,9 +209,13 @@ async fn fuzz(t: TestDb, thread_prefix: &'static str) {
     let a = issue_key(&t.db, "fuzz-a@example.com", None).await;
     let b = issue_key(&t.db, "fuzz-b@example.com", None).await;
     let revoked = issue_key(&t.db, "fuzz-revoked@example.com", None).await;
-    t.db.revoke_keys(&RevokeTarget::KeyId(revoked.record.key_id), "cli")
-        .await
-        .expect("revoke");
+    t.db.revoke_keys(
+        &RevokeTarget::KeyId(revoked.record.key_id),
+        "cli",
+        chrono::Utc::now(),
+    )
+    .await
+    .expect("revoke");
     let expired = ApiKey::generate().expect("key");
     t.db.insert_key(&NewKey {
         user_id: "user_fuzzexpired0".into(),
@@ -223,6 +227,7 @@ async fn fuzz(t: TestDb, thread_prefix: &'static str) {
         expires_at: Some(chrono::Utc::now() - chrono::Duration::seconds(1)),
         created_by: "cli".into(),
         limits: Default::default(),
+        created_at: chrono::Utc::now(),
     })
     .await
     .expect("expired key");

@@ -124,9 +124,14 @@ backend_test!(
     the_audit_table_refuses_update_delete_and_truncate,
     |t| async move {
         let key = issue_key(&t.db, "audit@example.com", None).await;
-        fleetmind::key_admin::revoke(t.db.as_ref(), RevokeTarget::KeyId(key.record.key_id), "cli")
-            .await
-            .expect("revoke");
+        fleetmind::key_admin::revoke(
+            t.db.as_ref(),
+            RevokeTarget::KeyId(key.record.key_id),
+            "cli",
+            chrono::Utc::now(),
+        )
+        .await
+        .expect("revoke");
         let before = t.db.key_events(key.record.key_id).await.expect("events");
         assert_eq!(before.len(), 2);
 
@@ -171,7 +176,7 @@ backend_test!(
 backend_test!(
     the_first_admin_key_of_a_fresh_server_is_audited_as_bootstrap,
     |t| async move {
-        let issued = fleetmind::key_admin::bootstrap_admin_key(t.db.as_ref())
+        let issued = fleetmind::key_admin::bootstrap_admin_key(t.db.as_ref(), chrono::Utc::now())
             .await
             .expect("bootstrap")
             .expect("a fresh database gets a key");
@@ -188,7 +193,7 @@ backend_test!(
         );
         // Once only.
         assert!(
-            fleetmind::key_admin::bootstrap_admin_key(t.db.as_ref())
+            fleetmind::key_admin::bootstrap_admin_key(t.db.as_ref(), chrono::Utc::now())
                 .await
                 .expect("bootstrap")
                 .is_none()
@@ -216,7 +221,11 @@ backend_test!(an_id_no_key_can_have_names_no_key, |t| async move {
         Err(other) => panic!("{backend:?}: key_events: {other}"),
     }
 
-    match t.db.revoke_keys(&RevokeTarget::KeyId(big), "cli").await {
+    match t
+        .db
+        .revoke_keys(&RevokeTarget::KeyId(big), "cli", chrono::Utc::now())
+        .await
+    {
         Ok(revoked) => assert!(revoked.is_empty(), "{backend:?}: {revoked:?}"),
         Err(StoreError::NotFound(_)) => {}
         Err(other) => panic!("{backend:?}: revoke_keys: {other}"),
@@ -237,6 +246,7 @@ backend_test!(an_id_no_key_can_have_names_no_key, |t| async move {
                 expires_at: None,
                 created_by: "cli".into(),
                 limits: Default::default(),
+                created_at: chrono::Utc::now(),
             },
         )
         .await;

@@ -45,6 +45,7 @@ backend_test!(
                     allowed_ips: Some(Some("10.1.0.0/8, 192.0.2.7".parse().unwrap())),
                 },
                 "cli",
+                chrono::Utc::now(),
             )
             .await
             .expect("set limits");
@@ -74,6 +75,7 @@ backend_test!(
                     ..Default::default()
                 },
                 "key:1",
+                chrono::Utc::now(),
             )
             .await
             .expect("clear quota");
@@ -93,6 +95,7 @@ backend_test!(
                     ..Default::default()
                 },
                 "cli",
+                chrono::Utc::now(),
             )
             .await
             .expect("same limits");
@@ -135,6 +138,7 @@ backend_test!(
                     ..Default::default()
                 },
                 "cli",
+                chrono::Utc::now(),
             )
             .await;
         assert!(
@@ -228,6 +232,7 @@ backend_test!(
                 ..Default::default()
             },
             "cli",
+            chrono::Utc::now(),
         )
         .await
         .expect("set limits");
@@ -608,6 +613,7 @@ backend_test!(
                 ..Default::default()
             },
             "cli",
+            chrono::Utc::now(),
         )
         .await
         .expect("quota");
@@ -708,6 +714,7 @@ backend_test!(
                 ..Default::default()
             },
             "cli",
+            chrono::Utc::now(),
         )
         .await
         .expect("own limit");

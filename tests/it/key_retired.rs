@@ -28,6 +28,7 @@ async fn expired_key(t: &TestDb) -> ApiKey {
         expires_at: Some(Utc::now() - TimeDelta::hours(1)),
         created_by: "cli".into(),
         limits: Default::default(),
+        created_at: chrono::Utc::now(),
     })
     .await
     .expect("insert an expired key");
@@ -64,14 +65,21 @@ backend_test!(
         // Cached as active before the rotation: the cache must not keep it.
         assert_accepted(&url, old.api_key.expose(), "the key before rotation").await;
 
-        let new: IssuedKey =
-            key_admin::rotate_key(t.db.as_ref(), old.record.key_id, 0, "cli".into(), None)
-                .await
-                .expect("rotate with no grace");
+        let new: IssuedKey = key_admin::rotate_key(
+            t.db.as_ref(),
+            old.record.key_id,
+            0,
+            "cli".into(),
+            None,
+            chrono::Utc::now(),
+        )
+        .await
+        .expect("rotate with no grace");
         key_admin::revoke(
             t.db.as_ref(),
             RevokeTarget::KeyId(gone.record.key_id),
             "cli",
+            chrono::Utc::now(),
         )
         .await
         .expect("revoke");

@@ -36,6 +36,7 @@ async fn set_limits(
             allowed_ips: Some(ips.map(|list| list.parse().expect("allowlist"))),
         },
         "cli",
+        chrono::Utc::now(),
     )
     .await
     .expect("set limits");

@@ -70,9 +70,13 @@ backend_test!(registration_names_the_key_problem, |t| async move {
     );
 
     let revoked = issue_key(&t.db, "erin@example.com", None).await;
-    t.db.revoke_keys(&RevokeTarget::KeyId(revoked.record.key_id), "cli")
-        .await
-        .unwrap();
+    t.db.revoke_keys(
+        &RevokeTarget::KeyId(revoked.record.key_id),
+        "cli",
+        chrono::Utc::now(),
+    )
+    .await
+    .unwrap();
     let auth = format!("Bearer {}", revoked.api_key.expose());
     // Revocation shows within the verifier cache's bound.
     eventually(std::time::Duration::from_secs(3), || async {

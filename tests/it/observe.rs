@@ -32,9 +32,14 @@ fn orders_reader() -> Option<Scopes> {
 
 /// Revokes `key` and waits until the server refuses it.
 async fn revoke_and_see_it_refused(t: &TestDb, url: &str, key: &IssuedKey) {
-    key_admin::revoke(t.db.as_ref(), RevokeTarget::KeyId(key.record.key_id), "cli")
-        .await
-        .expect("revoke");
+    key_admin::revoke(
+        t.db.as_ref(),
+        RevokeTarget::KeyId(key.record.key_id),
+        "cli",
+        chrono::Utc::now(),
+    )
+    .await
+    .expect("revoke");
     let http = reqwest::Client::new();
     let refused = eventually(Duration::from_secs(10), || async {
         whoami_status(&http, url, key.api_key.expose()).await == 401

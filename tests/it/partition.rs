@@ -119,7 +119,7 @@ async fn a_silent_partition_never_hangs_a_request_nor_lets_a_revoked_key_in_and_
     // Revoked through a direct connection: the server's store has no hand in it.
     direct
         .db
-        .revoke_keys(&RevokeTarget::KeyId(gone_id), "cli")
+        .revoke_keys(&RevokeTarget::KeyId(gone_id), "cli", chrono::Utc::now())
         .await
         .expect("revoke directly");
     let revoked_at = Instant::now();

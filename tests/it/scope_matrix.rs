@@ -93,6 +93,7 @@ async fn key_with(db: &fleetmind::store::Db, n: usize, scopes: &[Scope]) -> ApiK
         expires_at: None,
         created_by: "cli".into(),
         limits: Default::default(),
+        created_at: chrono::Utc::now(),
     })
     .await
     .expect("insert key");

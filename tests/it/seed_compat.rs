@@ -111,9 +111,13 @@ async fn a_database_of_the_python_server_is_adopted_in_place() {
     assert_eq!(listed.as_array().map(Vec::len), Some(3), "{listed}");
 
     // Revocation here is revocation there (is_active = false).
-    db.revoke_keys(&RevokeTarget::KeyId(newcomer.record.key_id), "cli")
-        .await
-        .unwrap();
+    db.revoke_keys(
+        &RevokeTarget::KeyId(newcomer.record.key_id),
+        "cli",
+        chrono::Utc::now(),
+    )
+    .await
+    .unwrap();
     assert_eq!(
         seed(&python, &url, &["verify", newcomer.api_key.expose()]),
         Value::Null

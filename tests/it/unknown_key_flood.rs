@@ -243,9 +243,13 @@ backend_test!(
         // A revocation by another process (SQLite: the change counter moves,
         // the watch reports `All`): the revoked key is refused as revoked,
         // unknown keys still cost no lookup, and a new key still works.
-        cli.revoke_keys(&RevokeTarget::KeyId(before.record.key_id), "cli")
-            .await
-            .expect("revoke");
+        cli.revoke_keys(
+            &RevokeTarget::KeyId(before.record.key_id),
+            "cli",
+            chrono::Utc::now(),
+        )
+        .await
+        .expect("revoke");
         let revoked = eventually(Duration::from_secs(5), || async {
             matches!(
                 verifier

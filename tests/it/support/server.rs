@@ -23,6 +23,7 @@ pub async fn issue_key(db: &Db, email: &str, scopes: Option<Scopes>) -> IssuedKe
             issuer_scopes: None,
             limits: Default::default(),
         },
+        chrono::Utc::now(),
     )
     .await
     .expect("issue key")
