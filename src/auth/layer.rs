@@ -415,16 +415,16 @@ mod tests {
             AuthFailure::Expired,
             AuthFailure::Retired {
                 successor_key_id: 8,
-                at: chrono::Utc::now(),
+                at: chrono::DateTime::UNIX_EPOCH,
             },
             // Successor ids whose digits mcp-remote would take for a 404 or 405.
             AuthFailure::Retired {
                 successor_key_id: 14_045,
-                at: chrono::Utc::now(),
+                at: chrono::DateTime::UNIX_EPOCH,
             },
             AuthFailure::Retired {
                 successor_key_id: 404,
-                at: chrono::Utc::now(),
+                at: chrono::DateTime::UNIX_EPOCH,
             },
             AuthFailure::Conflicting,
             AuthFailure::Unavailable,

@@ -103,7 +103,7 @@ mod tests {
             },
             AuthFailure::Retired {
                 successor_key_id: 8,
-                at: chrono::Utc::now(),
+                at: chrono::DateTime::UNIX_EPOCH,
             },
         ];
         // The first refusal of every reason gets its line, though all come

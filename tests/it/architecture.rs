@@ -1,7 +1,8 @@
 //! The import direction ARCHITECTURE.md promises, checked on the source
 //! text: the lower rooms (`src/fleet/`, `src/store/`, `src/tenant.rs`) never
-//! reach up into the rooms that serve requests, and the fleet domain stays
-//! free of I/O. A new `use` that breaks a rule fails here, naming the file.
+//! reach up into the rooms that serve requests, the fleet domain stays free
+//! of I/O, and only `src/clock.rs` reads the wall clock. A new `use` or call
+//! that breaks a rule fails here, naming the file and line.
 
 use std::path::{Path, PathBuf};
 
@@ -12,6 +13,18 @@ const UPPER: &[&str] = &["auth", "mcp", "edge", "cli", "app", "console", "routin
 /// fleet domain (it is rules and types only).
 const NOT_IN_FLEET: &[&str] = &[
     "sqlx", "rmcp", "tokio", "axum", "hyper", "reqwest", "std::fs", "std::net", "std::io",
+];
+
+/// What reads the wall clock. Only `src/clock.rs` may: everything else
+/// takes the time from a `Clock`, or as an argument from a caller holding
+/// one, so that a test's manual clock reaches every time the server stamps
+/// or judges (issue 10).
+const WALL_CLOCK_READS: &[&str] = &[
+    "Utc::now",
+    "Utc::today",
+    "Local::now",
+    "Local::today",
+    "SystemTime::now",
 ];
 
 #[test]
@@ -119,6 +132,28 @@ fn the_store_reaches_only_the_limit_values() {
     );
 }
 
+#[test]
+fn only_the_clock_reads_the_wall_clock() {
+    let clock = src().join("clock.rs");
+    let mut broken = Vec::new();
+    for file in sources("src").into_iter().filter(|f| *f != clock) {
+        for (i, line) in code(&file).lines().enumerate() {
+            for read in WALL_CLOCK_READS {
+                if calls(line, read) {
+                    broken.push(format!("{}:{}: {read}", shown(&file), i + 1));
+                }
+            }
+        }
+    }
+    broken.sort();
+    assert!(
+        broken.is_empty(),
+        "the wall clock read outside src/clock.rs (take the time from a Clock, \
+         or as an argument):\n{}",
+        broken.join("\n")
+    );
+}
+
 /// The checker itself: each way of naming a top-level module is seen.
 #[test]
 fn the_checker_sees_every_form_of_import() {
@@ -153,6 +188,14 @@ fn the_checker_sees_every_form_of_import() {
     assert!(names_path("use std::fs;", "std::fs"));
     assert!(!names_path("let my_tokio::x = 1;", "tokio"));
     assert!(!names_path("use std::fsx;", "std::fs"));
+    assert!(calls("let t = chrono::Utc::now();", "Utc::now"));
+    assert!(calls("at: Utc::now().trunc_subsecs(6),", "Utc::now"));
+    assert!(calls(
+        "let t = std::time::SystemTime::now();",
+        "SystemTime::now"
+    ));
+    assert!(!calls("let t = MyUtc::now();", "Utc::now"));
+    assert!(!calls("let t = Utc::now_local();", "Utc::now"));
 }
 
 fn src() -> PathBuf {
@@ -201,6 +244,17 @@ fn names_path(code: &str, name: &str) -> bool {
         let before = code[..at].chars().next_back();
         let after = code[at + name.len()..].chars().next();
         !before.is_some_and(|c| c.is_alphanumeric() || c == '_' || c == ':')
+            && !after.is_some_and(|c| c.is_alphanumeric() || c == '_')
+    })
+}
+
+/// Whether `code` names the function `name` (`Utc::now`, also as
+/// `chrono::Utc::now`), not a longer name ending or starting with it.
+fn calls(code: &str, name: &str) -> bool {
+    code.match_indices(name).any(|(at, _)| {
+        let before = code[..at].chars().next_back();
+        let after = code[at + name.len()..].chars().next();
+        !before.is_some_and(|c| c.is_alphanumeric() || c == '_')
             && !after.is_some_and(|c| c.is_alphanumeric() || c == '_')
     })
 }
