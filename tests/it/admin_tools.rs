@@ -483,6 +483,108 @@ backend_test!(
     }
 );
 
+// The admin tools date what they write by the server's clock, the one its
+// verifier judges by: on a manual clock a key issued for one day ends at that
+// clock plus one day to the microsecond, a rotation's grace at the clock plus
+// its minutes, and every audit event and row time is the clock's.
+backend_test!(
+    admin_tools_date_expiry_grace_and_audit_by_the_servers_clock,
+    |t| async move {
+        let admin = issue_key(&t.db, "ops@example.com", Some(Scopes::admin())).await;
+        let admin_actor = key_actor(admin.record.key_id);
+        let start = time(&json!("2031-05-06T07:08:09.123456Z"));
+        let clock = Clock::manual(start);
+        let server = start_server_with(
+            t.db.clone(),
+            ServeOptions {
+                clock: clock.clone(),
+                ..ServeOptions::default()
+            },
+        )
+        .await;
+        let url = server.mcp_url();
+        let ops = connect(&url, admin.api_key.expose())
+            .await
+            .expect("connect admin");
+        let micro = chrono::Duration::microseconds(1);
+
+        let created = call_ok(
+            &ops,
+            "admin_create_api_key",
+            json!({"email": "day@example.com", "expires_in_days": 1}),
+        )
+        .await;
+        let day_key = created["api_key"].as_str().expect("api_key").to_owned();
+        let ends = start + chrono::Duration::days(1);
+        assert_eq!(time(&created["created_at"]), start, "{created}");
+        assert_eq!(time(&created["expires_at"]), ends, "{created}");
+        clock.set(ends - micro);
+        assert_accepted(&url, &day_key, "one-day key 1 µs before its end").await;
+        clock.set(ends);
+        assert_refused(&url, &day_key, "one-day key at its end").await;
+
+        // A rotation a minute after the old key's issue: its grace runs
+        // from the rotation, by the same clock.
+        let issued_at = ends + chrono::Duration::hours(1);
+        clock.set(issued_at);
+        let old = call_ok(
+            &ops,
+            "admin_create_api_key",
+            json!({"email": "rotated@example.com"}),
+        )
+        .await;
+        let old_key = old["api_key"].as_str().expect("api_key").to_owned();
+        let old_id = old["key_id"].as_i64().expect("key_id");
+        let rotated_at = issued_at + chrono::Duration::minutes(1);
+        clock.set(rotated_at);
+        let rotated = call_ok(
+            &ops,
+            "admin_rotate_api_key",
+            json!({"key_id": old_id, "grace_minutes": 5}),
+        )
+        .await;
+        let grace_end = rotated_at + chrono::Duration::minutes(5);
+        assert_eq!(
+            time(&rotated["old_key_valid_until"]),
+            grace_end,
+            "{rotated}"
+        );
+        assert_eq!(time(&rotated["new_key"]["created_at"]), rotated_at);
+        clock.set(grace_end - micro);
+        assert_accepted(&url, &old_key, "old key 1 µs before its grace ends").await;
+        clock.set(grace_end);
+        assert_refused(&url, &old_key, "old key as its grace ends").await;
+
+        let revoked_at = grace_end + chrono::Duration::seconds(7);
+        clock.set(revoked_at);
+        let new_id = rotated["new_key"]["key_id"].as_i64().expect("key_id");
+        let revoked = call_ok(&ops, "admin_revoke_api_key", json!({"key_id": new_id})).await;
+        assert_eq!(time(&revoked["revoked"][0]["revoked_at"]), revoked_at);
+        let trail = |events: Vec<fleetmind::store::KeyEvent>| {
+            events
+                .into_iter()
+                .map(|e| (e.event, e.actor, e.at))
+                .collect::<Vec<_>>()
+        };
+        assert_eq!(
+            trail(t.db.key_events(old_id).await.expect("events")),
+            vec![
+                ("created".into(), admin_actor.clone(), issued_at),
+                ("rotated".into(), admin_actor.clone(), rotated_at),
+            ]
+        );
+        assert_eq!(
+            trail(t.db.key_events(new_id).await.expect("events")),
+            vec![
+                ("created".into(), admin_actor.clone(), rotated_at),
+                ("revoked".into(), admin_actor.clone(), revoked_at),
+            ]
+        );
+        let _ = ops.cancel().await;
+        server.stop().await;
+    }
+);
+
 backend_test!(
     keys_without_admin_are_refused_every_admin_tool_and_nothing_changes,
     |t| async move {

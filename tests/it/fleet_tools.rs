@@ -654,3 +654,80 @@ async fn read_resource(client: &Client, uri: &str) -> Value {
         other => panic!("unexpected resource contents {other:?}"),
     }
 }
+
+fn at(v: &Value) -> chrono::DateTime<chrono::Utc> {
+    v.as_str()
+        .and_then(|s| chrono::DateTime::parse_from_rfc3339(s).ok())
+        .map(|t| t.with_timezone(&chrono::Utc))
+        .unwrap_or_else(|| panic!("not an RFC 3339 time: {v}"))
+}
+
+// The fleet's times come from the server's clock (issue 10): at a fixed
+// instant of a manual clock, intelligent_assign_order measures the slack
+// from that instant and dates the assignment with it, a driver's workload
+// is counted over the clock's last 24 hours, and a delivery a microsecond
+// past the promise and its grace is late.
+backend_test!(fleet_times_come_from_the_servers_clock, |t| async move {
+    use chrono::Duration;
+    let start = at(&json!("2031-05-06T07:00:00.250000Z"));
+    let clock = fleetmind::clock::Clock::manual(start);
+    let options = fleetmind::app::ServeOptions {
+        clock: clock.clone(),
+        ..Default::default()
+    };
+    let server = start_server_with(t.db.clone(), options).await;
+    let a = tenant(&t, &server.mcp_url(), "clock@example.com").await;
+    let c = &a.client;
+    let driver = create_driver(&a, "Dee", 48.85, 2.35).await;
+    let promised = start + Duration::hours(2);
+    let order_args_at = |name: &str| {
+        let mut args = order_args(name, 48.86, 2.34);
+        args["expected_delivery_time"] = json!(promised.to_rfc3339());
+        args["sla_grace_period_minutes"] = json!(15);
+        args
+    };
+    let made = ok(c, "create_order", order_args_at("Olive")).await;
+    assert_eq!(at(&made["order"]["created_at"]), start, "{made}");
+    let order = made["order"]["order_id"].as_str().expect("id").to_owned();
+
+    let out = ok(c, "intelligent_assign_order", json!({"order_id": order})).await;
+    let best = &out["ranking"][0];
+    assert_eq!(best["driver_id"], json!(driver));
+    let drive = best["duration_seconds"].as_i64().expect("duration");
+    let due = promised + Duration::minutes(15);
+    assert_eq!(
+        best["slack_minutes"].as_i64(),
+        Some((due - start - Duration::seconds(drive)).num_minutes()),
+        "{out}"
+    );
+    assert_eq!(best["recent_assignments"], 0, "{out}");
+    assert_eq!(at(&out["assignment"]["assigned_at"]), start, "{out}");
+    assert_eq!(at(&out["order"]["updated_at"]), start, "{out}");
+
+    // Delivered a microsecond after the promise and its grace: late.
+    let asn = out["assignment"]["assignment_id"]
+        .as_str()
+        .expect("id")
+        .to_owned();
+    clock.set(due + Duration::microseconds(1));
+    let done = ok(
+        c,
+        "complete_delivery",
+        json!({"assignment_id": asn, "confirm": true}),
+    )
+    .await;
+    assert_eq!(done["order"]["delivery_status"], "late", "{done}");
+    assert_eq!(
+        at(&done["order"]["delivered_at"]),
+        due + Duration::microseconds(1)
+    );
+
+    // A day and a microsecond after the first assignment, it is no longer
+    // the driver's recent workload.
+    clock.set(start + Duration::hours(24) + Duration::microseconds(1));
+    let second = ok(c, "create_order", order_args_at("Pia")).await;
+    let second = second["order"]["order_id"].as_str().expect("id").to_owned();
+    let out = ok(c, "intelligent_assign_order", json!({"order_id": second})).await;
+    assert_eq!(out["ranking"][0]["recent_assignments"], 0, "{out}");
+    server.stop().await;
+});

@@ -600,9 +600,15 @@ backend_test!(
     }
 );
 
+// On the server's clock (a manual one, at the last microsecond of this
+// month: the CLI reads the system clock, so the month must be the real one
+// for its step), then across the month's turn, where the quota starts over.
 backend_test!(
     a_quota_below_this_months_use_is_set_and_said_to_exhaust_the_key,
     |t| async move {
+        let month_end = fleetmind::limits::quota::next_month_start(chrono::Utc::now());
+        let last_micro = month_end - chrono::Duration::microseconds(1);
+        let clock = fleetmind::clock::Clock::manual(last_micro);
         let admin = issue_key(&t.db, "ops@example.com", Some(Scopes::admin())).await;
         let user = issue_key(&t.db, "busy@example.com", None).await;
         let key_id = user.record.key_id;
@@ -613,7 +619,7 @@ backend_test!(
                 ..Default::default()
             },
             "cli",
-            chrono::Utc::now(),
+            clock.now(),
         )
         .await
         .expect("quota");
@@ -621,6 +627,7 @@ backend_test!(
             t.db.clone(),
             ServeOptions {
                 limits_sync_interval: Duration::from_millis(50),
+                clock: clock.clone(),
                 ..ServeOptions::default()
             },
         )
@@ -631,7 +638,7 @@ backend_test!(
             assert_eq!(whoami_status(&http, &url, user.api_key.expose()).await, 200);
         }
         // The calls reach the shared counters within a sync interval.
-        let month = fleetmind::limits::quota::month_of(chrono::Utc::now());
+        let month = fleetmind::limits::quota::month_of(clock.now());
         let synced = eventually(Duration::from_secs(10), || async {
             t.db.limit_count(key_id, month)
                 .await
@@ -697,6 +704,29 @@ backend_test!(
             "{:?}: the exhausted key is still served",
             t.backend
         );
+
+        // The month turns on the server's clock: nothing used yet, the key
+        // is served again, and each change is audited at the clock's time.
+        clock.set(month_end);
+        let changed = call_ok(
+            &ops,
+            "admin_set_key_limits",
+            json!({"key_id": key_id, "monthly_quota": 2}),
+        )
+        .await;
+        assert_eq!(changed["units_used_this_month"], 0, "{changed}");
+        assert_eq!(changed["exhausted"], false, "{changed}");
+        assert_eq!(whoami_status(&http, &url, user.api_key.expose()).await, 200);
+        let admin_changes: Vec<_> = t
+            .db
+            .key_events(key_id)
+            .await
+            .expect("events")
+            .into_iter()
+            .filter(|e| e.event == "limits_changed" && e.actor == key_actor(admin.record.key_id))
+            .map(|e| e.at)
+            .collect();
+        assert_eq!(admin_changes, vec![last_micro, month_end]);
         let _ = ops.cancel().await;
         server.stop().await;
     }

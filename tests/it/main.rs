@@ -16,6 +16,7 @@ mod auth_cache;
 mod auth_matrix;
 mod cli;
 mod console;
+mod console_audit_times;
 mod console_browser;
 mod console_invites;
 mod console_limits;
