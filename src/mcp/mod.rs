@@ -119,29 +119,16 @@ impl FleetMind {
 #[tool_handler(router = self.tool_router)]
 #[prompt_handler(router = self.prompt_router)]
 impl ServerHandler for FleetMind {
-    /// Runs the call (see `FleetMind::call_allowed_tool`), then writes its
-    /// access line, counts it in the metrics and in the key's usage (a call
-    /// refused for lack of scope too, as denied).
-    async fn call_tool(
+    /// Runs the call (see [`FleetMind::run_call`]). Boxed: rmcp spawns a
+    /// task per request whose future is as large as the largest handler's
+    /// and copies it as it spawns it; unboxed, this one was the largest
+    /// (3.2 of 5.8 KB), so every request paid for it (BENCHMARKS.md).
+    fn call_tool(
         &self,
         request: CallToolRequestParams,
         context: RequestContext<RoleServer>,
-    ) -> Result<CallToolResponse, ErrorData> {
-        let started = Instant::now();
-        // An Arc clone: the borrow of `context` cannot outlive the move below.
-        let caller = Caller::of_request(&context)?.clone();
-        let client = context
-            .extensions
-            .get::<http::request::Parts>()
-            .and_then(|parts| parts.extensions.get::<ClientAddr>())
-            .copied();
-        let tool = metrics::tool_label(&request.name);
-        let (outcome, answer) = self.call_allowed_tool(&caller, request, context).await;
-        let elapsed = started.elapsed();
-        metrics::tool_call(tool, outcome, elapsed);
-        self.usage.record(caller.key_id, tool, outcome, elapsed);
-        crate::logging::access::tool_call(&caller, tool, outcome, elapsed, client);
-        answer
+    ) -> impl Future<Output = Result<CallToolResponse, ErrorData>> + Send + '_ {
+        Box::pin(self.run_call(request, context))
     }
 
     /// Lists only the tools this key may call.
@@ -221,6 +208,31 @@ impl ServerHandler for FleetMind {
 }
 
 impl FleetMind {
+    /// Runs the call (see `FleetMind::call_allowed_tool`), then writes its
+    /// access line, counts it in the metrics and in the key's usage (a call
+    /// refused for lack of scope too, as denied).
+    async fn run_call(
+        &self,
+        request: CallToolRequestParams,
+        context: RequestContext<RoleServer>,
+    ) -> Result<CallToolResponse, ErrorData> {
+        let started = Instant::now();
+        // An Arc clone: the borrow of `context` cannot outlive the move below.
+        let caller = Caller::of_request(&context)?.clone();
+        let client = context
+            .extensions
+            .get::<http::request::Parts>()
+            .and_then(|parts| parts.extensions.get::<ClientAddr>())
+            .copied();
+        let tool = metrics::tool_label(&request.name);
+        let (outcome, answer) = self.call_allowed_tool(&caller, request, context).await;
+        let elapsed = started.elapsed();
+        metrics::tool_call(tool, outcome, elapsed);
+        self.usage.record(caller.key_id, tool, outcome, elapsed);
+        crate::logging::access::tool_call(&caller, tool, outcome, elapsed, client);
+        answer
+    }
+
     /// Refuses a tool the key's scopes do not allow, as a tool error that
     /// names the missing scope; otherwise runs it.
     async fn call_allowed_tool(
