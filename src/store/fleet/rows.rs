@@ -1,50 +1,27 @@
-//! The fleet's rows in SQL, the same on both backends: the column lists
-//! and small pieces of SQL the queries share. The reading of a row into a
-//! domain value is in `sql/from_row.rs`, compiled per backend.
+//! The fleet's rows in SQL, the same on both backends: the statements made
+//! from a table's columns and small pieces of SQL the queries share. Each
+//! table's columns, with how a row's values are bound, are in `sql/` (one
+//! file per table), and the reading of a row into a domain value in
+//! `sql/from_row.rs`, both compiled per backend.
 
 use crate::fleet::rules;
 use crate::fleet::types::*;
 use crate::store::StoreError;
 use std::sync::OnceLock;
 
-/// The `orders` table: its statements are made from its names, so a new
-/// column is one more name in [`ORDER_WRITES`].
-pub(super) static ORDERS: TableSql =
-    TableSql::new("order", "orders", "order_id", ORDER_WRITES, &["created_at"]);
-
-/// The `drivers` table.
-pub(super) static DRIVERS: TableSql = TableSql::new(
-    "driver",
-    "drivers",
-    "driver_id",
-    DRIVER_WRITES,
-    &["created_at"],
-);
-
-/// The `assignments` table: the changeable columns, then those set once.
-pub(super) static ASSIGNMENTS: TableSql = TableSql::new(
-    "assignment",
-    "assignments",
-    "assignment_id",
-    ASSIGNMENT_WRITES,
-    ASSIGNMENT_FIXED,
-);
-
-/// The columns read into an [`Order`].
-pub(super) static ORDER_COLUMNS: &Columns = &ORDERS.columns;
-/// The columns read into a [`Driver`].
-pub(super) static DRIVER_COLUMNS: &Columns = &DRIVERS.columns;
-/// The columns read into an [`Assignment`].
-pub(super) static ASSIGNMENT_COLUMNS: &Columns = &ASSIGNMENTS.columns;
-
 /// A fleet table's names and the statements made from them the first time
 /// each is used: one row by id, the insert, the conditional write, the text
 /// search and the counts of open assignments (see `sql/table.rs`).
-pub(super) struct TableSql {
+///
+/// Each written column comes with `B`, how a row's value for it is bound
+/// (a function of the backend's query, in `sql/`): the name and the value
+/// are one entry, so a new column is one line and the two cannot drift
+/// apart.
+pub(super) struct TableSql<B: 'static> {
     /// The row's name in messages (`order`).
     pub(super) what: &'static str,
     table: &'static str,
-    columns: Columns,
+    pub(super) columns: Columns<B>,
     select_one: OnceLock<String>,
     insert: OnceLock<String>,
     update: OnceLock<String>,
@@ -53,13 +30,13 @@ pub(super) struct TableSql {
     open_assignments_of_all: OnceLock<String>,
 }
 
-impl TableSql {
-    const fn new(
+impl<B> TableSql<B> {
+    pub(super) const fn new(
         what: &'static str,
         table: &'static str,
         id: &'static str,
-        writes: &'static [&'static str],
-        once: &'static [&'static str],
+        writes: &'static [(&'static str, B)],
+        once: &'static [(&'static str, B)],
     ) -> Self {
         TableSql {
             what,
@@ -92,14 +69,16 @@ impl TableSql {
     pub(super) fn insert(&self) -> &str {
         self.insert.get_or_init(|| {
             let c = &self.columns;
-            insert_sql(self.table, c.id, c.writes, c.once)
+            let (writes, once): (Vec<_>, Vec<_>) =
+                (names(c.writes).collect(), names(c.once).collect());
+            insert_sql(self.table, c.id, &writes, &once)
         })
     }
 
     pub(super) fn update(&self) -> &str {
         self.update.get_or_init(|| {
             let c = &self.columns;
-            update_sql(self.table, c.id, c.writes)
+            update_sql(self.table, c.id, &names(c.writes).collect::<Vec<_>>())
         })
     }
 
@@ -140,22 +119,23 @@ impl TableSql {
     }
 }
 
-/// A table's column list for `SELECT`: its id, what a write sets (but the
-/// search text, which nobody reads) and what is set once, made the first
-/// time it is used; it prints as `a, b, c`.
-pub(super) struct Columns {
+/// A table's columns: its id, what a write sets (in the order bound, `$3`
+/// on) and what is set once, after them. As a column list for `SELECT` (but
+/// the search text, which nobody reads), made the first time it is used, it
+/// prints as `a, b, c`.
+pub(super) struct Columns<B: 'static> {
     id: &'static str,
-    writes: &'static [&'static str],
-    once: &'static [&'static str],
+    pub(super) writes: &'static [(&'static str, B)],
+    pub(super) once: &'static [(&'static str, B)],
     list: OnceLock<String>,
 }
 
-impl Columns {
+impl<B> Columns<B> {
     pub(super) fn as_str(&self) -> &str {
         self.list.get_or_init(|| {
             std::iter::once(self.id)
-                .chain(self.writes.iter().copied())
-                .chain(self.once.iter().copied())
+                .chain(names(self.writes))
+                .chain(names(self.once))
                 .filter(|column| *column != "search_text")
                 .collect::<Vec<_>>()
                 .join(", ")
@@ -163,89 +143,15 @@ impl Columns {
     }
 }
 
-impl std::fmt::Display for Columns {
+impl<B> std::fmt::Display for Columns<B> {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.write_str(self.as_str())
     }
 }
 
-/// The order columns a write sets, in the order `orders::bind` binds them
-/// (`$3` on, after the tenant and the id).
-pub(super) const ORDER_WRITES: &[&str] = &[
-    "customer_name",
-    "customer_phone",
-    "customer_email",
-    "delivery_address",
-    "delivery_lat",
-    "delivery_lng",
-    "time_window_start",
-    "time_window_end",
-    "expected_delivery_time",
-    "priority",
-    "weight_kg",
-    "volume_m3",
-    "special_instructions",
-    "order_value",
-    "payment_status",
-    "requires_signature",
-    "is_fragile",
-    "requires_cold_storage",
-    "status",
-    "assigned_driver_id",
-    "delivery_status",
-    "sla_grace_period_minutes",
-    "search_text",
-    "updated_at",
-    "delivered_at",
-];
-
-/// The driver columns a write sets, in the order `drivers::bind` binds them.
-pub(super) const DRIVER_WRITES: &[&str] = &[
-    "name",
-    "phone",
-    "email",
-    "status",
-    "vehicle_type",
-    "vehicle_plate",
-    "capacity_kg",
-    "capacity_m3",
-    "skills",
-    "current_address",
-    "current_lat",
-    "current_lng",
-    "last_location_update",
-    "search_text",
-    "updated_at",
-];
-
-/// The assignment columns a change sets, in the order `assignments::bind`
-/// binds them.
-pub(super) const ASSIGNMENT_WRITES: &[&str] = &[
-    "status",
-    "updated_at",
-    "actual_arrival",
-    "actual_distance_meters",
-    "notes",
-    "failure_reason",
-];
-
-/// The assignment columns set once, when it is made, after
-/// [`ASSIGNMENT_WRITES`].
-pub(super) const ASSIGNMENT_FIXED: &[&str] = &[
-    "order_id",
-    "driver_id",
-    "assigned_at",
-    "route_distance_meters",
-    "route_duration_seconds",
-    "route_summary",
-    "driver_start_lat",
-    "driver_start_lng",
-    "delivery_lat",
-    "delivery_lng",
-    "delivery_address",
-    "estimated_arrival",
-    "vehicle_type",
-];
+fn names<B>(columns: &[(&'static str, B)]) -> impl Iterator<Item = &'static str> {
+    columns.iter().map(|(name, _)| *name)
+}
 
 /// `INSERT INTO table (user_id, id, writes…, then…) VALUES ($1, $2, …)`:
 /// the tenant and the row's id, then the columns in the order they are
@@ -362,24 +268,12 @@ mod tests {
                 "t",
                 "ts",
                 "t_id",
-                &["a", "search_text", "b"],
-                &["created_at"]
+                &[("a", ()), ("search_text", ()), ("b", ())],
+                &[("created_at", ())]
             )
             .columns
             .as_str(),
             "t_id, a, b, created_at"
         );
-        assert!(
-            ORDER_COLUMNS
-                .as_str()
-                .starts_with("order_id, customer_name, ")
-        );
-        assert!(
-            ORDER_COLUMNS
-                .as_str()
-                .ends_with(", delivered_at, created_at")
-        );
-        assert!(!DRIVER_COLUMNS.as_str().contains("search_text"));
-        assert_eq!(ASSIGNMENT_COLUMNS.as_str().split(", ").count(), 20);
     }
 }

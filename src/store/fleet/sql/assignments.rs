@@ -1,8 +1,8 @@
 //! The `assignments` table, and the status changes that cascade from an
 //! assignment to its order and driver in one transaction.
 
-use super::table::{Table, insert, read, write};
-use super::{Q, This};
+use super::This;
+use super::table::{Bind, Table, insert, read, write};
 use crate::fleet::choose::Leg;
 use crate::fleet::rules;
 use crate::fleet::types::*;
@@ -31,41 +31,50 @@ static OF_DRIVER: LazyLock<String> = LazyLock::new(|| {
 
 impl Table for Assignment {
     type Status = AssignmentStatus;
-    const SQL: &'static TableSql = &ASSIGNMENTS;
+    const SQL: &'static TableSql<Bind<Assignment>> = &ASSIGNMENTS;
 
     fn id(&self) -> &str {
         &self.assignment_id
     }
-
-    /// In the order of [`ASSIGNMENT_WRITES`].
-    fn bind_changes<'q>(&'q self, q: Q<'q>) -> Q<'q> {
-        let a = self;
-        q.bind(a.status.as_str())
-            .bind(a.updated_at)
-            .bind(a.actual_arrival)
-            .bind(a.actual_distance_meters)
-            .bind(&a.notes)
-            .bind(a.failure_reason.map(|r| r.as_str()))
-    }
-
-    /// In the order of [`ASSIGNMENT_FIXED`].
-    fn bind_once<'q>(&'q self, q: Q<'q>) -> Q<'q> {
-        let a = self;
-        q.bind(&a.order_id)
-            .bind(&a.driver_id)
-            .bind(a.assigned_at)
-            .bind(a.route_distance_meters)
-            .bind(a.route_duration_seconds)
-            .bind(&a.route_summary)
-            .bind(a.driver_start_lat)
-            .bind(a.driver_start_lng)
-            .bind(a.delivery_lat)
-            .bind(a.delivery_lng)
-            .bind(&a.delivery_address)
-            .bind(a.estimated_arrival)
-            .bind(a.vehicle_type.as_str())
-    }
 }
+
+/// The `assignments` table: the changeable columns, then those set once.
+static ASSIGNMENTS: TableSql<Bind<Assignment>> =
+    TableSql::new("assignment", "assignments", "assignment_id", WRITES, FIXED);
+
+/// The columns read into an [`Assignment`].
+pub(super) static ASSIGNMENT_COLUMNS: &Columns<Bind<Assignment>> = &ASSIGNMENTS.columns;
+
+/// The columns a change sets, each with the assignment's value, bound `$3`
+/// on.
+// A table, one line per column (rustfmt would break the longer ones).
+#[rustfmt::skip]
+const WRITES: &[(&str, Bind<Assignment>)] = &[
+    ("status", |a, q| q.bind(a.status.as_str())),
+    ("updated_at", |a, q| q.bind(a.updated_at)),
+    ("actual_arrival", |a, q| q.bind(a.actual_arrival)),
+    ("actual_distance_meters", |a, q| q.bind(a.actual_distance_meters)),
+    ("notes", |a, q| q.bind(&a.notes)),
+    ("failure_reason", |a, q| q.bind(a.failure_reason.map(|r| r.as_str()))),
+];
+
+/// The columns set once, when the assignment is made, after [`WRITES`].
+#[rustfmt::skip]
+const FIXED: &[(&str, Bind<Assignment>)] = &[
+    ("order_id", |a, q| q.bind(&a.order_id)),
+    ("driver_id", |a, q| q.bind(&a.driver_id)),
+    ("assigned_at", |a, q| q.bind(a.assigned_at)),
+    ("route_distance_meters", |a, q| q.bind(a.route_distance_meters)),
+    ("route_duration_seconds", |a, q| q.bind(a.route_duration_seconds)),
+    ("route_summary", |a, q| q.bind(&a.route_summary)),
+    ("driver_start_lat", |a, q| q.bind(a.driver_start_lat)),
+    ("driver_start_lng", |a, q| q.bind(a.driver_start_lng)),
+    ("delivery_lat", |a, q| q.bind(a.delivery_lat)),
+    ("delivery_lng", |a, q| q.bind(a.delivery_lng)),
+    ("delivery_address", |a, q| q.bind(&a.delivery_address)),
+    ("estimated_arrival", |a, q| q.bind(a.estimated_arrival)),
+    ("vehicle_type", |a, q| q.bind(a.vehicle_type.as_str())),
+];
 
 pub(super) async fn assign(
     store: &This,

@@ -1,7 +1,7 @@
 //! The `drivers` table.
 
-use super::table::{Table, insert, read, refuse_if_any_assigned, refuse_if_assigned, write};
-use super::{Q, This};
+use super::This;
+use super::table::{Bind, Table, insert, read, refuse_if_any_assigned, refuse_if_assigned, write};
 use crate::fleet::rules;
 use crate::fleet::types::*;
 use crate::store::StoreError;
@@ -19,36 +19,45 @@ static COUNT: LazyLock<String> = LazyLock::new(|| {
 
 impl Table for Driver {
     type Status = DriverStatus;
-    const SQL: &'static TableSql = &DRIVERS;
+    const SQL: &'static TableSql<Bind<Driver>> = &DRIVERS;
 
     fn id(&self) -> &str {
         &self.driver_id
     }
-
-    /// In the order of [`DRIVER_WRITES`].
-    fn bind_changes<'q>(&'q self, q: Q<'q>) -> Q<'q> {
-        let d = self;
-        q.bind(&d.name)
-            .bind(&d.phone)
-            .bind(&d.email)
-            .bind(d.status.as_str())
-            .bind(d.vehicle_type.as_str())
-            .bind(&d.vehicle_plate)
-            .bind(d.capacity_kg)
-            .bind(d.capacity_m3)
-            .bind(rules::skills_to_text(&d.skills))
-            .bind(&d.current_address)
-            .bind(d.current_lat)
-            .bind(d.current_lng)
-            .bind(d.last_location_update)
-            .bind(driver_search_text(d))
-            .bind(d.updated_at)
-    }
-
-    fn bind_once<'q>(&'q self, q: Q<'q>) -> Q<'q> {
-        q.bind(self.created_at)
-    }
 }
+
+/// The `drivers` table (see `orders.rs`).
+static DRIVERS: TableSql<Bind<Driver>> = TableSql::new(
+    "driver",
+    "drivers",
+    "driver_id",
+    WRITES,
+    &[("created_at", |d, q| q.bind(d.created_at))],
+);
+
+/// The columns read into a [`Driver`].
+pub(super) static DRIVER_COLUMNS: &Columns<Bind<Driver>> = &DRIVERS.columns;
+
+/// The columns a write sets, each with the driver's value, bound `$3` on.
+// A table, one line per column (rustfmt would break the longer ones).
+#[rustfmt::skip]
+const WRITES: &[(&str, Bind<Driver>)] = &[
+    ("name", |d, q| q.bind(&d.name)),
+    ("phone", |d, q| q.bind(&d.phone)),
+    ("email", |d, q| q.bind(&d.email)),
+    ("status", |d, q| q.bind(d.status.as_str())),
+    ("vehicle_type", |d, q| q.bind(d.vehicle_type.as_str())),
+    ("vehicle_plate", |d, q| q.bind(&d.vehicle_plate)),
+    ("capacity_kg", |d, q| q.bind(d.capacity_kg)),
+    ("capacity_m3", |d, q| q.bind(d.capacity_m3)),
+    ("skills", |d, q| q.bind(rules::skills_to_text(&d.skills))),
+    ("current_address", |d, q| q.bind(&d.current_address)),
+    ("current_lat", |d, q| q.bind(d.current_lat)),
+    ("current_lng", |d, q| q.bind(d.current_lng)),
+    ("last_location_update", |d, q| q.bind(d.last_location_update)),
+    ("search_text", |d, q| q.bind(driver_search_text(d))),
+    ("updated_at", |d, q| q.bind(d.updated_at)),
+];
 
 pub(super) async fn create(
     store: &This,

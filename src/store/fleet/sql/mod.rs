@@ -1,8 +1,9 @@
 //! The fleet's SQL, written once and compiled once per backend: `sqlite.rs`
 //! and `postgres.rs` each include this folder as their module `sql`, after
 //! naming their store `This`; what the code asks of the backend goes through
-//! [`SqlBackend`]. One file per table; what they do alike is in
-//! `table.rs`, the reading of rows in `from_row.rs`.
+//! [`SqlBackend`]. One file per table (its columns, each with how a row's
+//! value is bound, and its queries); what they do alike is in `table.rs`,
+//! the reading of rows in `from_row.rs`.
 //!
 //! Every query names the tenant (`user_id = $1`). Status changes are
 //! conditional updates (`AND status = <the status read>`) inside one
@@ -202,5 +203,28 @@ impl FleetStore for This {
         now: DateTime<Utc>,
     ) -> Result<Assignment, StoreError> {
         assignments::change(self, user, assignment_id, change, now).await
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::assignments::ASSIGNMENT_COLUMNS;
+    use super::drivers::DRIVER_COLUMNS;
+    use super::orders::ORDER_COLUMNS;
+
+    #[test]
+    fn the_columns_read_are_the_id_the_writes_and_the_set_once_ones() {
+        assert!(
+            ORDER_COLUMNS
+                .as_str()
+                .starts_with("order_id, customer_name, ")
+        );
+        assert!(
+            ORDER_COLUMNS
+                .as_str()
+                .ends_with(", delivered_at, created_at")
+        );
+        assert!(!DRIVER_COLUMNS.as_str().contains("search_text"));
+        assert_eq!(ASSIGNMENT_COLUMNS.as_str().split(", ").count(), 20);
     }
 }

@@ -1,7 +1,7 @@
 //! The `orders` table.
 
-use super::table::{Table, insert, read, refuse_if_any_assigned, refuse_if_assigned, write};
-use super::{Q, This};
+use super::This;
+use super::table::{Bind, Table, insert, read, refuse_if_any_assigned, refuse_if_assigned, write};
 use crate::fleet::rules;
 use crate::fleet::types::*;
 use crate::store::StoreError;
@@ -28,46 +28,57 @@ static COUNT: LazyLock<String> = LazyLock::new(|| {
 
 impl Table for Order {
     type Status = OrderStatus;
-    const SQL: &'static TableSql = &ORDERS;
+    const SQL: &'static TableSql<Bind<Order>> = &ORDERS;
 
     fn id(&self) -> &str {
         &self.order_id
     }
-
-    /// In the order of [`ORDER_WRITES`].
-    fn bind_changes<'q>(&'q self, q: Q<'q>) -> Q<'q> {
-        let o = self;
-        q.bind(&o.customer_name)
-            .bind(&o.customer_phone)
-            .bind(&o.customer_email)
-            .bind(&o.delivery_address)
-            .bind(o.delivery_lat)
-            .bind(o.delivery_lng)
-            .bind(o.time_window_start)
-            .bind(o.time_window_end)
-            .bind(o.expected_delivery_time)
-            .bind(o.priority.as_str())
-            .bind(o.weight_kg)
-            .bind(o.volume_m3)
-            .bind(&o.special_instructions)
-            .bind(o.order_value)
-            .bind(o.payment_status.as_str())
-            .bind(o.requires_signature)
-            .bind(o.is_fragile)
-            .bind(o.requires_cold_storage)
-            .bind(o.status.as_str())
-            .bind(&o.assigned_driver_id)
-            .bind(o.delivery_status.map(|s| s.as_str()))
-            .bind(o.sla_grace_period_minutes)
-            .bind(order_search_text(o))
-            .bind(o.updated_at)
-            .bind(o.delivered_at)
-    }
-
-    fn bind_once<'q>(&'q self, q: Q<'q>) -> Q<'q> {
-        q.bind(self.created_at)
-    }
 }
+
+/// The `orders` table: its statements are made from its columns, so a new
+/// column is one more line in [`WRITES`].
+static ORDERS: TableSql<Bind<Order>> = TableSql::new(
+    "order",
+    "orders",
+    "order_id",
+    WRITES,
+    &[("created_at", |o, q| q.bind(o.created_at))],
+);
+
+/// The columns read into an [`Order`].
+pub(super) static ORDER_COLUMNS: &Columns<Bind<Order>> = &ORDERS.columns;
+
+/// The columns a write sets, each with the order's value, bound `$3` on
+/// (after the tenant and the id).
+// A table, one line per column (rustfmt would break the longer ones).
+#[rustfmt::skip]
+const WRITES: &[(&str, Bind<Order>)] = &[
+    ("customer_name", |o, q| q.bind(&o.customer_name)),
+    ("customer_phone", |o, q| q.bind(&o.customer_phone)),
+    ("customer_email", |o, q| q.bind(&o.customer_email)),
+    ("delivery_address", |o, q| q.bind(&o.delivery_address)),
+    ("delivery_lat", |o, q| q.bind(o.delivery_lat)),
+    ("delivery_lng", |o, q| q.bind(o.delivery_lng)),
+    ("time_window_start", |o, q| q.bind(o.time_window_start)),
+    ("time_window_end", |o, q| q.bind(o.time_window_end)),
+    ("expected_delivery_time", |o, q| q.bind(o.expected_delivery_time)),
+    ("priority", |o, q| q.bind(o.priority.as_str())),
+    ("weight_kg", |o, q| q.bind(o.weight_kg)),
+    ("volume_m3", |o, q| q.bind(o.volume_m3)),
+    ("special_instructions", |o, q| q.bind(&o.special_instructions)),
+    ("order_value", |o, q| q.bind(o.order_value)),
+    ("payment_status", |o, q| q.bind(o.payment_status.as_str())),
+    ("requires_signature", |o, q| q.bind(o.requires_signature)),
+    ("is_fragile", |o, q| q.bind(o.is_fragile)),
+    ("requires_cold_storage", |o, q| q.bind(o.requires_cold_storage)),
+    ("status", |o, q| q.bind(o.status.as_str())),
+    ("assigned_driver_id", |o, q| q.bind(&o.assigned_driver_id)),
+    ("delivery_status", |o, q| q.bind(o.delivery_status.map(|s| s.as_str()))),
+    ("sla_grace_period_minutes", |o, q| q.bind(o.sla_grace_period_minutes)),
+    ("search_text", |o, q| q.bind(order_search_text(o))),
+    ("updated_at", |o, q| q.bind(o.updated_at)),
+    ("delivered_at", |o, q| q.bind(o.delivered_at)),
+];
 
 pub(super) async fn create(
     store: &This,

@@ -10,17 +10,22 @@ use crate::store::fleet::rows::TableSql;
 use crate::store::sql_backend::SqlBackend;
 use crate::tenant::UserId;
 
+/// How a row's value for one column is bound (an entry of a table's
+/// columns, beside the column's name).
+pub(super) type Bind<T> = for<'q> fn(&'q T, Q<'q>) -> Q<'q>;
+
 /// A fleet table's row type and its statements.
-pub(super) trait Table: for<'r> sqlx::FromRow<'r, DbRow> + Send + Unpin {
+pub(super) trait Table: for<'r> sqlx::FromRow<'r, DbRow> + Send + Unpin + 'static {
     /// The row's status (what a write is conditional on), stored by name.
     type Status: Copy + Into<&'static str>;
-    /// The table's names and statements.
-    const SQL: &'static TableSql;
+    /// The table's names and statements, and how each column is bound.
+    const SQL: &'static TableSql<Bind<Self>>;
     fn id(&self) -> &str;
-    /// Binds the changeable columns, `$3` on.
-    fn bind_changes<'q>(&'q self, q: Q<'q>) -> Q<'q>;
-    /// Binds the columns set once, after the changeable ones.
-    fn bind_once<'q>(&'q self, q: Q<'q>) -> Q<'q>;
+}
+
+/// Binds `row`'s values for `columns`, in their order.
+fn bind_columns<'q, T>(row: &'q T, columns: &[(&str, Bind<T>)], q: Q<'q>) -> Q<'q> {
+    columns.iter().fold(q, |q, (_, bind)| bind(row, q))
 }
 
 /// The tenant's row, or `NotFound`.
@@ -45,7 +50,8 @@ pub(super) async fn insert<T: Table>(
     let q = sqlx::query(T::SQL.insert())
         .bind(user.as_str())
         .bind(row.id());
-    row.bind_once(row.bind_changes(q))
+    let columns = &T::SQL.columns;
+    bind_columns(row, columns.once, bind_columns(row, columns.writes, q))
         .execute(&mut *conn)
         .await?;
     Ok(())
@@ -62,8 +68,7 @@ pub(super) async fn write<T: Table>(
     let q = sqlx::query(T::SQL.update())
         .bind(user.as_str())
         .bind(row.id());
-    let done = row
-        .bind_changes(q)
+    let done = bind_columns(row, T::SQL.columns.writes, q)
         .bind(expected.into())
         .execute(&mut *conn)
         .await?;
