@@ -1,6 +1,7 @@
 //! Reading what callers write into the domain's input values
-//! ([`NewOrder`](super::NewOrder), [`OrderPatch`](super::OrderPatch)) with
-//! serde: ISO 8601 times, and defaults for fields left out or `null`. The
+//! ([`NewOrder`](super::NewOrder), [`OrderPatch`](super::OrderPatch),
+//! [`NewDriver`](super::NewDriver), [`DriverPatch`](super::DriverPatch))
+//! with serde: ISO 8601 times, and defaults for fields left out or `null`. The
 //! messages leave out the field's name: the reader of the arguments puts
 //! the field's path in front.
 
@@ -78,6 +79,28 @@ pub(super) fn grace<'de, D: Deserializer<'de>>(d: D) -> Result<i64, D::Error> {
 
 pub(super) fn default_grace() -> i64 {
     DEFAULT_GRACE_MINUTES
+}
+
+/// A new driver's payload and cargo space, when the caller does not say.
+pub const DEFAULT_CAPACITY_KG: f64 = 1000.0;
+pub const DEFAULT_CAPACITY_M3: f64 = 12.0;
+
+/// A driver's payload, [`DEFAULT_CAPACITY_KG`] when left out or `null`.
+pub(super) fn capacity_kg<'de, D: Deserializer<'de>>(d: D) -> Result<f64, D::Error> {
+    Ok(Option::<f64>::deserialize(d)?.unwrap_or(DEFAULT_CAPACITY_KG))
+}
+
+pub(super) fn default_capacity_kg() -> f64 {
+    DEFAULT_CAPACITY_KG
+}
+
+/// A driver's cargo space, [`DEFAULT_CAPACITY_M3`] when left out or `null`.
+pub(super) fn capacity_m3<'de, D: Deserializer<'de>>(d: D) -> Result<f64, D::Error> {
+    Ok(Option::<f64>::deserialize(d)?.unwrap_or(DEFAULT_CAPACITY_M3))
+}
+
+pub(super) fn default_capacity_m3() -> f64 {
+    DEFAULT_CAPACITY_M3
 }
 
 /// Writes an input type's schema as the tools always showed it: serde

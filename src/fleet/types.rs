@@ -88,7 +88,10 @@ text_enum!(
 
 text_enum!(
     /// Whether a driver can take work.
+    // The default is a new driver's status when the caller gives none.
+    #[derive(Default)]
     DriverStatus {
+        #[default]
         Active = "active",
         Busy = "busy",
         Offline = "offline",
@@ -357,37 +360,75 @@ pub struct OrderPatch {
     pub status: Option<OrderStatus>,
 }
 
-/// A new driver, as the caller describes them.
-#[derive(Debug, Clone, PartialEq)]
+/// A new driver, as the caller describes them: also the `create_driver`
+/// tool's arguments (each field's doc is its description there). A field
+/// left out or `null` takes its default.
+#[derive(Debug, Clone, PartialEq, Deserialize, schemars::JsonSchema)]
+#[serde(deny_unknown_fields)]
+#[schemars(transform = super::parse::schema_as_arguments)]
 pub struct NewDriver {
+    /// The driver's name (at most 200 characters).
     pub name: String,
+    /// van, truck, car or motorcycle.
+    pub vehicle_type: VehicleType,
+    /// Where the driver is now (at most 500 characters).
+    pub current_address: String,
+    /// -90 to 90.
+    #[schemars(range(min = -90, max = 90))]
+    pub current_lat: f64,
+    /// -180 to 180.
+    #[schemars(range(min = -180, max = 180))]
+    pub current_lng: f64,
     pub phone: Option<String>,
     pub email: Option<String>,
-    pub status: DriverStatus,
-    pub vehicle_type: VehicleType,
+    /// At most 20 characters.
     pub vehicle_plate: Option<String>,
+    /// Payload in kg (default 1000).
+    #[serde(
+        default = "super::parse::default_capacity_kg",
+        deserialize_with = "super::parse::capacity_kg"
+    )]
+    #[schemars(with = "Option<f64>")]
     pub capacity_kg: f64,
+    /// Cargo space in m³ (default 12).
+    #[serde(
+        default = "super::parse::default_capacity_m3",
+        deserialize_with = "super::parse::capacity_m3"
+    )]
+    #[schemars(with = "Option<f64>")]
     pub capacity_m3: f64,
+    /// Any of refrigerated, medical_certified, fragile_handler, overnight, express_delivery.
+    #[serde(default, deserialize_with = "super::parse::or_default")]
+    #[schemars(with = "Option<Vec<Skill>>")]
     pub skills: Vec<Skill>,
-    pub current_address: String,
-    pub current_lat: f64,
-    pub current_lng: f64,
+    /// active (default), offline or unavailable ('busy' follows assignments).
+    #[serde(default, deserialize_with = "super::parse::or_default")]
+    #[schemars(with = "Option<DriverStatus>")]
+    pub status: DriverStatus,
 }
 
-/// Changes to a driver; `None` leaves a field as it is.
-#[derive(Debug, Clone, Default, PartialEq)]
+/// Changes to a driver; `None` (or `null`) leaves a field as it is. Also
+/// the `update_driver` tool's arguments besides `driver_id` (each field's
+/// doc is its description there).
+#[derive(Debug, Clone, Default, PartialEq, Deserialize, schemars::JsonSchema)]
+#[serde(deny_unknown_fields)]
+#[schemars(transform = super::parse::schema_as_arguments)]
 pub struct DriverPatch {
     pub name: Option<String>,
     pub phone: Option<String>,
     pub email: Option<String>,
+    /// active, offline or unavailable ('busy' follows assignments).
     pub status: Option<DriverStatus>,
     pub vehicle_type: Option<VehicleType>,
     pub vehicle_plate: Option<String>,
     pub capacity_kg: Option<f64>,
     pub capacity_m3: Option<f64>,
+    /// Replaces the driver's skills.
     pub skills: Option<Vec<Skill>>,
     pub current_address: Option<String>,
+    #[schemars(range(min = -90, max = 90))]
     pub current_lat: Option<f64>,
+    #[schemars(range(min = -180, max = 180))]
     pub current_lng: Option<f64>,
 }
 

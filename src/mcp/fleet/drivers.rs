@@ -1,6 +1,7 @@
 //! The driver tools.
 
 use super::input::{self, SortOrder};
+use super::update_args::UpdateDriverArgs;
 use super::{Counted, Deleted};
 use crate::auth::Caller;
 use crate::fleet::*;
@@ -35,35 +36,6 @@ impl DriverList {
             drivers,
         })
     }
-}
-
-#[derive(Deserialize, schemars::JsonSchema)]
-#[serde(deny_unknown_fields)]
-struct CreateDriverArgs {
-    /// The driver's name (at most 200 characters).
-    name: String,
-    /// van, truck, car or motorcycle.
-    vehicle_type: VehicleType,
-    /// Where the driver is now (at most 500 characters).
-    current_address: String,
-    /// -90 to 90.
-    #[schemars(range(min = -90, max = 90))]
-    current_lat: f64,
-    /// -180 to 180.
-    #[schemars(range(min = -180, max = 180))]
-    current_lng: f64,
-    phone: Option<String>,
-    email: Option<String>,
-    /// At most 20 characters.
-    vehicle_plate: Option<String>,
-    /// Payload in kg (default 1000).
-    capacity_kg: Option<f64>,
-    /// Cargo space in m³ (default 12).
-    capacity_m3: Option<f64>,
-    /// Any of refrigerated, medical_certified, fragile_handler, overnight, express_delivery.
-    skills: Option<Vec<Skill>>,
-    /// active (default), offline or unavailable ('busy' follows assignments).
-    status: Option<DriverStatus>,
 }
 
 #[derive(Deserialize, schemars::JsonSchema)]
@@ -121,29 +93,6 @@ struct LimitArgs {
 
 #[derive(Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
-struct UpdateDriverArgs {
-    /// The driver to change (DRV-…).
-    driver_id: String,
-    name: Option<String>,
-    phone: Option<String>,
-    email: Option<String>,
-    /// active, offline or unavailable ('busy' follows assignments).
-    status: Option<DriverStatus>,
-    vehicle_type: Option<VehicleType>,
-    vehicle_plate: Option<String>,
-    capacity_kg: Option<f64>,
-    capacity_m3: Option<f64>,
-    /// Replaces the driver's skills.
-    skills: Option<Vec<Skill>>,
-    current_address: Option<String>,
-    #[schemars(range(min = -90, max = 90))]
-    current_lat: Option<f64>,
-    #[schemars(range(min = -180, max = 180))]
-    current_lng: Option<f64>,
-}
-
-#[derive(Deserialize, schemars::JsonSchema)]
-#[serde(deny_unknown_fields)]
 struct DeleteDriverArgs {
     /// The driver to delete (DRV-…).
     driver_id: String,
@@ -164,7 +113,7 @@ struct DeleteAllDriversArgs {
 impl FleetMind {
     #[tool(
         description = "Add a driver. They start 'active' (or the status given) with an id like DRV-1A2B3C4D5E6F.",
-        input_schema = input_schema::<CreateDriverArgs>(),
+        input_schema = input_schema::<NewDriver>(),
         annotations(read_only_hint = false, destructive_hint = false, idempotent_hint = false, open_world_hint = false)
     )]
     async fn create_driver(
@@ -172,21 +121,7 @@ impl FleetMind {
         caller: Caller,
         args: JsonObject,
     ) -> Result<Json<DriverResult>, ToolError> {
-        let a: CreateDriverArgs = parse(args)?;
-        let new = NewDriver {
-            name: a.name,
-            phone: a.phone,
-            email: a.email,
-            status: a.status.unwrap_or(DriverStatus::Active),
-            vehicle_type: a.vehicle_type,
-            vehicle_plate: a.vehicle_plate,
-            capacity_kg: a.capacity_kg.unwrap_or(1000.0),
-            capacity_m3: a.capacity_m3.unwrap_or(12.0),
-            skills: a.skills.unwrap_or_default(),
-            current_address: a.current_address,
-            current_lat: a.current_lat,
-            current_lng: a.current_lng,
-        };
+        let new: NewDriver = parse(args)?;
         let driver = self
             .db
             .create_driver(&caller.user_id, new, self.clock.now())
@@ -330,23 +265,9 @@ impl FleetMind {
     ) -> Result<Json<DriverResult>, ToolError> {
         let a: UpdateDriverArgs = parse(args)?;
         let id = input::id("driver_id", &a.driver_id)?;
-        let patch = DriverPatch {
-            name: a.name,
-            phone: a.phone,
-            email: a.email,
-            status: a.status,
-            vehicle_type: a.vehicle_type,
-            vehicle_plate: a.vehicle_plate,
-            capacity_kg: a.capacity_kg,
-            capacity_m3: a.capacity_m3,
-            skills: a.skills,
-            current_address: a.current_address,
-            current_lat: a.current_lat,
-            current_lng: a.current_lng,
-        };
         let driver = self
             .db
-            .update_driver(&caller.user_id, &id, patch, self.clock.now())
+            .update_driver(&caller.user_id, &id, a.patch, self.clock.now())
             .await
             .map_err(|e| ToolError::store(e, &[("driver", &id)]))?;
         Ok(Json(DriverResult {

@@ -1,18 +1,17 @@
-//! The `update_order` tool's arguments: `order_id` and an [`OrderPatch`],
-//! whose fields are declared once, on the patch. Serde's `flatten` would
-//! do it, but its errors lose the field's name and its unknown-field error
-//! the list of fields; so the arguments are read in one pass here, taking
-//! `order_id` out and handing every other field to the patch, and every
-//! message is as if one struct had all the fields.
+//! The update tools' arguments: the row's id and a patch ([`OrderPatch`],
+//! [`DriverPatch`]), whose fields are declared once, on the patch. Serde's
+//! `flatten` would do it, but its errors lose the field's name and its
+//! unknown-field error the list of fields; so the arguments are read in one
+//! pass here, taking the id out and handing every other field to the
+//! patch, and every message is as if one struct had all the fields.
 
-use crate::fleet::OrderPatch;
+use crate::fleet::{DriverPatch, OrderPatch};
 use rmcp::schemars;
 use serde::Deserialize;
 use serde::de::value::StringDeserializer;
 use serde::de::{self, DeserializeSeed, Deserializer, IntoDeserializer, MapAccess, Visitor};
 use std::fmt;
-
-const ID: &str = "order_id";
+use std::marker::PhantomData;
 
 #[derive(Debug, schemars::JsonSchema)]
 #[schemars(deny_unknown_fields)]
@@ -25,34 +24,74 @@ pub(super) struct UpdateOrderArgs {
 
 impl<'de> Deserialize<'de> for UpdateOrderArgs {
     fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        d.deserialize_map(ArgsVisitor)
-    }
-}
-
-struct ArgsVisitor;
-
-impl<'de> Visitor<'de> for ArgsVisitor {
-    type Value = UpdateOrderArgs;
-
-    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str("struct UpdateOrderArgs")
-    }
-
-    fn visit_map<A: MapAccess<'de>>(self, map: A) -> Result<UpdateOrderArgs, A::Error> {
-        let mut order_id = None;
-        let patch = OrderPatch::deserialize(de::value::MapAccessDeserializer::new(WithoutId {
-            map,
-            order_id: &mut order_id,
-        }))?;
-        let order_id = order_id.ok_or_else(|| de::Error::missing_field(ID))?;
+        let (order_id, patch) = id_and_patch(d, "order_id", "struct UpdateOrderArgs")?;
         Ok(UpdateOrderArgs { order_id, patch })
     }
 }
 
-/// The arguments without `order_id`, which it keeps aside.
+#[derive(Debug, schemars::JsonSchema)]
+#[schemars(deny_unknown_fields)]
+pub(super) struct UpdateDriverArgs {
+    /// The driver to change (DRV-…).
+    pub driver_id: String,
+    #[schemars(flatten)]
+    pub patch: DriverPatch,
+}
+
+impl<'de> Deserialize<'de> for UpdateDriverArgs {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let (driver_id, patch) = id_and_patch(d, "driver_id", "struct UpdateDriverArgs")?;
+        Ok(UpdateDriverArgs { driver_id, patch })
+    }
+}
+
+/// Reads the field `id` and the patch `P` from one map of arguments.
+fn id_and_patch<'de, D, P>(
+    d: D,
+    id: &'static str,
+    expecting: &'static str,
+) -> Result<(String, P), D::Error>
+where
+    D: Deserializer<'de>,
+    P: Deserialize<'de>,
+{
+    d.deserialize_map(ArgsVisitor {
+        id,
+        expecting,
+        patch: PhantomData,
+    })
+}
+
+struct ArgsVisitor<P> {
+    id: &'static str,
+    expecting: &'static str,
+    patch: PhantomData<P>,
+}
+
+impl<'de, P: Deserialize<'de>> Visitor<'de> for ArgsVisitor<P> {
+    type Value = (String, P);
+
+    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.expecting)
+    }
+
+    fn visit_map<A: MapAccess<'de>>(self, map: A) -> Result<(String, P), A::Error> {
+        let mut id = None;
+        let patch = P::deserialize(de::value::MapAccessDeserializer::new(WithoutId {
+            map,
+            name: self.id,
+            id: &mut id,
+        }))?;
+        let id = id.ok_or_else(|| de::Error::missing_field(self.id))?;
+        Ok((id, patch))
+    }
+}
+
+/// The arguments without the id (the field `name`), which it keeps aside.
 struct WithoutId<'a, A> {
     map: A,
-    order_id: &'a mut Option<String>,
+    name: &'static str,
+    id: &'a mut Option<String>,
 }
 
 impl<'de, A: MapAccess<'de>> MapAccess<'de> for WithoutId<'_, A> {
@@ -64,13 +103,17 @@ impl<'de, A: MapAccess<'de>> MapAccess<'de> for WithoutId<'_, A> {
     ) -> Result<Option<K::Value>, A::Error> {
         let mut seed = Some(seed);
         loop {
-            match self.map.next_key_seed(KeySeed(&mut seed))? {
+            let key = KeySeed {
+                id: self.name,
+                seed: &mut seed,
+            };
+            match self.map.next_key_seed(key)? {
                 None => return Ok(None),
                 Some(Key::Field(field)) => return Ok(Some(field)),
-                Some(Key::Id) if self.order_id.is_some() => {
-                    return Err(de::Error::duplicate_field(ID));
+                Some(Key::Id) if self.id.is_some() => {
+                    return Err(de::Error::duplicate_field(self.name));
                 }
-                Some(Key::Id) => *self.order_id = Some(self.map.next_value()?),
+                Some(Key::Id) => *self.id = Some(self.map.next_value()?),
             }
         }
     }
@@ -85,38 +128,65 @@ enum Key<T> {
     Field(T),
 }
 
-/// Reads one key: `order_id`, or a field of the patch (named through the
+/// Reads one key: the id, or a field of the patch (named through the
 /// patch's own seed, which it uses only then). The key is read inside the
 /// map's own call, so a mistake in it is reported at that key's path.
-struct KeySeed<'a, K>(&'a mut Option<K>);
+struct KeySeed<'a, K> {
+    id: &'static str,
+    seed: &'a mut Option<K>,
+}
 
 impl<'de, K: DeserializeSeed<'de>> DeserializeSeed<'de> for KeySeed<'_, K> {
     type Value = Key<K::Value>;
 
     fn deserialize<D: Deserializer<'de>>(self, d: D) -> Result<Self::Value, D::Error> {
         let key = String::deserialize(d)?;
-        if key == ID {
+        if key == self.id {
             return Ok(Key::Id);
         }
         let seed = self
-            .0
+            .seed
             .take()
             .ok_or_else(|| de::Error::custom("a field name was read twice"))?;
         let key: StringDeserializer<KeyError> = key.into_deserializer();
         seed.deserialize(key)
             .map(Key::Field)
-            .map_err(|KeyError(message)| de::Error::custom(message))
+            .map_err(|e| de::Error::custom(e.message(self.id)))
     }
 }
 
-/// A field name's error: an unknown field lists `order_id` first, as the
-/// patch does not know it.
+/// A field name's error. An unknown field's message lists the id first, as
+/// the patch does not know it, so it is written once the id is known.
 #[derive(Debug)]
-struct KeyError(String);
+enum KeyError {
+    Custom(String),
+    Unknown(String, &'static [&'static str]),
+}
+
+impl KeyError {
+    fn message(self, id: &str) -> String {
+        match self {
+            KeyError::Custom(message) => message,
+            KeyError::Unknown(field, expected) => {
+                let names: Vec<String> = std::iter::once(id)
+                    .chain(expected.iter().copied())
+                    .map(|name| format!("`{name}`"))
+                    .collect();
+                format!(
+                    "unknown field `{field}`, expected one of {}",
+                    names.join(", ")
+                )
+            }
+        }
+    }
+}
 
 impl fmt::Display for KeyError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(&self.0)
+        match self {
+            KeyError::Custom(message) => f.write_str(message),
+            KeyError::Unknown(field, _) => write!(f, "unknown field `{field}`"),
+        }
     }
 }
 
@@ -124,18 +194,11 @@ impl std::error::Error for KeyError {}
 
 impl de::Error for KeyError {
     fn custom<T: fmt::Display>(msg: T) -> Self {
-        KeyError(msg.to_string())
+        KeyError::Custom(msg.to_string())
     }
 
     fn unknown_field(field: &str, expected: &'static [&'static str]) -> Self {
-        let names: Vec<String> = std::iter::once(ID)
-            .chain(expected.iter().copied())
-            .map(|name| format!("`{name}`"))
-            .collect();
-        KeyError(format!(
-            "unknown field `{field}`, expected one of {}",
-            names.join(", ")
-        ))
+        KeyError::Unknown(field.to_owned(), expected)
     }
 }
 
@@ -166,6 +229,36 @@ mod tests {
         assert_eq!(a.patch.status, Some(OrderStatus::Cancelled));
         assert_eq!(a.patch.customer_name, None);
         assert!(a.patch.time_window_end.is_some());
+    }
+
+    fn read_driver(v: Value) -> Result<UpdateDriverArgs, String> {
+        parse(v.as_object().cloned().unwrap_or_default()).map_err(|e| match e {
+            ToolError::Refused(m) => m,
+            other => format!("{other:?}"),
+        })
+    }
+
+    #[test]
+    fn a_driver_update_is_read_the_same_way_with_driver_id() {
+        let a = read_driver(json!({"capacity_kg": 5, "driver_id": "DRV-1", "name": null})).unwrap();
+        assert_eq!(a.driver_id, "DRV-1");
+        assert_eq!(a.patch.capacity_kg, Some(5.0));
+        assert_eq!(a.patch.name, None);
+        assert_eq!(
+            read_driver(json!({"name": "A"})).unwrap_err(),
+            "missing field `driver_id`"
+        );
+        assert_eq!(
+            read_driver(json!({"driver_id": "D", "capacity_kg": "x"})).unwrap_err(),
+            "capacity_kg: invalid type: string \"x\", expected f64"
+        );
+        let unknown = read_driver(json!({"driver_id": "D", "order_id": "O"})).unwrap_err();
+        assert!(
+            unknown.starts_with(
+                "order_id: unknown field `order_id`, expected one of `driver_id`, `name`, "
+            ) && unknown.ends_with(", `current_lng`"),
+            "{unknown}"
+        );
     }
 
     #[test]
