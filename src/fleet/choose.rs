@@ -363,25 +363,22 @@ mod tests {
     use super::*;
     use chrono::TimeZone;
 
+    /// A driver as `create_driver` makes one (what is left out takes its
+    /// default, so a new optional field needs no change here), at `t`.
     fn driver(id: &str, lat: f64, vehicle: VehicleType, skills: Vec<Skill>) -> Driver {
         let t = Utc.with_ymd_and_hms(2026, 1, 1, 12, 0, 0).unwrap();
+        let new: NewDriver = serde_json::from_value(serde_json::json!({
+            "name": id,
+            "vehicle_type": vehicle,
+            "current_address": "x",
+            "current_lat": lat,
+            "current_lng": 0.0,
+            "skills": skills,
+        }))
+        .unwrap();
         Driver {
             driver_id: id.into(),
-            name: id.into(),
-            phone: None,
-            email: None,
-            status: DriverStatus::Active,
-            vehicle_type: vehicle,
-            vehicle_plate: None,
-            capacity_kg: 1000.0,
-            capacity_m3: 12.0,
-            skills,
-            current_address: "x".into(),
-            current_lat: lat,
-            current_lng: 0.0,
-            last_location_update: t,
-            created_at: t,
-            updated_at: t,
+            ..rules::new_driver(new, t).unwrap()
         }
     }
 
