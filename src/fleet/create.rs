@@ -3,68 +3,96 @@
 
 use super::FleetError;
 use super::choose::Leg;
-use super::rules::{later_by_seconds, new_id};
+use super::fields::{invalid, window};
+use super::rules::{later_by_seconds, new_id, patch_driver, patch_order};
 use super::types::*;
 
 /// A caller's new order, checked: `pending`, unassigned, with a fresh
-/// `ORD-…` id, made `now`.
+/// `ORD-…` id, made `now`. Its fields are set as `update_order` sets them,
+/// by [`patch_order`], so each field's limit is written once.
 pub fn new_order(new: NewOrder, now: chrono::DateTime<chrono::Utc>) -> Result<Order, FleetError> {
-    let new = new.checked()?;
-    Ok(Order {
+    // First, as create_order always did: a call with several mistakes is
+    // refused for the same one.
+    window(new.time_window_start, new.time_window_end)?;
+    let blank = Order {
         order_id: new_id("ORD"),
-        customer_name: new.customer_name,
-        customer_phone: new.customer_phone,
-        customer_email: new.customer_email,
-        delivery_address: new.delivery_address,
-        delivery_lat: new.delivery_lat,
-        delivery_lng: new.delivery_lng,
-        time_window_start: new.time_window_start,
-        time_window_end: new.time_window_end,
-        expected_delivery_time: new.expected_delivery_time,
-        priority: new.priority,
-        weight_kg: new.weight_kg,
-        volume_m3: new.volume_m3,
-        special_instructions: new.special_instructions,
-        order_value: new.order_value,
-        payment_status: new.payment_status,
-        requires_signature: new.requires_signature,
-        is_fragile: new.is_fragile,
-        requires_cold_storage: new.requires_cold_storage,
         status: OrderStatus::Pending,
-        assigned_driver_id: None,
-        delivery_status: None,
-        sla_grace_period_minutes: new.sla_grace_period_minutes,
         created_at: now,
         updated_at: now,
-        delivered_at: None,
-    })
+        ..Order::default()
+    };
+    patch_order(&blank, new.into())
+}
+
+/// A new order as the change that sets every field it gives.
+impl From<NewOrder> for OrderPatch {
+    fn from(new: NewOrder) -> Self {
+        OrderPatch {
+            customer_name: Some(new.customer_name),
+            customer_phone: new.customer_phone,
+            customer_email: new.customer_email,
+            delivery_address: Some(new.delivery_address),
+            delivery_lat: Some(new.delivery_lat),
+            delivery_lng: Some(new.delivery_lng),
+            expected_delivery_time: Some(new.expected_delivery_time),
+            time_window_start: new.time_window_start,
+            time_window_end: new.time_window_end,
+            priority: Some(new.priority),
+            weight_kg: new.weight_kg,
+            volume_m3: new.volume_m3,
+            special_instructions: new.special_instructions,
+            order_value: new.order_value,
+            payment_status: Some(new.payment_status),
+            requires_signature: Some(new.requires_signature),
+            is_fragile: Some(new.is_fragile),
+            requires_cold_storage: Some(new.requires_cold_storage),
+            sla_grace_period_minutes: Some(new.sla_grace_period_minutes),
+            status: None,
+        }
+    }
 }
 
 /// A caller's new driver, checked, with a fresh `DRV-…` id; the location
-/// is as of `now`.
+/// is as of `now`. Like [`new_order`], through [`patch_driver`].
 pub fn new_driver(
     new: NewDriver,
     now: chrono::DateTime<chrono::Utc>,
 ) -> Result<Driver, FleetError> {
-    let new = new.checked()?;
-    Ok(Driver {
+    if new.status == DriverStatus::Busy {
+        return Err(invalid(
+            "status",
+            "'busy' is set by assignments; use active, offline or unavailable",
+        ));
+    }
+    let blank = Driver {
         driver_id: new_id("DRV"),
-        name: new.name,
-        phone: new.phone,
-        email: new.email,
-        status: new.status,
-        vehicle_type: new.vehicle_type,
-        vehicle_plate: new.vehicle_plate,
-        capacity_kg: new.capacity_kg,
-        capacity_m3: new.capacity_m3,
-        skills: new.skills,
-        current_address: new.current_address,
-        current_lat: new.current_lat,
-        current_lng: new.current_lng,
+        status: DriverStatus::Active,
         last_location_update: now,
         created_at: now,
         updated_at: now,
-    })
+        ..Driver::default()
+    };
+    patch_driver(&blank, new.into())
+}
+
+/// A new driver as the change that sets every field they give.
+impl From<NewDriver> for DriverPatch {
+    fn from(new: NewDriver) -> Self {
+        DriverPatch {
+            name: Some(new.name),
+            phone: new.phone,
+            email: new.email,
+            status: Some(new.status),
+            vehicle_type: Some(new.vehicle_type),
+            vehicle_plate: new.vehicle_plate,
+            capacity_kg: Some(new.capacity_kg),
+            capacity_m3: Some(new.capacity_m3),
+            skills: Some(new.skills),
+            current_address: Some(new.current_address),
+            current_lat: Some(new.current_lat),
+            current_lng: Some(new.current_lng),
+        }
+    }
 }
 
 /// The assignment of `order` to `driver` made `now` (the caller checked

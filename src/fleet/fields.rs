@@ -128,10 +128,6 @@ pub fn amount(field: &str, value: f64, max: f64, positive: bool) -> Result<f64, 
     }
 }
 
-fn optional_amount(field: &str, value: Option<f64>, max: f64) -> Result<Option<f64>, FleetError> {
-    value.map(|v| amount(field, v, max, false)).transpose()
-}
-
 pub(super) fn grace(value: i64) -> Result<i64, FleetError> {
     if (0..=GRACE_MAX_MINUTES).contains(&value) {
         Ok(value)
@@ -162,13 +158,6 @@ pub(super) fn in_years(value: DateTime<Utc>) -> Result<DateTime<Utc>, String> {
     }
 }
 
-fn optional_time(
-    field: &str,
-    value: Option<DateTime<Utc>>,
-) -> Result<Option<DateTime<Utc>>, FleetError> {
-    value.map(|v| time(field, v)).transpose()
-}
-
 pub(super) fn window(
     start: Option<DateTime<Utc>>,
     end: Option<DateTime<Utc>>,
@@ -189,70 +178,6 @@ pub fn id_arg(field: &str, value: &str) -> Result<String, FleetError> {
         return Err(invalid(field, "must not be empty"));
     }
     checked_text(field, value, ID_MAX)
-}
-
-impl NewOrder {
-    /// The order as it will be stored: trimmed, checked, field by field.
-    pub fn checked(self) -> Result<NewOrder, FleetError> {
-        let expected_delivery_time = time("expected_delivery_time", self.expected_delivery_time)?;
-        let time_window_start = optional_time("time_window_start", self.time_window_start)?;
-        let time_window_end = optional_time("time_window_end", self.time_window_end)?;
-        window(time_window_start, time_window_end)?;
-        Ok(NewOrder {
-            customer_name: required_text("customer_name", &self.customer_name, NAME_MAX)?,
-            customer_phone: optional_phone("customer_phone", self.customer_phone.as_deref())?,
-            customer_email: optional_email("customer_email", self.customer_email.as_deref())?,
-            delivery_address: required_text(
-                "delivery_address",
-                &self.delivery_address,
-                ADDRESS_MAX,
-            )?,
-            delivery_lat: latitude("delivery_lat", self.delivery_lat)?,
-            delivery_lng: longitude("delivery_lng", self.delivery_lng)?,
-            weight_kg: optional_amount("weight_kg", self.weight_kg, WEIGHT_MAX_KG)?,
-            volume_m3: optional_amount("volume_m3", self.volume_m3, VOLUME_MAX_M3)?,
-            special_instructions: optional_text(
-                "special_instructions",
-                self.special_instructions.as_deref(),
-                TEXT_MAX,
-            )?,
-            order_value: optional_amount("order_value", self.order_value, VALUE_MAX)?,
-            sla_grace_period_minutes: grace(self.sla_grace_period_minutes)?,
-            expected_delivery_time,
-            time_window_start,
-            time_window_end,
-            ..self
-        })
-    }
-}
-
-impl NewDriver {
-    /// The driver as they will be stored: trimmed, checked, field by field.
-    pub fn checked(self) -> Result<NewDriver, FleetError> {
-        if self.status == DriverStatus::Busy {
-            return Err(invalid(
-                "status",
-                "'busy' is set by assignments; use active, offline or unavailable",
-            ));
-        }
-        Ok(NewDriver {
-            name: required_text("name", &self.name, NAME_MAX)?,
-            phone: optional_phone("phone", self.phone.as_deref())?,
-            email: optional_email("email", self.email.as_deref())?,
-            vehicle_plate: optional_text(
-                "vehicle_plate",
-                self.vehicle_plate.as_deref(),
-                PLATE_MAX,
-            )?,
-            capacity_kg: amount("capacity_kg", self.capacity_kg, WEIGHT_MAX_KG, true)?,
-            capacity_m3: amount("capacity_m3", self.capacity_m3, VOLUME_MAX_M3, true)?,
-            skills: canonical_skills(self.skills),
-            current_address: required_text("current_address", &self.current_address, ADDRESS_MAX)?,
-            current_lat: latitude("current_lat", self.current_lat)?,
-            current_lng: longitude("current_lng", self.current_lng)?,
-            ..self
-        })
-    }
 }
 
 /// Skills sorted and without repeats, so equal sets are stored equally.

@@ -138,7 +138,9 @@ pub fn check_assignment(order: &Order, driver: &Driver) -> Result<(), FleetError
 }
 
 /// Applies a caller's changes to an order, checking each field and the
-/// status rule; the result is what gets stored.
+/// status rule; the result is what gets stored. A new order is made here
+/// too (see [`new_order`]): these are the limits of an order's fields,
+/// each written once.
 pub fn patch_order(order: &Order, patch: OrderPatch) -> Result<Order, FleetError> {
     let mut next = order.clone();
     if let Some(v) = patch.customer_name {
@@ -233,7 +235,8 @@ pub fn patch_order(order: &Order, patch: OrderPatch) -> Result<Order, FleetError
     Ok(next)
 }
 
-/// Applies a caller's changes to a driver (see [`patch_order`]).
+/// Applies a caller's changes to a driver (see [`patch_order`]); a new
+/// driver is made here too (see [`new_driver`]).
 pub fn patch_driver(driver: &Driver, patch: DriverPatch) -> Result<Driver, FleetError> {
     let mut next = driver.clone();
     if let Some(v) = patch.name {

@@ -43,7 +43,10 @@ macro_rules! text_enum {
 
 text_enum!(
     /// Where an order is in its life.
+    // The default is where a new order starts.
+    #[derive(Default)]
     OrderStatus {
+        #[default]
         Pending = "pending",
         Assigned = "assigned",
         InTransit = "in_transit",
@@ -101,7 +104,11 @@ text_enum!(
 
 text_enum!(
     /// What a driver drives.
+    // The default is only the blank a new driver is made from (see
+    // `fleet::create`): every caller names the vehicle.
+    #[derive(Default)]
     VehicleType {
+        #[default]
         Van = "van",
         Truck = "truck",
         Car = "car",
@@ -147,7 +154,8 @@ text_enum!(
 );
 
 /// A delivery order of one tenant.
-#[derive(Debug, Clone, PartialEq, Serialize, schemars::JsonSchema)]
+// `Default` is the blank a new order is made from (see `fleet::create`).
+#[derive(Debug, Clone, Default, PartialEq, Serialize, schemars::JsonSchema)]
 pub struct Order {
     /// The order's id (`ORD-…`), unique within your data.
     pub order_id: String,
@@ -193,7 +201,8 @@ pub struct Order {
 }
 
 /// A driver of one tenant.
-#[derive(Debug, Clone, PartialEq, Serialize, schemars::JsonSchema)]
+// `Default` is the blank a new driver is made from (see `fleet::create`).
+#[derive(Debug, Clone, Default, PartialEq, Serialize, schemars::JsonSchema)]
 pub struct Driver {
     /// The driver's id (`DRV-…`), unique within your data.
     pub driver_id: String,
