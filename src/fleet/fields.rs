@@ -1,5 +1,8 @@
-//! The limits on what callers may store, field by field: every message
-//! starts with the field's name.
+//! The limits on what callers may store and their checks (texts, phones,
+//! emails, coordinates, amounts, times): every message starts with the
+//! field's name. Which field has which limit is said once, in
+//! `patch_order` and `patch_driver` (`rules.rs`), which new rows go
+//! through too.
 
 use super::FleetError;
 use super::types::*;

@@ -1,7 +1,8 @@
 //! The fleet's rules in plain Rust, shared by both backends: one state
-//! machine per entity, ids, distances and search patterns (the field
-//! limits are in `fields.rs`, new rows in `create.rs`, both re-exported
-//! here). Refusals are [`FleetError`]s.
+//! machine per entity, the fields' limits as a change applies them, ids,
+//! distances and search patterns (the checks and limits themselves are in
+//! `fields.rs`, new rows in `create.rs`, both re-exported here). Refusals
+//! are [`FleetError`]s.
 
 use super::FleetError;
 use super::types::*;
