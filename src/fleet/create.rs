@@ -133,3 +133,123 @@ pub fn new_assignment(
         failure_reason: None,
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use chrono::{TimeZone, Utc};
+    use serde_json::{Value, json};
+
+    fn at() -> chrono::DateTime<Utc> {
+        Utc.with_ymd_and_hms(2026, 1, 1, 12, 0, 0).unwrap()
+    }
+
+    /// Arguments as `create_order` reads them, `extra` over a valid set.
+    fn order_args(extra: Value) -> NewOrder {
+        let mut args = json!({
+            "customer_name": "A", "delivery_address": "B",
+            "delivery_lat": 1, "delivery_lng": 2,
+            "expected_delivery_time": "2099-01-01T12:00:00Z",
+        });
+        if let (Some(args), Some(extra)) = (args.as_object_mut(), extra.as_object()) {
+            args.extend(extra.clone());
+        }
+        serde_json::from_value(args).unwrap()
+    }
+
+    fn driver_args(extra: Value) -> NewDriver {
+        let mut args = json!({
+            "name": "D", "vehicle_type": "van", "current_address": "Depot",
+            "current_lat": 1, "current_lng": 2,
+        });
+        if let (Some(args), Some(extra)) = (args.as_object_mut(), extra.as_object()) {
+            args.extend(extra.clone());
+        }
+        serde_json::from_value(args).unwrap()
+    }
+
+    #[test]
+    fn a_new_order_carries_every_field_the_caller_gave_checked() {
+        let given = json!({
+            "customer_name": "  Olive ", "delivery_address": " 1 Sea Road ",
+            "delivery_lat": 48.5, "delivery_lng": 2.25,
+            "expected_delivery_time": "2099-01-01T12:00:00Z",
+            "customer_phone": "+33 1 23", "customer_email": "o@example.com",
+            "priority": "express", "weight_kg": 12.5, "volume_m3": 0.25,
+            "special_instructions": " ring ", "time_window_start": "2099-01-01T10:00:00Z",
+            "time_window_end": "2099-01-01T13:00:00Z", "order_value": 99.5,
+            "payment_status": "paid", "requires_signature": true, "is_fragile": true,
+            "requires_cold_storage": true, "sla_grace_period_minutes": 20,
+        });
+        let order = new_order(order_args(given.clone()), at()).unwrap();
+        let shown = serde_json::to_value(&order).unwrap();
+        for (field, value) in given.as_object().unwrap() {
+            let want = match value.as_str() {
+                Some(text) => json!(text.trim()),
+                None => value.clone(),
+            };
+            assert_eq!(shown[field], want, "{field}");
+        }
+        assert_eq!(order.status, OrderStatus::Pending);
+        assert_eq!((order.created_at, order.updated_at), (at(), at()));
+        assert_eq!(order.assigned_driver_id, None);
+        assert_eq!(order.delivery_status, None);
+        assert_eq!(order.delivered_at, None);
+        assert!(order.order_id.starts_with("ORD-"));
+    }
+
+    #[test]
+    fn a_new_order_left_bare_takes_the_defaults() {
+        let order = new_order(order_args(json!({"customer_phone": ""})), at()).unwrap();
+        assert_eq!(order.customer_phone, None);
+        assert_eq!(order.priority, Priority::Standard);
+        assert_eq!(order.payment_status, PaymentStatus::Pending);
+        assert_eq!(order.sla_grace_period_minutes, 15);
+        assert!(!order.requires_signature && !order.is_fragile && !order.requires_cold_storage);
+    }
+
+    #[test]
+    fn a_create_with_several_mistakes_is_refused_for_the_one_it_always_was() {
+        let refused = |extra: Value| new_order(order_args(extra), at()).unwrap_err().to_string();
+        // The window first, then the fields in their order.
+        assert_eq!(
+            refused(json!({
+                "customer_email": "bad",
+                "time_window_start": "2099-01-02", "time_window_end": "2099-01-01",
+            })),
+            "time_window_end: must not be before time_window_start"
+        );
+        assert_eq!(
+            refused(json!({"customer_name": " ", "weight_kg": -1, "delivery_lat": 100})),
+            "customer_name: must not be empty"
+        );
+        assert_eq!(
+            refused(json!({"weight_kg": -1, "sla_grace_period_minutes": -1})),
+            "weight_kg: must be between 0 and 100000"
+        );
+    }
+
+    #[test]
+    fn a_new_driver_carries_their_fields_and_busy_is_refused_first() {
+        let driver = new_driver(
+            driver_args(json!({
+                "name": " Dan ", "skills": ["overnight", "refrigerated", "overnight"],
+                "status": "offline", "capacity_kg": 500, "phone": "",
+            })),
+            at(),
+        )
+        .unwrap();
+        assert_eq!(driver.name, "Dan");
+        assert_eq!(driver.skills, vec![Skill::Refrigerated, Skill::Overnight]);
+        assert_eq!(driver.status, DriverStatus::Offline);
+        assert_eq!((driver.capacity_kg, driver.capacity_m3), (500.0, 12.0));
+        assert_eq!(driver.phone, None);
+        assert_eq!(driver.last_location_update, at());
+        assert!(driver.driver_id.starts_with("DRV-"));
+        let busy = new_driver(driver_args(json!({"name": "", "status": "busy"})), at());
+        assert_eq!(
+            busy.unwrap_err().to_string(),
+            "status: 'busy' is set by assignments; use active, offline or unavailable"
+        );
+    }
+}
