@@ -119,7 +119,7 @@ impl FleetMind {
 #[tool_handler(router = self.tool_router)]
 #[prompt_handler(router = self.prompt_router)]
 impl ServerHandler for FleetMind {
-    /// Runs the call (see [`FleetMind::run_call`]). Boxed: rmcp spawns a
+    /// Runs the call (see `FleetMind::run_call`). Boxed: rmcp spawns a
     /// task per request whose future is as large as the largest handler's
     /// and copies it as it spawns it; unboxed, this one was the largest
     /// (3.2 of 5.8 KB), so every request paid for it (BENCHMARKS.md).
