@@ -51,7 +51,7 @@ impl FleetMind {
             .db
             .record_denied(
                 caller.key_id,
-                caller.user_id.as_str(),
+                &caller.user_id,
                 &actor(caller),
                 &detail,
                 self.clock.now(),

@@ -174,7 +174,7 @@ bounded! {
         fn record_denied(
             &self,
             key_id: i64,
-            user_id: &str,
+            user_id: &UserId,
             actor: &str,
             detail: &str,
             at: DateTime<Utc>

@@ -235,7 +235,7 @@ pub trait KeyStore: Send + Sync + 'static {
     async fn record_denied(
         &self,
         key_id: i64,
-        user_id: &str,
+        user_id: &UserId,
         actor: &str,
         detail: &str,
         at: DateTime<Utc>,

@@ -372,13 +372,22 @@ impl KeyStore for This {
     async fn record_denied(
         &self,
         key_id: i64,
-        user_id: &str,
+        user_id: &UserId,
         actor: &str,
         detail: &str,
         at: DateTime<Utc>,
     ) -> Result<(), StoreError> {
         let mut tx = self.pool().begin().await?;
-        insert_event_tx(&mut tx, key_id, user_id, "denied", actor, Some(detail), at).await?;
+        insert_event_tx(
+            &mut tx,
+            key_id,
+            user_id.as_str(),
+            "denied",
+            actor,
+            Some(detail),
+            at,
+        )
+        .await?;
         tx.commit().await?;
         Ok(())
     }
