@@ -58,8 +58,9 @@ fn cache_lookup(c: &mut Criterion) {
         wanted = Some(key.hash());
     }
     let wanted = wanted.expect("a key");
+    let clock = fleetmind::clock::Clock::system();
     c.bench_function("cache_lookup_hit", |b| {
-        b.iter(|| cache.get(black_box(&wanted)).is_some())
+        b.iter(|| cache.get(black_box(&wanted), &clock).is_some())
     });
 }
 

@@ -8,12 +8,14 @@
 //! as an argument from a caller holding one, so a test's clock reaches it.
 //!
 //! Deadlines on I/O (timeouts, pool waits) stay on tokio's monotonic clock:
-//! they guard against a slow peer, not against the calendar.
+//! they guard against a slow peer, not against the calendar. An age the
+//! server judges (a cached key's, see `auth::cache`) is measured on
+//! [`Clock::instant`], which a manual clock moves too.
 
 use chrono::{DateTime, SubsecRound, TimeZone, Utc};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicI64, Ordering};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 /// A source of "now". Cheap to clone; clones of a manual clock share its time.
 #[derive(Clone, Debug, Default)]
@@ -23,8 +25,18 @@ pub struct Clock(Source);
 enum Source {
     #[default]
     System,
-    /// Microseconds since the Unix epoch, moved only by the test.
-    Manual(Arc<AtomicI64>),
+    /// Moved only by the test.
+    Manual(Arc<Manual>),
+}
+
+#[derive(Debug)]
+struct Manual {
+    /// Microseconds since the Unix epoch.
+    micros: AtomicI64,
+    /// Where it started, and the monotonic instant it was made at: its
+    /// [`Clock::instant`] is that instant plus how far it has moved.
+    start: i64,
+    anchor: Instant,
 }
 
 impl Clock {
@@ -36,9 +48,11 @@ impl Clock {
     /// A clock that stands still at `start` until [`Clock::advance`] or
     /// [`Clock::set`] moves it.
     pub fn manual(start: DateTime<Utc>) -> Self {
-        Self(Source::Manual(Arc::new(AtomicI64::new(
-            start.timestamp_micros(),
-        ))))
+        Self(Source::Manual(Arc::new(Manual {
+            micros: AtomicI64::new(start.timestamp_micros()),
+            start: start.timestamp_micros(),
+            anchor: Instant::now(),
+        })))
     }
 
     /// The current time, to the microsecond (what both databases store, so
@@ -46,23 +60,41 @@ impl Clock {
     pub fn now(&self) -> DateTime<Utc> {
         match &self.0 {
             Source::System => Utc::now().trunc_subsecs(6),
-            Source::Manual(micros) => from_micros(micros.load(Ordering::SeqCst)),
+            Source::Manual(manual) => from_micros(manual.micros.load(Ordering::SeqCst)),
+        }
+    }
+
+    /// A monotonic instant, for ages: `Instant::now()` on the system clock;
+    /// on a manual clock, the instant it was made plus how far it has been
+    /// moved (never before that instant), so advancing it ages what was
+    /// timed by it.
+    pub fn instant(&self) -> Instant {
+        match &self.0 {
+            Source::System => Instant::now(),
+            Source::Manual(manual) => {
+                let moved = manual
+                    .micros
+                    .load(Ordering::SeqCst)
+                    .saturating_sub(manual.start);
+                let moved = Duration::from_micros(u64::try_from(moved).unwrap_or(0));
+                manual.anchor.checked_add(moved).unwrap_or(manual.anchor)
+            }
         }
     }
 
     /// Moves a manual clock forward. The system clock cannot be moved: this
     /// is a no-op on it, so production code never calls it.
     pub fn advance(&self, by: Duration) {
-        if let Source::Manual(micros) = &self.0 {
+        if let Source::Manual(manual) = &self.0 {
             let by = i64::try_from(by.as_micros()).unwrap_or(i64::MAX);
-            micros.fetch_add(by, Ordering::SeqCst);
+            manual.micros.fetch_add(by, Ordering::SeqCst);
         }
     }
 
     /// Sets a manual clock to `at` (a no-op on the system clock).
     pub fn set(&self, at: DateTime<Utc>) {
-        if let Source::Manual(micros) = &self.0 {
-            micros.store(at.timestamp_micros(), Ordering::SeqCst);
+        if let Source::Manual(manual) = &self.0 {
+            manual.micros.store(at.timestamp_micros(), Ordering::SeqCst);
         }
     }
 
@@ -104,5 +136,17 @@ mod tests {
         clock.advance(Duration::from_secs(86_400));
         let now = clock.now();
         assert!(now >= before && now < before + chrono::Duration::hours(1));
+    }
+
+    #[test]
+    fn a_manual_clocks_instant_moves_with_it_and_never_back_past_its_start() {
+        let start = Utc.with_ymd_and_hms(2026, 1, 31, 23, 59, 59).unwrap();
+        let clock = Clock::manual(start);
+        let made = clock.instant();
+        assert_eq!(clock.instant(), made, "it stands still until moved");
+        clock.advance(Duration::from_millis(1_200));
+        assert_eq!(clock.instant() - made, Duration::from_millis(1_200));
+        clock.set(start - chrono::Duration::hours(1));
+        assert_eq!(clock.instant(), made);
     }
 }

@@ -13,6 +13,7 @@
 
 use super::usage::UsageSlot;
 use super::{AuthFailure, Caller};
+use crate::clock::Clock;
 use crate::keys::KeyHash;
 use crate::store::{KeyChange, KeyRecord, KeyState};
 use chrono::{DateTime, Utc};
@@ -118,9 +119,13 @@ impl KeyCache {
     }
 
     /// The cached entry of a key, if it may still be trusted.
-    pub fn get(&self, hash: &KeyHash) -> Option<Arc<CachedKey>> {
+    /// An entry's age is read on `clock` (the verifier's: a test's manual
+    /// clock ages the entries it loaded), and only while blind.
+    pub fn get(&self, hash: &KeyHash, clock: &Clock) -> Option<Arc<CachedKey>> {
         let entry = self.entries.get(hash)?;
-        if self.blind.load(Ordering::Acquire) && entry.loaded_at.elapsed() > BLIND_MAX_AGE {
+        if self.blind.load(Ordering::Acquire)
+            && clock.instant().saturating_duration_since(entry.loaded_at) > BLIND_MAX_AGE
+        {
             self.entries.invalidate(hash);
             return None;
         }
@@ -181,5 +186,48 @@ impl KeyCache {
 
     pub fn is_empty(&self) -> bool {
         self.len() == 0
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::scopes::Scopes;
+    use crate::store::Identity;
+    use crate::tenant::UserId;
+
+    fn record() -> KeyRecord {
+        KeyRecord {
+            identity: Identity {
+                user_id: UserId::new("user_000000000001".to_owned()),
+                key_id: 1,
+                key_prefix: "fm_test".into(),
+                scopes: Scopes::PREDECESSOR_DEFAULT,
+                expires_at: None,
+                limits: Default::default(),
+            },
+            email: String::new(),
+            name: None,
+            created_at: None,
+            last_used_at: None,
+            revoked_at: None,
+            is_active: true,
+            created_by: None,
+            successor_key_id: None,
+        }
+    }
+
+    #[test]
+    fn while_blind_an_entry_is_dropped_once_the_clock_has_aged_it_past_the_bound() {
+        // A new cache is blind: no change watch has reported in.
+        let cache = KeyCache::new(CacheOptions::default());
+        let clock = Clock::manual(chrono::Utc::now());
+        let hash = crate::keys::ApiKey::generate().unwrap().hash();
+        let entry = Arc::new(CachedKey::read_at(record(), clock.instant()));
+        cache.insert(hash.clone(), entry, cache.epoch());
+        clock.advance(BLIND_MAX_AGE);
+        assert!(cache.get(&hash, &clock).is_some(), "at the bound: kept");
+        clock.advance(Duration::from_micros(1));
+        assert!(cache.get(&hash, &clock).is_none(), "past it: dropped");
     }
 }

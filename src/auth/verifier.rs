@@ -239,7 +239,7 @@ impl Verifier {
         client: impl FnOnce() -> Option<IpAddr>,
     ) -> Result<Caller, Refusal> {
         let now = self.clock.now();
-        let cached = self.cache.get(&hash);
+        let cached = self.cache.get(&hash, &self.clock);
         crate::metrics::key_cache(cached.is_some());
         if let Some(entry) = cached {
             return self.admit(&entry, now);
@@ -271,7 +271,7 @@ impl Verifier {
             .into());
         }
         let epoch = self.cache.epoch();
-        let asked = std::time::Instant::now();
+        let asked = self.clock.instant();
         self.lookups.fetch_add(1, Ordering::Relaxed);
         let record = self.db.key_by_hash(&hash).await.map_err(|err| {
             // Every request re-verifies while the database is down: one line
@@ -325,7 +325,7 @@ impl Verifier {
     /// is not cached (or malformed). For benchmarks.
     pub fn verify_cached(&self, presented: &str) -> Option<Result<Caller, AuthFailure>> {
         let key = ApiKey::parse(presented).ok()?;
-        let entry = self.cache.get(&key.hash())?;
+        let entry = self.cache.get(&key.hash(), &self.clock)?;
         Some(
             self.admit(&entry, self.clock.now())
                 .map_err(|refusal| refusal.failure),

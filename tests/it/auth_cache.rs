@@ -40,7 +40,8 @@ backend_test!(
     a_cached_key_costs_no_lookup_and_its_revocation_is_seen_within_the_bound,
     |t| async move {
         let shutdown = CancellationToken::new();
-        let verifier = watched_verifier(&t.db, &shutdown).await;
+        let clock = fleetmind::clock::Clock::manual(Utc::now());
+        let verifier = watched_verifier_on(&t.db, &shutdown, clock.clone()).await;
         let issued = issue_key(&t.db, "rev@example.com", None).await;
         let key = issued.api_key.expose();
         for _ in 0..100 {
@@ -54,7 +55,7 @@ backend_test!(
         );
         // Past the blind bound, the entry is still trusted: only the change
         // watch can evict it below.
-        tokio::time::sleep(BLIND_MAX_AGE + Duration::from_millis(200)).await;
+        clock.advance(BLIND_MAX_AGE + Duration::from_millis(200));
         verifier.verify(key).await.expect("still valid");
         assert_eq!(verifier.lookups(), 1, "{:?}: still cached", t.backend);
 

@@ -11,6 +11,7 @@ use crate::support::keys::{call_err, call_ok, key_actor};
 use crate::support::*;
 use fleetmind::app::ServeOptions;
 use fleetmind::auth::Verifier;
+use fleetmind::clock::Clock;
 use fleetmind::limits::{KeyLimits, LimitsChange};
 use fleetmind::scopes::Scopes;
 use fleetmind::store::{self, Db, PoolOptions, StoreError};
@@ -200,11 +201,11 @@ async fn raw_execute(url: &str, sql: &str) -> Result<(), sqlx::Error> {
 
 /// A verifier on its own pool with its change watch reporting: one
 /// replica's view of the keys.
-async fn replica(url: &str, shutdown: &CancellationToken) -> Verifier {
+async fn replica(url: &str, shutdown: &CancellationToken, clock: Clock) -> Verifier {
     let db: Db = store::open(url, &PoolOptions::default())
         .await
         .expect("open the replica's pool");
-    watched_verifier(&db, shutdown).await
+    watched_verifier_on(&db, shutdown, clock).await
 }
 
 backend_test!(
@@ -213,12 +214,13 @@ backend_test!(
         let shutdown = CancellationToken::new();
         let issued = issue_key(&t.db, "replica@example.com", None).await;
         let key = issued.api_key.expose();
-        let other = replica(&t.url, &shutdown).await;
+        let clock = Clock::manual(chrono::Utc::now());
+        let other = replica(&t.url, &shutdown, clock.clone()).await;
         let caller = other.verify(key).await.expect("valid key");
         assert_eq!(caller.limits, KeyLimits::default());
         // Cached: past the blind bound it is still served without a query,
         // so only the change watch can bring the new limits.
-        tokio::time::sleep(fleetmind::auth::BLIND_MAX_AGE + Duration::from_millis(200)).await;
+        clock.advance(fleetmind::auth::BLIND_MAX_AGE + Duration::from_millis(200));
         other.verify(key).await.expect("cached");
         assert_eq!(other.lookups(), 1, "{:?}: cached", t.backend);
 

@@ -4,6 +4,7 @@
 use crate::support::eventually;
 use fleetmind::app::{self, RunningServer, ServeOptions};
 use fleetmind::auth::{UsageRecorder, Verifier};
+use fleetmind::clock::Clock;
 use fleetmind::key_admin::{self, CreateKey, IssuedKey};
 use fleetmind::scopes::Scopes;
 use fleetmind::store::Db;
@@ -43,7 +44,13 @@ pub async fn start_server_with(db: Db, options: ServeOptions) -> RunningServer {
 
 /// A verifier with its change watch running and reporting.
 pub async fn watched_verifier(db: &Db, shutdown: &CancellationToken) -> Verifier {
-    let verifier = Verifier::new(db.clone(), UsageRecorder::new());
+    watched_verifier_on(db, shutdown, Clock::system()).await
+}
+
+/// [`watched_verifier`] reading `clock`: a test's manual clock ages its
+/// cache entries when moved, instead of the test sleeping.
+pub async fn watched_verifier_on(db: &Db, shutdown: &CancellationToken, clock: Clock) -> Verifier {
+    let verifier = Verifier::new(db.clone(), UsageRecorder::new()).with_clock(clock);
     let _watch = verifier.spawn_watch(shutdown.clone());
     assert!(
         eventually(Duration::from_secs(10), || async {
