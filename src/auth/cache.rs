@@ -221,7 +221,7 @@ mod tests {
     fn while_blind_an_entry_is_dropped_once_the_clock_has_aged_it_past_the_bound() {
         // A new cache is blind: no change watch has reported in.
         let cache = KeyCache::new(CacheOptions::default());
-        let clock = Clock::manual(chrono::Utc::now());
+        let clock = Clock::manual(DateTime::UNIX_EPOCH);
         let hash = crate::keys::ApiKey::generate().unwrap().hash();
         let entry = Arc::new(CachedKey::read_at(record(), clock.instant()));
         cache.insert(hash.clone(), entry, cache.epoch());
