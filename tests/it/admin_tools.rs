@@ -410,18 +410,7 @@ backend_test!(
         t.db.rotate_key(
             old.record.key_id,
             grace_end,
-            &NewKey {
-                user_id: old.record.user_id.to_string(),
-                email: old.record.email.clone(),
-                name: None,
-                hash: successor.hash(),
-                prefix: successor.display_prefix(),
-                scopes: old.record.scopes,
-                expires_at: None,
-                created_by: "cli".into(),
-                limits: Default::default(),
-                created_at: clock.now(),
-            },
+            &successor_of(&old.record, &successor, clock.now()),
         )
         .await
         .expect("rotate");

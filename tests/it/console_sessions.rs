@@ -144,18 +144,7 @@ backend_test!(
         db.rotate_key(
             rotated.record.key_id,
             clock.now() + chrono::Duration::minutes(20),
-            &fleetmind::store::NewKey {
-                user_id: rotated.record.user_id.to_string(),
-                email: rotated.record.email.clone(),
-                name: None,
-                hash: successor.hash(),
-                prefix: successor.display_prefix(),
-                scopes: rotated.record.scopes,
-                expires_at: None,
-                created_by: "cli".into(),
-                limits: Default::default(),
-                created_at: clock.now(),
-            },
+            &successor_of(&rotated.record, &successor, clock.now()),
         )
         .await
         .expect("rotate");

@@ -205,8 +205,7 @@ backend_test!(
 // key: nothing is read, written or audited, on either backend.
 backend_test!(an_id_no_key_can_have_names_no_key, |t| async move {
     use fleetmind::keys::ApiKey;
-    use fleetmind::scopes::Scopes;
-    use fleetmind::store::{NewKey, StoreError};
+    use fleetmind::store::StoreError;
 
     let key = issue_key(&t.db, "range@example.com", None).await;
     let trail_before = t.db.key_events(key.record.key_id).await.expect("events");
@@ -236,18 +235,7 @@ backend_test!(an_id_no_key_can_have_names_no_key, |t| async move {
         t.db.rotate_key(
             big,
             chrono::Utc::now(),
-            &NewKey {
-                user_id: key.record.user_id.to_string(),
-                email: "range@example.com".into(),
-                name: None,
-                hash: successor.hash(),
-                prefix: successor.display_prefix(),
-                scopes: Scopes::PREDECESSOR_DEFAULT,
-                expires_at: None,
-                created_by: "cli".into(),
-                limits: Default::default(),
-                created_at: chrono::Utc::now(),
-            },
+            &successor_of(&key.record, &successor, chrono::Utc::now()),
         )
         .await;
     assert!(

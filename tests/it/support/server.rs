@@ -6,8 +6,9 @@ use fleetmind::app::{self, RunningServer, ServeOptions};
 use fleetmind::auth::{UsageRecorder, Verifier};
 use fleetmind::clock::Clock;
 use fleetmind::key_admin::{self, CreateKey, IssuedKey};
+use fleetmind::keys::ApiKey;
 use fleetmind::scopes::Scopes;
-use fleetmind::store::Db;
+use fleetmind::store::{Db, KeyRecord, NewKey};
 use std::time::Duration;
 use tokio_util::sync::CancellationToken;
 
@@ -28,6 +29,28 @@ pub async fn issue_key(db: &Db, email: &str, scopes: Option<Scopes>) -> IssuedKe
     )
     .await
     .expect("issue key")
+}
+
+/// The row of a successor to `old` (same tenant, email and scopes, no
+/// name, expiry or limits) with the key `successor`, issued `at`: what a
+/// test hands to `rotate_key` directly.
+pub fn successor_of(
+    old: &KeyRecord,
+    successor: &ApiKey,
+    at: chrono::DateTime<chrono::Utc>,
+) -> NewKey {
+    NewKey {
+        user_id: old.user_id.to_string(),
+        email: old.email.clone(),
+        name: None,
+        hash: successor.hash(),
+        prefix: successor.display_prefix(),
+        scopes: old.scopes,
+        expires_at: None,
+        created_by: "cli".into(),
+        limits: Default::default(),
+        created_at: at,
+    }
 }
 
 /// The real server on 127.0.0.1:0.
