@@ -122,7 +122,9 @@ impl ServerHandler for FleetMind {
     /// Runs the call (see `FleetMind::run_call`). Boxed: rmcp spawns a
     /// task per request whose future is as large as the largest handler's
     /// and copies it as it spawns it; unboxed, this one was the largest
-    /// (3.2 of 5.8 KB), so every request paid for it (BENCHMARKS.md).
+    /// (3.2 of 5.8 KB). Boxing makes that task 1.5 KB smaller; callgrind
+    /// counts far fewer bytes copied, though the wall clock did not move
+    /// measurably (BENCHMARKS.md, issue 10 re-measured).
     fn call_tool(
         &self,
         request: CallToolRequestParams,
