@@ -6,6 +6,7 @@ use chrono::{Duration, Utc};
 use fleetmind::fleet::*;
 use fleetmind::store::{Backend, StoreError};
 use fleetmind::tenant::UserId;
+use sqlx::Connection;
 
 /// A new order read as the `create_order` tool reads one: what is left out
 /// takes its default, so a new optional field needs no change here.
@@ -411,6 +412,82 @@ backend_test!(
             let err = refused.expect_err("the database must refuse a cross-tenant link");
             let text = err.to_string().to_lowercase();
             assert!(text.contains("foreign key"), "{text}");
+        }
+    }
+);
+
+/// Sets `column` of every row of `table` to `value`, the schema's check of
+/// the column set aside: what a hand-written or newer server's row may hold.
+async fn set_unchecked(t: &TestDb, table: &str, column: &str, value: &str) {
+    let sql = format!("UPDATE {table} SET {column} = '{value}'");
+    match t.backend {
+        Backend::Sqlite => {
+            let mut conn = sqlx::SqliteConnection::connect(&t.url).await.unwrap();
+            sqlx::query("PRAGMA ignore_check_constraints = ON")
+                .execute(&mut conn)
+                .await
+                .unwrap();
+            sqlx::query(&sql).execute(&mut conn).await.unwrap();
+        }
+        Backend::Postgres => {
+            let mut conn = sqlx::PgConnection::connect(&t.url).await.unwrap();
+            let unchecked =
+                format!("ALTER TABLE {table} DROP CONSTRAINT IF EXISTS {table}_{column}_check");
+            sqlx::query(&unchecked).execute(&mut conn).await.unwrap();
+            sqlx::query(&sql).execute(&mut conn).await.unwrap();
+        }
+    }
+}
+
+// A stored name the domain does not know (written by hand, or by a newer
+// server) is an error naming its column, never a guess.
+backend_test!(
+    a_stored_name_the_domain_does_not_know_is_an_error_naming_its_column,
+    |t| async move {
+        let db = t.db.clone();
+        let user = UserId::new("user_a");
+        let order = db
+            .create_order(&user, new_order("Ann", 1.0, 1.0), now())
+            .await
+            .unwrap();
+        let driver = db
+            .create_driver(&user, new_driver("Bea", 1.0, 1.0), now())
+            .await
+            .unwrap();
+        let assignment = db
+            .assign(&user, &order.order_id, &driver.driver_id, None, now())
+            .await
+            .unwrap();
+        // Each column: a name nobody knows, then back to a known one.
+        for (table, column, unknown, known) in [
+            ("orders", "priority", "bogus", "standard"),
+            ("orders", "payment_status", "later", "pending"),
+            ("orders", "status", "lost", "assigned"),
+            ("orders", "delivery_status", "meh", "late"),
+            ("drivers", "skills", "refrigerated,flying", "refrigerated"),
+            ("drivers", "status", "asleep", "busy"),
+            ("drivers", "vehicle_type", "rocket", "van"),
+            ("assignments", "status", "lost", "active"),
+            ("assignments", "vehicle_type", "rocket", "van"),
+            ("assignments", "failure_reason", "aliens", "other"),
+        ] {
+            set_unchecked(&t, table, column, unknown).await;
+            let read = match table {
+                "orders" => db.order(&user, &order.order_id).await.map(|_| ()),
+                "drivers" => db.driver(&user, &driver.driver_id).await.map(|_| ()),
+                _ => db
+                    .assignment(&user, &assignment.assignment_id)
+                    .await
+                    .map(|_| ()),
+            };
+            match read {
+                Err(StoreError::Database(sqlx::Error::ColumnDecode { index, source })) => {
+                    assert_eq!(index, column);
+                    assert_eq!(source.to_string(), format!("unknown value in {column}"));
+                }
+                other => panic!("{table}.{column} = '{unknown}': read as {other:?}"),
+            }
+            set_unchecked(&t, table, column, known).await;
         }
     }
 );
