@@ -50,6 +50,7 @@ mod routing_assign;
 mod scope_matrix;
 mod seed_compat;
 mod test_databases;
+mod tools_doc;
 mod trusted_proxies;
 mod unknown_key_flood;
 mod usage;
