@@ -129,7 +129,10 @@ text_enum!(
 
 text_enum!(
     /// Where an assignment is in its life.
+    // The default is where a new assignment starts.
+    #[derive(Default)]
     AssignmentStatus {
+        #[default]
         Active = "active",
         InProgress = "in_progress",
         Completed = "completed",
@@ -154,7 +157,8 @@ text_enum!(
 );
 
 /// A delivery order of one tenant.
-// `Default` is the blank a new order is made from (see `fleet::create`).
+// `Default` is the blank a new order is made from (see `fleet::create`),
+// and a stored one read into (see the store's `sql/table.rs`).
 #[derive(Debug, Clone, Default, PartialEq, Serialize, schemars::JsonSchema)]
 pub struct Order {
     /// The order's id (`ORD-…`), unique within your data.
@@ -201,7 +205,8 @@ pub struct Order {
 }
 
 /// A driver of one tenant.
-// `Default` is the blank a new driver is made from (see `fleet::create`).
+// `Default` is the blank a new driver is made from (see `fleet::create`),
+// and a stored one read into (see the store's `sql/table.rs`).
 #[derive(Debug, Clone, Default, PartialEq, Serialize, schemars::JsonSchema)]
 pub struct Driver {
     /// The driver's id (`DRV-…`), unique within your data.
@@ -227,7 +232,9 @@ pub struct Driver {
 }
 
 /// An order given to a driver.
-#[derive(Debug, Clone, PartialEq, Serialize, schemars::JsonSchema)]
+// `Default` is the blank a stored one is read into (see the store's
+// `sql/table.rs`).
+#[derive(Debug, Clone, Default, PartialEq, Serialize, schemars::JsonSchema)]
 pub struct Assignment {
     /// The assignment's id (`ASN-…`), unique within your data.
     pub assignment_id: String,

@@ -6,9 +6,9 @@
 //! the microsecond both databases keep): the store reads no clock. Status changes and their cascades
 //! (order and driver follow the assignment) happen in one transaction.
 //!
-//! The SQL is in `sql/` (one file per table), written once for both
-//! backends; the rows' columns and their reading into domain values in
-//! `rows.rs`.
+//! The SQL is in `sql/` (one file per table, each with its columns: how a
+//! value is bound and read), written once for both backends; the
+//! statements made from the columns in `rows.rs`.
 
 mod postgres;
 mod rows;

@@ -1,27 +1,66 @@
 //! The fleet's rows in SQL, the same on both backends: the statements made
 //! from a table's columns and small pieces of SQL the queries share. Each
-//! table's columns, with how a row's values are bound, are in `sql/` (one
-//! file per table), and the reading of a row into a domain value in
-//! `sql/from_row.rs`, both compiled per backend.
+//! table's columns, with how a row's values are bound and read, are in
+//! `sql/` (one file per table), compiled per backend.
 
 use crate::fleet::rules;
 use crate::fleet::types::*;
 use crate::store::StoreError;
 use std::sync::OnceLock;
 
+/// One column of a fleet table, one line of its list: its name, how a
+/// row's value is bound (`B`, a function of the backend's query) and how
+/// it is read back (`R`, a function of the backend's row), so that a new
+/// column is one line and its name, its value and its reading cannot drift
+/// apart.
+pub(super) struct Column<B, R> {
+    pub(super) name: &'static str,
+    pub(super) bind: B,
+    /// Whether the conditional write sets it too, not only the insert.
+    pub(super) rewritten: bool,
+    /// `None`: written, never read (the search text).
+    pub(super) read: Option<R>,
+}
+
+/// A column every write sets, read back.
+pub(super) const fn column<B, R>(name: &'static str, bind: B, read: R) -> Column<B, R> {
+    Column {
+        name,
+        bind,
+        rewritten: true,
+        read: Some(read),
+    }
+}
+
+/// A column the insert sets and no write changes (the id, the creation
+/// time), read back.
+pub(super) const fn set_once<B, R>(name: &'static str, bind: B, read: R) -> Column<B, R> {
+    Column {
+        name,
+        bind,
+        rewritten: false,
+        read: Some(read),
+    }
+}
+
+/// A column every write sets and nobody reads (what a search matches).
+pub(super) const fn unread<B, R>(name: &'static str, bind: B) -> Column<B, R> {
+    Column {
+        name,
+        bind,
+        rewritten: true,
+        read: None,
+    }
+}
+
 /// A fleet table's names and the statements made from them the first time
 /// each is used: one row by id, the insert, the conditional write, the text
 /// search and the counts of open assignments (see `sql/table.rs`).
-///
-/// Each written column comes with `B`, how a row's value for it is bound
-/// (a function of the backend's query, in `sql/`): the name and the value
-/// are one entry, so a new column is one line and the two cannot drift
-/// apart.
-pub(super) struct TableSql<B: 'static> {
+pub(super) struct TableSql<B: 'static, R: 'static> {
     /// The row's name in messages (`order`).
     pub(super) what: &'static str,
     table: &'static str,
-    pub(super) columns: Columns<B>,
+    pub(super) columns: Columns<B, R>,
     select_one: OnceLock<String>,
     insert: OnceLock<String>,
     update: OnceLock<String>,
@@ -30,21 +69,19 @@ pub(super) struct TableSql<B: 'static> {
     open_assignments_of_all: OnceLock<String>,
 }
 
-impl<B> TableSql<B> {
+impl<B, R> TableSql<B, R> {
     pub(super) const fn new(
         what: &'static str,
         table: &'static str,
         id: &'static str,
-        writes: &'static [(&'static str, B)],
-        once: &'static [(&'static str, B)],
+        all: &'static [Column<B, R>],
     ) -> Self {
         TableSql {
             what,
             table,
             columns: Columns {
                 id,
-                writes,
-                once,
+                all,
                 list: OnceLock::new(),
             },
             select_one: OnceLock::new(),
@@ -66,19 +103,21 @@ impl<B> TableSql<B> {
         })
     }
 
+    /// Every column, bound in their order after the tenant (`$1`).
     pub(super) fn insert(&self) -> &str {
         self.insert.get_or_init(|| {
-            let c = &self.columns;
-            let (writes, once): (Vec<_>, Vec<_>) =
-                (names(c.writes).collect(), names(c.once).collect());
-            insert_sql(self.table, c.id, &writes, &once)
+            let names: Vec<_> = self.columns.all.iter().map(|c| c.name).collect();
+            insert_sql(self.table, &names)
         })
     }
 
+    /// The rewritten columns, bound in their order after the tenant (`$1`)
+    /// and the id (`$2`).
     pub(super) fn update(&self) -> &str {
         self.update.get_or_init(|| {
             let c = &self.columns;
-            update_sql(self.table, c.id, &names(c.writes).collect::<Vec<_>>())
+            let names: Vec<_> = c.rewritten().map(|c| c.name).collect();
+            update_sql(self.table, c.id, &names)
         })
     }
 
@@ -119,49 +158,52 @@ impl<B> TableSql<B> {
     }
 }
 
-/// A table's columns: its id, what a write sets (in the order bound, `$3`
-/// on) and what is set once, after them. As a column list for `SELECT` (but
-/// the search text, which nobody reads), made the first time it is used, it
-/// prints as `a, b, c`.
-pub(super) struct Columns<B: 'static> {
+/// A table's columns (the id's name apart, for the statements' `WHERE`).
+/// As a column list for `SELECT`, made the first time it is used, it
+/// prints the columns read, in their order, as `a, b, c`: the row is read
+/// by position (`sql/table.rs`), so a `SELECT` of a row's columns must be
+/// this list.
+pub(super) struct Columns<B: 'static, R: 'static> {
     id: &'static str,
-    pub(super) writes: &'static [(&'static str, B)],
-    pub(super) once: &'static [(&'static str, B)],
+    pub(super) all: &'static [Column<B, R>],
     list: OnceLock<String>,
 }
 
-impl<B> Columns<B> {
+impl<B, R> Columns<B, R> {
     pub(super) fn as_str(&self) -> &str {
         self.list.get_or_init(|| {
-            std::iter::once(self.id)
-                .chain(names(self.writes))
-                .chain(names(self.once))
-                .filter(|column| *column != "search_text")
+            self.read()
+                .map(|(column, _)| column.name)
                 .collect::<Vec<_>>()
                 .join(", ")
         })
     }
+
+    /// The columns read, each with its reading, in the order selected.
+    pub(super) fn read(&self) -> impl Iterator<Item = (&Column<B, R>, &R)> {
+        self.all
+            .iter()
+            .filter_map(|column| Some((column, column.read.as_ref()?)))
+    }
+
+    /// The columns the conditional write sets, in the order bound.
+    pub(super) fn rewritten(&self) -> impl Iterator<Item = &Column<B, R>> {
+        self.all.iter().filter(|column| column.rewritten)
+    }
 }
 
-impl<B> std::fmt::Display for Columns<B> {
+impl<B, R> std::fmt::Display for Columns<B, R> {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.write_str(self.as_str())
     }
 }
 
-fn names<B>(columns: &[(&'static str, B)]) -> impl Iterator<Item = &'static str> {
-    columns.iter().map(|(name, _)| *name)
-}
-
-/// `INSERT INTO table (user_id, id, writes…, then…) VALUES ($1, $2, …)`:
-/// the tenant and the row's id, then the columns in the order they are
-/// bound, numbered for them, so that a new column is one more name.
-fn insert_sql(table: &str, id: &str, writes: &[&str], then: &[&str]) -> String {
-    let columns: Vec<&str> = ["user_id", id]
-        .iter()
-        .chain(writes)
-        .chain(then)
-        .copied()
+/// `INSERT INTO table (user_id, columns…) VALUES ($1, $2, …)`: the tenant,
+/// then the columns in the order they are bound, numbered for them, so that
+/// a new column is one more name.
+fn insert_sql(table: &str, columns: &[&str]) -> String {
+    let columns: Vec<&str> = std::iter::once("user_id")
+        .chain(columns.iter().copied())
         .collect();
     let values: Vec<String> = (1..=columns.len()).map(|n| format!("${n}")).collect();
     format!(
@@ -252,7 +294,7 @@ mod tests {
     #[test]
     fn writes_are_numbered_in_bind_order() {
         assert_eq!(
-            insert_sql("t", "t_id", &["a", "b"], &["created_at"]),
+            insert_sql("t", &["t_id", "a", "b", "created_at"]),
             "INSERT INTO t (user_id, t_id, a, b, created_at) VALUES ($1, $2, $3, $4, $5)"
         );
         assert_eq!(
@@ -262,18 +304,29 @@ mod tests {
     }
 
     #[test]
-    fn the_columns_read_are_the_id_the_writes_and_the_set_once_ones() {
+    fn a_table_reads_its_read_columns_and_writes_its_rewritten_ones() {
+        static T: TableSql<(), ()> = TableSql::new(
+            "t",
+            "ts",
+            "t_id",
+            &[
+                set_once("t_id", (), ()),
+                column("a", (), ()),
+                unread("search_text", ()),
+                set_once("created_at", (), ()),
+                column("b", (), ()),
+            ],
+        );
+        assert_eq!(T.columns.as_str(), "t_id, a, created_at, b");
         assert_eq!(
-            TableSql::new(
-                "t",
-                "ts",
-                "t_id",
-                &[("a", ()), ("search_text", ()), ("b", ())],
-                &[("created_at", ())]
-            )
-            .columns
-            .as_str(),
-            "t_id, a, b, created_at"
+            T.insert(),
+            "INSERT INTO ts (user_id, t_id, a, search_text, created_at, b) \
+             VALUES ($1, $2, $3, $4, $5, $6)"
+        );
+        assert_eq!(
+            T.update(),
+            "UPDATE ts SET a = $3, search_text = $4, b = $5 \
+             WHERE user_id = $1 AND t_id = $2 AND status = $6"
         );
     }
 }

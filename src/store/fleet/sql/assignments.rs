@@ -1,8 +1,8 @@
 //! The `assignments` table, and the status changes that cascade from an
 //! assignment to its order and driver in one transaction.
 
-use super::This;
-use super::table::{Bind, Table, insert, read, write};
+use super::table::{Bind, Column, Read, Table, insert, read, read_row, write};
+use super::{DbRow, This};
 use crate::fleet::choose::Leg;
 use crate::fleet::rules;
 use crate::fleet::types::*;
@@ -31,49 +31,53 @@ static OF_DRIVER: LazyLock<String> = LazyLock::new(|| {
 
 impl Table for Assignment {
     type Status = AssignmentStatus;
-    const SQL: &'static TableSql<Bind<Assignment>> = &ASSIGNMENTS;
+    const SQL: &'static TableSql<Bind<Assignment>, Read<Assignment>> = &ASSIGNMENTS;
 
     fn id(&self) -> &str {
         &self.assignment_id
     }
 }
 
+impl sqlx::FromRow<'_, DbRow> for Assignment {
+    fn from_row(row: &DbRow) -> Result<Self, sqlx::Error> {
+        read_row(row)
+    }
+}
+
 /// The `assignments` table: the changeable columns, then those set once.
-static ASSIGNMENTS: TableSql<Bind<Assignment>> =
-    TableSql::new("assignment", "assignments", "assignment_id", WRITES, FIXED);
+static ASSIGNMENTS: TableSql<Bind<Assignment>, Read<Assignment>> =
+    TableSql::new("assignment", "assignments", "assignment_id", COLUMNS);
 
 /// The columns read into an [`Assignment`].
-pub(super) static ASSIGNMENT_COLUMNS: &Columns<Bind<Assignment>> = &ASSIGNMENTS.columns;
+pub(super) static ASSIGNMENT_COLUMNS: &Columns<Bind<Assignment>, Read<Assignment>> =
+    &ASSIGNMENTS.columns;
 
-/// The columns a change sets, each with the assignment's value, bound `$3`
-/// on.
+/// Every column: its name, how the assignment's value is bound and how it
+/// is read back (see `orders.rs`); a change sets the first ones, the rest
+/// are set once, when the assignment is made.
 // A table, one line per column (rustfmt would break the longer ones).
 #[rustfmt::skip]
-const WRITES: &[(&str, Bind<Assignment>)] = &[
-    ("status", |a, q| q.bind(a.status.as_str())),
-    ("updated_at", |a, q| q.bind(a.updated_at)),
-    ("actual_arrival", |a, q| q.bind(a.actual_arrival)),
-    ("actual_distance_meters", |a, q| q.bind(a.actual_distance_meters)),
-    ("notes", |a, q| q.bind(&a.notes)),
-    ("failure_reason", |a, q| q.bind(a.failure_reason.map(|r| r.as_str()))),
-];
-
-/// The columns set once, when the assignment is made, after [`WRITES`].
-#[rustfmt::skip]
-const FIXED: &[(&str, Bind<Assignment>)] = &[
-    ("order_id", |a, q| q.bind(&a.order_id)),
-    ("driver_id", |a, q| q.bind(&a.driver_id)),
-    ("assigned_at", |a, q| q.bind(a.assigned_at)),
-    ("route_distance_meters", |a, q| q.bind(a.route_distance_meters)),
-    ("route_duration_seconds", |a, q| q.bind(a.route_duration_seconds)),
-    ("route_summary", |a, q| q.bind(&a.route_summary)),
-    ("driver_start_lat", |a, q| q.bind(a.driver_start_lat)),
-    ("driver_start_lng", |a, q| q.bind(a.driver_start_lng)),
-    ("delivery_lat", |a, q| q.bind(a.delivery_lat)),
-    ("delivery_lng", |a, q| q.bind(a.delivery_lng)),
-    ("delivery_address", |a, q| q.bind(&a.delivery_address)),
-    ("estimated_arrival", |a, q| q.bind(a.estimated_arrival)),
-    ("vehicle_type", |a, q| q.bind(a.vehicle_type.as_str())),
+const COLUMNS: &[Column<Assignment>] = &[
+    set_once("assignment_id", |a, q| q.bind(&a.assignment_id), |a, c| c.get(&mut a.assignment_id)),
+    column("status", |a, q| q.bind(a.status.as_str()), |a, c| c.named(&mut a.status, AssignmentStatus::parse)),
+    column("updated_at", |a, q| q.bind(a.updated_at), |a, c| c.get(&mut a.updated_at)),
+    column("actual_arrival", |a, q| q.bind(a.actual_arrival), |a, c| c.get(&mut a.actual_arrival)),
+    column("actual_distance_meters", |a, q| q.bind(a.actual_distance_meters), |a, c| c.get(&mut a.actual_distance_meters)),
+    column("notes", |a, q| q.bind(&a.notes), |a, c| c.get(&mut a.notes)),
+    column("failure_reason", |a, q| q.bind(a.failure_reason.map(|r| r.as_str())), |a, c| c.named_opt(&mut a.failure_reason, FailureReason::parse)),
+    set_once("order_id", |a, q| q.bind(&a.order_id), |a, c| c.get(&mut a.order_id)),
+    set_once("driver_id", |a, q| q.bind(&a.driver_id), |a, c| c.get(&mut a.driver_id)),
+    set_once("assigned_at", |a, q| q.bind(a.assigned_at), |a, c| c.get(&mut a.assigned_at)),
+    set_once("route_distance_meters", |a, q| q.bind(a.route_distance_meters), |a, c| c.get(&mut a.route_distance_meters)),
+    set_once("route_duration_seconds", |a, q| q.bind(a.route_duration_seconds), |a, c| c.get(&mut a.route_duration_seconds)),
+    set_once("route_summary", |a, q| q.bind(&a.route_summary), |a, c| c.get(&mut a.route_summary)),
+    set_once("driver_start_lat", |a, q| q.bind(a.driver_start_lat), |a, c| c.get(&mut a.driver_start_lat)),
+    set_once("driver_start_lng", |a, q| q.bind(a.driver_start_lng), |a, c| c.get(&mut a.driver_start_lng)),
+    set_once("delivery_lat", |a, q| q.bind(a.delivery_lat), |a, c| c.get(&mut a.delivery_lat)),
+    set_once("delivery_lng", |a, q| q.bind(a.delivery_lng), |a, c| c.get(&mut a.delivery_lng)),
+    set_once("delivery_address", |a, q| q.bind(&a.delivery_address), |a, c| c.get(&mut a.delivery_address)),
+    set_once("estimated_arrival", |a, q| q.bind(a.estimated_arrival), |a, c| c.get(&mut a.estimated_arrival)),
+    set_once("vehicle_type", |a, q| q.bind(a.vehicle_type.as_str()), |a, c| c.named(&mut a.vehicle_type, VehicleType::parse)),
 ];
 
 pub(super) async fn assign(

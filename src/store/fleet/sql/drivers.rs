@@ -1,7 +1,10 @@
 //! The `drivers` table.
 
-use super::This;
-use super::table::{Bind, Table, insert, read, refuse_if_any_assigned, refuse_if_assigned, write};
+use super::table::{
+    Bind, Column, Read, Table, insert, read, read_row, refuse_if_any_assigned, refuse_if_assigned,
+    write,
+};
+use super::{DbRow, This};
 use crate::fleet::rules;
 use crate::fleet::types::*;
 use crate::store::StoreError;
@@ -19,44 +22,48 @@ static COUNT: LazyLock<String> = LazyLock::new(|| {
 
 impl Table for Driver {
     type Status = DriverStatus;
-    const SQL: &'static TableSql<Bind<Driver>> = &DRIVERS;
+    const SQL: &'static TableSql<Bind<Driver>, Read<Driver>> = &DRIVERS;
 
     fn id(&self) -> &str {
         &self.driver_id
     }
 }
 
+impl sqlx::FromRow<'_, DbRow> for Driver {
+    fn from_row(row: &DbRow) -> Result<Self, sqlx::Error> {
+        read_row(row)
+    }
+}
+
 /// The `drivers` table (see `orders.rs`).
-static DRIVERS: TableSql<Bind<Driver>> = TableSql::new(
-    "driver",
-    "drivers",
-    "driver_id",
-    WRITES,
-    &[("created_at", |d, q| q.bind(d.created_at))],
-);
+static DRIVERS: TableSql<Bind<Driver>, Read<Driver>> =
+    TableSql::new("driver", "drivers", "driver_id", COLUMNS);
 
 /// The columns read into a [`Driver`].
-pub(super) static DRIVER_COLUMNS: &Columns<Bind<Driver>> = &DRIVERS.columns;
+pub(super) static DRIVER_COLUMNS: &Columns<Bind<Driver>, Read<Driver>> = &DRIVERS.columns;
 
-/// The columns a write sets, each with the driver's value, bound `$3` on.
+/// Every column: its name, how the driver's value is bound and how it is
+/// read back (see `orders.rs`).
 // A table, one line per column (rustfmt would break the longer ones).
 #[rustfmt::skip]
-const WRITES: &[(&str, Bind<Driver>)] = &[
-    ("name", |d, q| q.bind(&d.name)),
-    ("phone", |d, q| q.bind(&d.phone)),
-    ("email", |d, q| q.bind(&d.email)),
-    ("status", |d, q| q.bind(d.status.as_str())),
-    ("vehicle_type", |d, q| q.bind(d.vehicle_type.as_str())),
-    ("vehicle_plate", |d, q| q.bind(&d.vehicle_plate)),
-    ("capacity_kg", |d, q| q.bind(d.capacity_kg)),
-    ("capacity_m3", |d, q| q.bind(d.capacity_m3)),
-    ("skills", |d, q| q.bind(rules::skills_to_text(&d.skills))),
-    ("current_address", |d, q| q.bind(&d.current_address)),
-    ("current_lat", |d, q| q.bind(d.current_lat)),
-    ("current_lng", |d, q| q.bind(d.current_lng)),
-    ("last_location_update", |d, q| q.bind(d.last_location_update)),
-    ("search_text", |d, q| q.bind(driver_search_text(d))),
-    ("updated_at", |d, q| q.bind(d.updated_at)),
+const COLUMNS: &[Column<Driver>] = &[
+    set_once("driver_id", |d, q| q.bind(&d.driver_id), |d, c| c.get(&mut d.driver_id)),
+    column("name", |d, q| q.bind(&d.name), |d, c| c.get(&mut d.name)),
+    column("phone", |d, q| q.bind(&d.phone), |d, c| c.get(&mut d.phone)),
+    column("email", |d, q| q.bind(&d.email), |d, c| c.get(&mut d.email)),
+    column("status", |d, q| q.bind(d.status.as_str()), |d, c| c.named(&mut d.status, DriverStatus::parse)),
+    column("vehicle_type", |d, q| q.bind(d.vehicle_type.as_str()), |d, c| c.named(&mut d.vehicle_type, VehicleType::parse)),
+    column("vehicle_plate", |d, q| q.bind(&d.vehicle_plate), |d, c| c.get(&mut d.vehicle_plate)),
+    column("capacity_kg", |d, q| q.bind(d.capacity_kg), |d, c| c.get(&mut d.capacity_kg)),
+    column("capacity_m3", |d, q| q.bind(d.capacity_m3), |d, c| c.get(&mut d.capacity_m3)),
+    column("skills", |d, q| q.bind(rules::skills_to_text(&d.skills)), |d, c| c.named(&mut d.skills, rules::skills_from_text)),
+    column("current_address", |d, q| q.bind(&d.current_address), |d, c| c.get(&mut d.current_address)),
+    column("current_lat", |d, q| q.bind(d.current_lat), |d, c| c.get(&mut d.current_lat)),
+    column("current_lng", |d, q| q.bind(d.current_lng), |d, c| c.get(&mut d.current_lng)),
+    column("last_location_update", |d, q| q.bind(d.last_location_update), |d, c| c.get(&mut d.last_location_update)),
+    unread("search_text", |d, q| q.bind(driver_search_text(d))),
+    column("updated_at", |d, q| q.bind(d.updated_at), |d, c| c.get(&mut d.updated_at)),
+    set_once("created_at", |d, q| q.bind(d.created_at), |d, c| c.get(&mut d.created_at)),
 ];
 
 pub(super) async fn create(

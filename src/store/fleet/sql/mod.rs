@@ -2,8 +2,8 @@
 //! and `postgres.rs` each include this folder as their module `sql`, after
 //! naming their store `This`; what the code asks of the backend goes through
 //! [`SqlBackend`]. One file per table (its columns, each with how a row's
-//! value is bound, and its queries); what they do alike is in `table.rs`,
-//! the reading of rows in `from_row.rs`.
+//! value is bound and read, and its queries); what they do alike, the
+//! reading of a row included, is in `table.rs`.
 //!
 //! Every query names the tenant (`user_id = $1`). Status changes are
 //! conditional updates (`AND status = <the status read>`) inside one
@@ -12,7 +12,6 @@
 
 mod assignments;
 mod drivers;
-mod from_row;
 mod orders;
 mod table;
 

@@ -1,7 +1,10 @@
 //! The `orders` table.
 
-use super::This;
-use super::table::{Bind, Table, insert, read, refuse_if_any_assigned, refuse_if_assigned, write};
+use super::table::{
+    Bind, Column, Read, Table, insert, read, read_row, refuse_if_any_assigned, refuse_if_assigned,
+    write,
+};
+use super::{DbRow, This};
 use crate::fleet::rules;
 use crate::fleet::types::*;
 use crate::store::StoreError;
@@ -28,56 +31,61 @@ static COUNT: LazyLock<String> = LazyLock::new(|| {
 
 impl Table for Order {
     type Status = OrderStatus;
-    const SQL: &'static TableSql<Bind<Order>> = &ORDERS;
+    const SQL: &'static TableSql<Bind<Order>, Read<Order>> = &ORDERS;
 
     fn id(&self) -> &str {
         &self.order_id
     }
 }
 
+impl sqlx::FromRow<'_, DbRow> for Order {
+    fn from_row(row: &DbRow) -> Result<Self, sqlx::Error> {
+        read_row(row)
+    }
+}
+
 /// The `orders` table: its statements are made from its columns, so a new
-/// column is one more line in [`WRITES`].
-static ORDERS: TableSql<Bind<Order>> = TableSql::new(
-    "order",
-    "orders",
-    "order_id",
-    WRITES,
-    &[("created_at", |o, q| q.bind(o.created_at))],
-);
+/// column is one more line in [`COLUMNS`].
+static ORDERS: TableSql<Bind<Order>, Read<Order>> =
+    TableSql::new("order", "orders", "order_id", COLUMNS);
 
-/// The columns read into an [`Order`].
-pub(super) static ORDER_COLUMNS: &Columns<Bind<Order>> = &ORDERS.columns;
+/// The columns read into an [`Order`], in the order a `SELECT` of one must
+/// list them.
+pub(super) static ORDER_COLUMNS: &Columns<Bind<Order>, Read<Order>> = &ORDERS.columns;
 
-/// The columns a write sets, each with the order's value, bound `$3` on
-/// (after the tenant and the id).
+/// Every column: its name, how the order's value is bound (the insert binds
+/// them all, in this order, after the tenant; a write those it rewrites,
+/// after the tenant and the id) and how it is read back.
 // A table, one line per column (rustfmt would break the longer ones).
 #[rustfmt::skip]
-const WRITES: &[(&str, Bind<Order>)] = &[
-    ("customer_name", |o, q| q.bind(&o.customer_name)),
-    ("customer_phone", |o, q| q.bind(&o.customer_phone)),
-    ("customer_email", |o, q| q.bind(&o.customer_email)),
-    ("delivery_address", |o, q| q.bind(&o.delivery_address)),
-    ("delivery_lat", |o, q| q.bind(o.delivery_lat)),
-    ("delivery_lng", |o, q| q.bind(o.delivery_lng)),
-    ("time_window_start", |o, q| q.bind(o.time_window_start)),
-    ("time_window_end", |o, q| q.bind(o.time_window_end)),
-    ("expected_delivery_time", |o, q| q.bind(o.expected_delivery_time)),
-    ("priority", |o, q| q.bind(o.priority.as_str())),
-    ("weight_kg", |o, q| q.bind(o.weight_kg)),
-    ("volume_m3", |o, q| q.bind(o.volume_m3)),
-    ("special_instructions", |o, q| q.bind(&o.special_instructions)),
-    ("order_value", |o, q| q.bind(o.order_value)),
-    ("payment_status", |o, q| q.bind(o.payment_status.as_str())),
-    ("requires_signature", |o, q| q.bind(o.requires_signature)),
-    ("is_fragile", |o, q| q.bind(o.is_fragile)),
-    ("requires_cold_storage", |o, q| q.bind(o.requires_cold_storage)),
-    ("status", |o, q| q.bind(o.status.as_str())),
-    ("assigned_driver_id", |o, q| q.bind(&o.assigned_driver_id)),
-    ("delivery_status", |o, q| q.bind(o.delivery_status.map(|s| s.as_str()))),
-    ("sla_grace_period_minutes", |o, q| q.bind(o.sla_grace_period_minutes)),
-    ("search_text", |o, q| q.bind(order_search_text(o))),
-    ("updated_at", |o, q| q.bind(o.updated_at)),
-    ("delivered_at", |o, q| q.bind(o.delivered_at)),
+const COLUMNS: &[Column<Order>] = &[
+    set_once("order_id", |o, q| q.bind(&o.order_id), |o, c| c.get(&mut o.order_id)),
+    column("customer_name", |o, q| q.bind(&o.customer_name), |o, c| c.get(&mut o.customer_name)),
+    column("customer_phone", |o, q| q.bind(&o.customer_phone), |o, c| c.get(&mut o.customer_phone)),
+    column("customer_email", |o, q| q.bind(&o.customer_email), |o, c| c.get(&mut o.customer_email)),
+    column("delivery_address", |o, q| q.bind(&o.delivery_address), |o, c| c.get(&mut o.delivery_address)),
+    column("delivery_lat", |o, q| q.bind(o.delivery_lat), |o, c| c.get(&mut o.delivery_lat)),
+    column("delivery_lng", |o, q| q.bind(o.delivery_lng), |o, c| c.get(&mut o.delivery_lng)),
+    column("time_window_start", |o, q| q.bind(o.time_window_start), |o, c| c.get(&mut o.time_window_start)),
+    column("time_window_end", |o, q| q.bind(o.time_window_end), |o, c| c.get(&mut o.time_window_end)),
+    column("expected_delivery_time", |o, q| q.bind(o.expected_delivery_time), |o, c| c.get(&mut o.expected_delivery_time)),
+    column("priority", |o, q| q.bind(o.priority.as_str()), |o, c| c.named(&mut o.priority, Priority::parse)),
+    column("weight_kg", |o, q| q.bind(o.weight_kg), |o, c| c.get(&mut o.weight_kg)),
+    column("volume_m3", |o, q| q.bind(o.volume_m3), |o, c| c.get(&mut o.volume_m3)),
+    column("special_instructions", |o, q| q.bind(&o.special_instructions), |o, c| c.get(&mut o.special_instructions)),
+    column("order_value", |o, q| q.bind(o.order_value), |o, c| c.get(&mut o.order_value)),
+    column("payment_status", |o, q| q.bind(o.payment_status.as_str()), |o, c| c.named(&mut o.payment_status, PaymentStatus::parse)),
+    column("requires_signature", |o, q| q.bind(o.requires_signature), |o, c| c.get(&mut o.requires_signature)),
+    column("is_fragile", |o, q| q.bind(o.is_fragile), |o, c| c.get(&mut o.is_fragile)),
+    column("requires_cold_storage", |o, q| q.bind(o.requires_cold_storage), |o, c| c.get(&mut o.requires_cold_storage)),
+    column("status", |o, q| q.bind(o.status.as_str()), |o, c| c.named(&mut o.status, OrderStatus::parse)),
+    column("assigned_driver_id", |o, q| q.bind(&o.assigned_driver_id), |o, c| c.get(&mut o.assigned_driver_id)),
+    column("delivery_status", |o, q| q.bind(o.delivery_status.map(|s| s.as_str())), |o, c| c.named_opt(&mut o.delivery_status, DeliveryStatus::parse)),
+    column("sla_grace_period_minutes", |o, q| q.bind(o.sla_grace_period_minutes), |o, c| c.get(&mut o.sla_grace_period_minutes)),
+    unread("search_text", |o, q| q.bind(order_search_text(o))),
+    column("updated_at", |o, q| q.bind(o.updated_at), |o, c| c.get(&mut o.updated_at)),
+    column("delivered_at", |o, q| q.bind(o.delivered_at), |o, c| c.get(&mut o.delivered_at)),
+    set_once("created_at", |o, q| q.bind(o.created_at), |o, c| c.get(&mut o.created_at)),
 ];
 
 pub(super) async fn create(
