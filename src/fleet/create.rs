@@ -6,6 +6,8 @@ use super::choose::Leg;
 use super::fields::{invalid, window};
 use super::rules::{later_by_seconds, new_id, patch_driver, patch_order};
 use super::types::*;
+use serde::Serialize;
+use serde::de::DeserializeOwned;
 
 /// A caller's new order, checked: `pending`, unassigned, with a fresh
 /// `ORD-…` id, made `now`. Its fields are set as `update_order` sets them,
@@ -21,35 +23,24 @@ pub fn new_order(new: NewOrder, now: chrono::DateTime<chrono::Utc>) -> Result<Or
         updated_at: now,
         ..Order::default()
     };
-    patch_order(&blank, new.into())
+    patch_order(&blank, as_patch("order", &new)?)
 }
 
-/// A new order as the change that sets every field it gives.
-impl From<NewOrder> for OrderPatch {
-    fn from(new: NewOrder) -> Self {
-        OrderPatch {
-            customer_name: Some(new.customer_name),
-            customer_phone: new.customer_phone,
-            customer_email: new.customer_email,
-            delivery_address: Some(new.delivery_address),
-            delivery_lat: Some(new.delivery_lat),
-            delivery_lng: Some(new.delivery_lng),
-            expected_delivery_time: Some(new.expected_delivery_time),
-            time_window_start: new.time_window_start,
-            time_window_end: new.time_window_end,
-            priority: Some(new.priority),
-            weight_kg: new.weight_kg,
-            volume_m3: new.volume_m3,
-            special_instructions: new.special_instructions,
-            order_value: new.order_value,
-            payment_status: Some(new.payment_status),
-            requires_signature: Some(new.requires_signature),
-            is_fragile: Some(new.is_fragile),
-            requires_cold_storage: Some(new.requires_cold_storage),
-            sla_grace_period_minutes: Some(new.sla_grace_period_minutes),
-            status: None,
-        }
-    }
+/// A new row as the change that sets every field it gives: each field of
+/// `N` to the field of the same name of `P`, through their JSON, so that
+/// no line per field can be left out. A field of `N` that `P` lacks fails
+/// here (the patches refuse unknown fields), on every create: a mistake in
+/// the types, said as such. The values cross unchanged: times as RFC 3339
+/// to the nanosecond, read back by the patch's own reader (a float JSON
+/// cannot hold, NaN, would cross as `null`, but no caller's JSON holds one).
+fn as_patch<N: Serialize, P: DeserializeOwned>(what: &str, new: &N) -> Result<P, FleetError> {
+    serde_json::to_value(new)
+        .and_then(serde_json::from_value)
+        .map_err(|err| {
+            FleetError::Invalid(format!(
+                "a new {what} does not read as a change of one (a mistake in the server): {err}"
+            ))
+        })
 }
 
 /// A caller's new driver, checked, with a fresh `DRV-…` id; the location
@@ -72,27 +63,7 @@ pub fn new_driver(
         updated_at: now,
         ..Driver::default()
     };
-    patch_driver(&blank, new.into())
-}
-
-/// A new driver as the change that sets every field they give.
-impl From<NewDriver> for DriverPatch {
-    fn from(new: NewDriver) -> Self {
-        DriverPatch {
-            name: Some(new.name),
-            phone: new.phone,
-            email: new.email,
-            status: Some(new.status),
-            vehicle_type: Some(new.vehicle_type),
-            vehicle_plate: new.vehicle_plate,
-            capacity_kg: Some(new.capacity_kg),
-            capacity_m3: Some(new.capacity_m3),
-            skills: Some(new.skills),
-            current_address: Some(new.current_address),
-            current_lat: Some(new.current_lat),
-            current_lng: Some(new.current_lng),
-        }
-    }
+    patch_driver(&blank, as_patch("driver", &new)?)
 }
 
 /// The assignment of `order` to `driver` made `now` (the caller checked
@@ -168,19 +139,60 @@ mod tests {
         serde_json::from_value(args).unwrap()
     }
 
-    #[test]
-    fn a_new_order_carries_every_field_the_caller_gave_checked() {
-        let given = json!({
+    /// Every field of a new order, none left to its default.
+    fn every_order_field() -> Value {
+        json!({
             "customer_name": "  Olive ", "delivery_address": " 1 Sea Road ",
             "delivery_lat": 48.5, "delivery_lng": 2.25,
-            "expected_delivery_time": "2099-01-01T12:00:00Z",
+            "expected_delivery_time": "2099-01-01T12:30:00Z",
             "customer_phone": "+33 1 23", "customer_email": "o@example.com",
             "priority": "express", "weight_kg": 12.5, "volume_m3": 0.25,
             "special_instructions": " ring ", "time_window_start": "2099-01-01T10:00:00Z",
             "time_window_end": "2099-01-01T13:00:00Z", "order_value": 99.5,
             "payment_status": "paid", "requires_signature": true, "is_fragile": true,
             "requires_cold_storage": true, "sla_grace_period_minutes": 20,
-        });
+        })
+    }
+
+    /// Every field of a new driver, none left to its default.
+    fn every_driver_field() -> Value {
+        json!({
+            "name": " Dan ", "vehicle_type": "truck", "current_address": "Yard",
+            "current_lat": 3.5, "current_lng": 4.5, "phone": "+1 555", "email": "d@example.com",
+            "vehicle_plate": "AB 1", "capacity_kg": 500, "capacity_m3": 6,
+            "skills": ["overnight"], "status": "offline",
+        })
+    }
+
+    /// `given` (every field of `N`, none to its default: `bare` has the
+    /// defaults) arrives whole in the patch: each field, with its value.
+    fn arrives_whole<N, P>(bare: &N, given: Value)
+    where
+        N: DeserializeOwned + Serialize,
+        P: DeserializeOwned + Serialize,
+    {
+        let new: N = serde_json::from_value(given).unwrap();
+        let fields = serde_json::to_value(&new).unwrap();
+        let bare = serde_json::to_value(bare).unwrap();
+        let patch = serde_json::to_value(as_patch::<N, P>("row", &new).unwrap()).unwrap();
+        for (field, value) in fields.as_object().unwrap() {
+            assert_ne!(
+                value, &bare[field],
+                "{field}: give it a value not its default"
+            );
+            assert_eq!(&patch[field], value, "{field}");
+        }
+    }
+
+    #[test]
+    fn a_new_order_or_driver_arrives_whole_in_its_patch() {
+        arrives_whole::<NewOrder, OrderPatch>(&order_args(json!({})), every_order_field());
+        arrives_whole::<NewDriver, DriverPatch>(&driver_args(json!({})), every_driver_field());
+    }
+
+    #[test]
+    fn a_new_order_carries_every_field_the_caller_gave_checked() {
+        let given = every_order_field();
         let order = new_order(order_args(given.clone()), at()).unwrap();
         let shown = serde_json::to_value(&order).unwrap();
         for (field, value) in given.as_object().unwrap() {

@@ -269,8 +269,10 @@ pub struct Assignment {
 
 /// A new order, as the caller describes it: also the `create_order` tool's
 /// arguments (each field's doc is its description there). A field left out
-/// or `null` takes its default.
-#[derive(Debug, Clone, PartialEq, Deserialize, schemars::JsonSchema)]
+/// or `null` takes its default. Written out (`Serialize`), it is read as
+/// the [`OrderPatch`] that makes the order (see `fleet::create`), field by
+/// name: each field here must be one of the patch.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 #[schemars(transform = super::parse::schema_as_arguments)]
 pub struct NewOrder {
@@ -339,6 +341,8 @@ pub struct NewOrder {
 /// the `update_order` tool's arguments besides `order_id` (each field's doc
 /// is its description there).
 #[derive(Debug, Clone, Default, PartialEq, Deserialize, schemars::JsonSchema)]
+// Written out only by a test: a new row's fields arrive whole.
+#[cfg_attr(test, derive(Serialize))]
 #[serde(deny_unknown_fields)]
 #[schemars(transform = super::parse::schema_as_arguments)]
 pub struct OrderPatch {
@@ -378,8 +382,9 @@ pub struct OrderPatch {
 
 /// A new driver, as the caller describes them: also the `create_driver`
 /// tool's arguments (each field's doc is its description there). A field
-/// left out or `null` takes its default.
-#[derive(Debug, Clone, PartialEq, Deserialize, schemars::JsonSchema)]
+/// left out or `null` takes its default. Like [`NewOrder`], it is read as
+/// the [`DriverPatch`] that makes the driver.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 #[schemars(transform = super::parse::schema_as_arguments)]
 pub struct NewDriver {
@@ -427,6 +432,8 @@ pub struct NewDriver {
 /// the `update_driver` tool's arguments besides `driver_id` (each field's
 /// doc is its description there).
 #[derive(Debug, Clone, Default, PartialEq, Deserialize, schemars::JsonSchema)]
+// Written out only by a test: a new row's fields arrive whole.
+#[cfg_attr(test, derive(Serialize))]
 #[serde(deny_unknown_fields)]
 #[schemars(transform = super::parse::schema_as_arguments)]
 pub struct DriverPatch {
