@@ -14,10 +14,11 @@ use crate::auth::Caller;
 use crate::key_admin::{self, CreateKey, KeyAdminError, MAX_EXPIRES_IN_DAYS, MAX_GRACE_MINUTES};
 use crate::keys;
 use crate::limits::{KeyLimits, LimitsChange};
+use crate::mcp::json::Json;
 use crate::scopes::Scope;
 use crate::store::{RevokeTarget, StoreError};
 use rmcp::model::JsonObject;
-use rmcp::{Json, schemars, tool, tool_router};
+use rmcp::{schemars, tool, tool_router};
 use serde::Deserialize;
 use views::{CreatedKey, KeyList, KeyView, LimitsChanged, Revoked, RotatedKey, SECRET_WARNING};
 

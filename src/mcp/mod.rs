@@ -6,6 +6,7 @@ mod args;
 mod error;
 mod fleet;
 mod guard;
+mod json;
 pub mod policy;
 mod prompts;
 mod routing;

@@ -6,6 +6,7 @@ use super::args::parse;
 use super::error::ToolError;
 use crate::auth::Caller;
 use crate::fleet::types::VehicleType;
+use crate::mcp::json::Json;
 use crate::mcp::{FleetMind, input_schema, truncate};
 use crate::routing::{
     Avoid, Engine, GeocodeError, Geocoded, Point, Route, RouteAnswer, RouteError, RouteQuery, Step,
@@ -14,7 +15,7 @@ use crate::routing::{
 use crate::store::places::{NewPlace, Place};
 use crate::tenant::UserId;
 use rmcp::model::JsonObject;
-use rmcp::{Json, schemars, tool, tool_router};
+use rmcp::{schemars, tool, tool_router};
 use serde::{Deserialize, Serialize};
 
 /// Longest place name and address.

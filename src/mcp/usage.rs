@@ -9,11 +9,12 @@ use super::error::ToolError;
 use super::{FleetMind, input_schema};
 use crate::auth::Caller;
 use crate::keys;
+use crate::mcp::json::Json;
 use crate::store::usage::UsageFilter;
 use crate::usage::report::{self, DEFAULT_SINCE, MAX_ROWS, UsageView};
 use chrono::{DateTime, SecondsFormat, Utc};
 use rmcp::model::JsonObject;
-use rmcp::{Json, schemars, tool, tool_router};
+use rmcp::{schemars, tool, tool_router};
 use serde::{Deserialize, Serialize};
 
 #[derive(Deserialize, schemars::JsonSchema)]

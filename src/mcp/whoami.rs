@@ -4,8 +4,9 @@ use super::FleetMind;
 use super::args;
 use super::error::ToolError;
 use crate::auth::Caller;
+use crate::mcp::json::Json;
 use rmcp::model::JsonObject;
-use rmcp::{Json, schemars, tool, tool_router};
+use rmcp::{schemars, tool, tool_router};
 use serde::Serialize;
 
 /// The answer of `whoami`.

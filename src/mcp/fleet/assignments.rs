@@ -9,10 +9,11 @@ use crate::fleet::choose::{self, DriverScore, Leg, Weights};
 use crate::fleet::*;
 use crate::mcp::args::parse;
 use crate::mcp::error::ToolError;
+use crate::mcp::json::Json;
 use crate::mcp::{FleetMind, input_schema};
 use crate::tenant::UserId;
 use rmcp::model::JsonObject;
-use rmcp::{Json, schemars, tool, tool_router};
+use rmcp::{schemars, tool, tool_router};
 use serde::{Deserialize, Serialize};
 use std::collections::HashMap;
 

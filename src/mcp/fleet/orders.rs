@@ -7,9 +7,10 @@ use crate::auth::Caller;
 use crate::fleet::*;
 use crate::mcp::args::parse;
 use crate::mcp::error::ToolError;
+use crate::mcp::json::Json;
 use crate::mcp::{FleetMind, input_schema};
 use rmcp::model::JsonObject;
-use rmcp::{Json, schemars, tool, tool_router};
+use rmcp::{schemars, tool, tool_router};
 use serde::{Deserialize, Serialize};
 
 /// One order.
