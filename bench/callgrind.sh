@@ -15,7 +15,7 @@ BIN=$1 CALLS=${2:-5000} TOOL=${3:-whoami}
 OUT=${4:-callgrind.$TOOL.out}
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 (cd "$ROOT" && cargo build --release --example loadgen >&2)
-LOADGEN=$ROOT/target/release/examples/loadgen
+LOADGEN=${CARGO_TARGET_DIR:-$ROOT/target}/release/examples/loadgen
 PG_ADMIN=${PG_ADMIN:-postgres://postgres@127.0.0.1:5432/postgres}
 DB=fm_callgrind_$$ PORT=$((30000 + $$ % 10000))
 URL=${PG_ADMIN%/*}/$DB

@@ -31,7 +31,7 @@ done
 # dependencies than with the examples, and everything would build twice.
 (cd "$ROOT" && cargo build --release --bin fleetmind --example loadgen --example edge_hold >&2)
 BIN=${FLEETMIND_BIN:-$ROOT/target/release/fleetmind}
-LOADGEN=$ROOT/target/release/examples/loadgen
+LOADGEN=${CARGO_TARGET_DIR:-$ROOT/target}/release/examples/loadgen
 HOLDER=$ROOT/target/release/examples/edge_hold
 
 TMP=$(mktemp -d)

@@ -77,7 +77,7 @@ if want flood || [ "$CLIENT" = wrk ]; then
 fi
 
 (cd "$ROOT" && cargo build --release --example loadgen >&2)
-LOADGEN=$ROOT/target/release/examples/loadgen
+LOADGEN=${CARGO_TARGET_DIR:-$ROOT/target}/release/examples/loadgen
 if [ -n "${FLEETMIND_BIN:-}" ]; then
     BIN=$FLEETMIND_BIN NOAUTH=""
 else
