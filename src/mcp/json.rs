@@ -61,8 +61,7 @@ mod tests {
         }))
         .into_call_tool_result()
         .unwrap();
-        let (CallToolResponse::Complete(ours), CallToolResponse::Complete(theirs)) =
-            (ours, theirs)
+        let (CallToolResponse::Complete(ours), CallToolResponse::Complete(theirs)) = (ours, theirs)
         else {
             panic!("both answers are complete results");
         };
