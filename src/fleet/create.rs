@@ -115,28 +115,12 @@ mod tests {
         Utc.with_ymd_and_hms(2026, 1, 1, 12, 0, 0).unwrap()
     }
 
-    /// Arguments as `create_order` reads them, `extra` over a valid set.
     fn order_args(extra: Value) -> NewOrder {
-        let mut args = json!({
-            "customer_name": "A", "delivery_address": "B",
-            "delivery_lat": 1, "delivery_lng": 2,
-            "expected_delivery_time": "2099-01-01T12:00:00Z",
-        });
-        if let (Some(args), Some(extra)) = (args.as_object_mut(), extra.as_object()) {
-            args.extend(extra.clone());
-        }
-        serde_json::from_value(args).unwrap()
+        crate::fleet::samples::new_order(extra).unwrap()
     }
 
     fn driver_args(extra: Value) -> NewDriver {
-        let mut args = json!({
-            "name": "D", "vehicle_type": "van", "current_address": "Depot",
-            "current_lat": 1, "current_lng": 2,
-        });
-        if let (Some(args), Some(extra)) = (args.as_object_mut(), extra.as_object()) {
-            args.extend(extra.clone());
-        }
-        serde_json::from_value(args).unwrap()
+        crate::fleet::samples::new_driver(extra).unwrap()
     }
 
     /// Every field of a new order, none left to its default.

@@ -129,25 +129,20 @@ mod tests {
     use serde_json::json;
 
     fn order(extra: serde_json::Value) -> Result<NewOrder, String> {
-        let mut args = json!({
-            "customer_name": "A", "delivery_address": "B",
-            "delivery_lat": 1, "delivery_lng": 2,
-            "expected_delivery_time": "2026-11-26",
-        });
-        if let (Some(args), Some(extra)) = (args.as_object_mut(), extra.as_object()) {
-            args.extend(extra.clone());
-        }
-        serde_json::from_value(args).map_err(|e| e.to_string())
+        crate::fleet::samples::new_order(extra).map_err(|e| e.to_string())
     }
 
     #[test]
     fn left_out_and_null_take_the_defaults() {
+        // Due on a date alone: midnight UTC.
+        let due = json!({"expected_delivery_time": "2026-11-26"});
         let nulls = json!({
+            "expected_delivery_time": "2026-11-26",
             "priority": null, "payment_status": null, "requires_signature": null,
             "is_fragile": null, "requires_cold_storage": null,
             "sla_grace_period_minutes": null, "time_window_start": null,
         });
-        for new in [order(json!({})), order(nulls)] {
+        for new in [order(due), order(nulls)] {
             let new = new.unwrap();
             assert_eq!(new.priority, Priority::Standard);
             assert_eq!(new.payment_status, PaymentStatus::Pending);
